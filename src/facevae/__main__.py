@@ -1,0 +1,7 @@
+"""`python -m facevae ...` (also what `torchrun -m facevae train ...` runs)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""The `facevae` command: one entry point, one module per subcommand.
+
+Each module in facevae.commands exposes `register(subparsers)`, which adds its parser and
+sets `run` as the handler. Modules import heavy libraries inside `run`, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+# (subcommand, module in facevae.commands), in the order `--help` lists them.
+COMMANDS: list[tuple[str, str]] = [
+    ("prepare", "prepare"),
+    ("train", "train"),
+    ("bundle", "make_bundle"),
+    ("download", "download"),
+    ("models", "models"),
+    ("import-keras", "import_keras"),
+    ("import-seed", "import_seed"),
+    ("export", "export"),
+    ("attributes", "attributes"),
+    ("generate", "generate"),
+    ("reconstruct", "reconstruct"),
+    ("arithmetic", "arithmetic"),
+    ("morph", "morph"),
+    ("decode", "decode"),
+    ("edit", "edit"),
+    ("gui", "gui"),
+    ("serve", "serve"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facevae",
+        description="Controllable face generation with a variational autoencoder.",
+        epilog="Run `facevae COMMAND --help` for the options of a command. Docs: docs/ in the repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"facevae {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _, module_name in COMMANDS:
+        try:
+            module = importlib.import_module(f"facevae.commands.{module_name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"facevae.commands.{module_name}":
+                raise
+            continue  # a command still being built is simply not listed
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

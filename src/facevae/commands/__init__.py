@@ -1,0 +1,1 @@
+"""One module per `facevae` subcommand; each exposes `register(subparsers)`."""

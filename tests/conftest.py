@@ -1,0 +1,81 @@
+"""Fixtures shared by every test module.
+
+- `shared_pretrained_dir`: the original project's published files in ../shared (skips with
+  a reason on a clone without them, as on a user's machine).
+- `facevae_home`: an empty FACEVAE_HOME for the test, so nothing touches the user's cache.
+- `tiny_bundle`: a randomly initialised small model with two attribute vectors, saved as a
+  bundle (encoder included).
+- `pretrained_bundle`: the real `celeba64-original` decoder and attribute vectors installed
+  from ../shared through the same code path as `facevae download --from` (once per session).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from facevae.bundle import FaceModel, save_bundle
+from facevae.config import ModelConfig
+from facevae.model import Decoder, Encoder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained" / "original-celeba64"
+
+TINY_MODEL = ModelConfig(
+    image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,
+    padding="symmetric", flatten_order="channels_first", head_activation="none",
+)
+
+
+@pytest.fixture(scope="session")
+def shared_pretrained_dir() -> Path:
+    if not (SHARED_PRETRAINED / "decoder.keras").is_file():
+        pytest.skip(f"the original project's files are not at {SHARED_PRETRAINED} (only on development machines)")
+    return SHARED_PRETRAINED
+
+
+@pytest.fixture
+def facevae_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "facevae-home"
+    monkeypatch.setenv("FACEVAE_HOME", str(home))
+    return home
+
+
+def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_MODEL) -> FaceModel:
+    torch.manual_seed(seed)
+    decoder, encoder = Decoder(config), Encoder(config)
+    for module in (decoder, encoder):  # non-trivial batch-norm statistics
+        for name, buffer in module.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 1.5)
+    generator = torch.Generator().manual_seed(seed)
+    attributes = {name: torch.randn(config.latent_dim, generator=generator) for name in ("Smiling", "Eyeglasses")}
+    return FaceModel(config, decoder, encoder, attributes, {"Smiling": [5, 5], "Eyeglasses": [3, 7]},
+                     provenance={"source": "tests: random initialisation"})
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path: Path) -> Path:
+    return save_bundle(make_tiny_model(), tmp_path / "tiny-bundle")
+
+
+@pytest.fixture(scope="session")
+def pretrained_bundle(shared_pretrained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle folder of celeba64-original, installed from ../shared via `--from`."""
+    from facevae import pretrained
+
+    home = tmp_path_factory.mktemp("pretrained-home")
+    old = os.environ.get("FACEVAE_HOME")
+    os.environ["FACEVAE_HOME"] = str(home)
+    try:
+        return pretrained.install("celeba64-original", source_dir=shared_pretrained_dir, progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("FACEVAE_HOME", None)
+        else:
+            os.environ["FACEVAE_HOME"] = old
