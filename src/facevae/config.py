@@ -139,6 +139,9 @@ class TrainConfig:
     epochs: int = 12
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     warmup_steps: int = 0
+    min_lr: float = 0.0  # cosine decays to this
+    plateau_factor: float = 0.5  # plateau: lr *= factor after plateau_patience bad validations
+    plateau_patience: int = 2
     grad_clip: float = 0.0  # max global gradient norm; 0 = off
     grad_accum: int = 1
     seed: int = 0

@@ -112,6 +112,7 @@ class CacheWriter:
 def replace_dir(new: Path, target: Path) -> None:
     """Move folder `new` to `target`, replacing any previous folder there, never leaving
     `target` half-written (the old one is moved aside first, then deleted)."""
+    os.chmod(new, 0o755)  # mkdtemp makes folders private; a published one is like any other
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -1,0 +1,54 @@
+"""What rank 0 shows while training: TensorBoard scalars and image grids, sample PNGs.
+
+    RUN_DIR/tensorboard/   event files (`tensorboard --logdir RUN_DIR`)
+    RUN_DIR/samples/       epoch_001_generated.png, epoch_001_reconstructions.png, ...
+
+TensorBoard is in the `train` extra; without it the run goes on with a warning and
+still writes the PNG grids.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..imaging import encode_png, make_grid, to_uint8, write_atomic
+
+
+class RunMonitor:
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        self.samples_dir = run_dir / "samples"
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            warnings.warn("TensorBoard is not installed, so this run writes no event files "
+                          "(pip install 'facevae[train]'); sample grids still go to samples/", stacklevel=2)
+        else:
+            # purge_step drops events a resumed run is about to write again.
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """values: tag -> number, e.g. {"train/total": 61.9, "train/lr": 5e-4}."""
+        if self.writer is not None:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+
+    def image_grid(self, name: str, images: torch.Tensor, epoch: int, columns: int) -> Path:
+        """Tile N x 3 x H x W images in [0, 1] into samples/epoch_EEE_NAME.png and TensorBoard."""
+        grid = make_grid(to_uint8(images), columns=columns)
+        path = write_atomic(self.samples_dir / f"epoch_{epoch:03d}_{name}.png", encode_png(grid))
+        if self.writer is not None:
+            self.writer.add_image(f"samples/{name}", np.asarray(grid), epoch, dataformats="HWC")
+        return path
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,94 @@
+"""Fixtures for the GUI tests: a fresh AppTest of the Streamlit script, photos, a tiny cache.
+
+- `gui`: a factory `gui(model, data="", runs_dir="", query=None) -> AppTest` that points the
+  app at a model through the same environment variables `facevae gui` sets, with every
+  Streamlit cache and load counter emptied first (they live for the whole test process).
+- `face_photo_png`: a "photo" of a face (a face drawn by the real decoder, enlarged and put
+  on a plain background), which OpenCV's detector finds.
+- `tiny_model_bundle`: the tiny model with preprocessing at its own image size;
+  `decoder_only_bundle`: the same without its encoder.
+- `image_folder`: a raw folder of small pictures for `--data`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facevae.bundle import Preprocessing, load_bundle, save_bundle
+from gui_helpers import png_bytes
+
+GUI_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "facevae" / "app" / "gui.py"
+APP_TIMEOUT = 120  # seconds per AppTest run: the first one imports torch and loads a model
+
+
+def reset_gui_state() -> None:
+    import streamlit as st
+
+    from facevae.app import gui_common
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    gui_common.MODEL_LOADS.clear()
+    gui_common.DATASET_LOADS.clear()
+
+
+@pytest.fixture
+def gui(monkeypatch: pytest.MonkeyPatch, facevae_home: Path) -> Callable[..., object]:
+    from streamlit.testing.v1 import AppTest
+
+    def make(model: str | Path, data: str | Path = "", runs_dir: str | Path = "",
+             query: dict[str, str] | None = None) -> AppTest:
+        monkeypatch.setenv("FACEVAE_GUI_MODEL", str(model))
+        monkeypatch.setenv("FACEVAE_GUI_DATA", str(data))
+        monkeypatch.setenv("FACEVAE_GUI_RUNS_DIR", str(runs_dir))
+        reset_gui_state()
+        app = AppTest.from_file(str(GUI_SCRIPT), default_timeout=APP_TIMEOUT)
+        app.query_params.update(query or {})
+        return app
+
+    yield make
+    reset_gui_state()
+
+
+@pytest.fixture(scope="session")
+def face_photo_png(pretrained_bundle: Path) -> bytes:
+    from facevae.pipeline import FacePipeline
+
+    face = FacePipeline.load(pretrained_bundle).generate(1, seed=3).images[0]
+    enlarged = Image.fromarray(face).resize((218, 218), Image.Resampling.BICUBIC)
+    photo = Image.new("RGB", (400, 320), (90, 110, 130))
+    photo.paste(enlarged, (90, 50))
+    return png_bytes(photo)
+
+
+@pytest.fixture
+def tiny_model_bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
+    """The tiny model with preprocessing that matches its 32 x 32 images (photos become 32 x 32)."""
+    model = load_bundle(tiny_bundle)
+    model.preprocessing = Preprocessing(image_size=model.config.image_size)
+    return save_bundle(model, tmp_path / "tiny-model")
+
+
+@pytest.fixture
+def decoder_only_bundle(tiny_model_bundle: Path, tmp_path: Path) -> Path:
+    model = load_bundle(tiny_model_bundle)
+    model.encoder = None
+    return save_bundle(model, tmp_path / "decoder-only")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A raw folder of 60 small pictures (6 in the validation split); the GUI prepares its
+    cache on first use."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(60):
+        pixels = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index:03d}.png")
+    return folder

@@ -1,0 +1,132 @@
+"""Helpers for the REST API tests (tests/app is on sys.path), and a test server launcher.
+
+`python tests/app/server_helpers.py BUNDLE PORT DELAY_S QUEUE_SIZE` runs the real app on
+uvicorn in this process with every decoder call slowed by DELAY_S and one inference thread:
+a real server whose queue can be filled and whose requests are still in flight when it is
+sent SIGTERM.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from facevae.bundle import Preprocessing, load_bundle, save_bundle
+from facevae.pipeline import FacePipeline
+
+HERE = Path(__file__).resolve().parent
+
+
+def serving_bundle(tiny_bundle: Path, out: Path) -> Path:
+    """The tiny test model with preprocessing at its own 32 x 32 size, so uploads fit it."""
+    model = load_bundle(tiny_bundle)
+    model.preprocessing = Preprocessing(image_size=model.config.image_size)
+    return save_bundle(model, out)
+
+
+def png_bytes(pixels: np.ndarray | None = None, size: tuple[int, int] = (40, 48), seed: int = 0) -> bytes:
+    if pixels is None:
+        pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def open_png(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB"))
+
+
+class GatedPipeline(FacePipeline):
+    """While `gate` is cleared, decoder calls wait for it: holds work on the inference thread.
+    The gate starts open (the server's warm-up call passes); `close()` it, then `entered` is
+    set once a call waits."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.gate.set()
+
+    def close(self) -> None:
+        self.entered.clear()
+        self.gate.clear()
+
+    def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        if not self.gate.is_set():
+            self.entered.set()
+        assert self.gate.wait(20), "test gate never opened"
+        return super().decode_tensor(latents)
+
+
+class SlowPipeline(FacePipeline):
+    delay_s = 0.0
+
+    def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay_s)
+        return super().decode_tensor(latents)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"the server exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")
+
+
+def start_server(command: list[str], port: int) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process, url
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    from facevae.app.server import create_app
+
+    bundle, port, delay, queue_size = sys.argv[1:5]
+    pipeline = SlowPipeline(load_bundle(bundle))
+    pipeline.delay_s = float(delay)
+    app = create_app(pipeline, queue_size=int(queue_size), inference_threads=1, batch_wait_ms=0)
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", timeout_graceful_shutdown=30)

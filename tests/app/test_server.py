@@ -1,0 +1,338 @@
+"""facevae.app.server through FastAPI's TestClient: every endpoint and every error path."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from facevae.app.server import create_app
+from facevae.bundle import load_bundle
+from facevae.imaging import make_grid
+from facevae.pipeline import FacePipeline
+from server_helpers import GatedPipeline, open_png, png_bytes, serving_bundle
+
+
+@pytest.fixture
+def bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
+    return serving_bundle(tiny_bundle, tmp_path / "serving")
+
+
+@pytest.fixture
+def pipe(bundle: Path) -> FacePipeline:
+    return FacePipeline(load_bundle(bundle))
+
+
+@pytest.fixture
+def client(pipe: FacePipeline):
+    with TestClient(create_app(pipe, max_upload_bytes=64 * 1024, max_upload_pixels=200_000)) as test_client:
+        yield test_client
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code and body["detail"], body
+    return body
+
+
+# --- model, health, docs ----------------------------------------------------------------
+
+def test_model_info_lists_config_attributes_provenance(client: TestClient):
+    info = client.get("/v1/model").json()
+    assert info["attributes"] == ["Smiling", "Eyeglasses"]
+    assert info["latent_dim"] == 16 and info["image_size"] == 32 and info["config"]["channels"] == [8, 16, 16]
+    assert info["provenance"]["source"] == "tests: random initialisation"
+    assert info["has_encoder"] is True and info["backend"] == "torch"
+    assert info["limits"]["max_faces"] == 64 and info["limits"]["max_upload_bytes"] == 64 * 1024
+
+
+def test_health_ready_and_openapi(client: TestClient):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/model", "/v1/generate", "/v1/edit", "/v1/reconstruct", "/v1/morph", "/v1/decode",
+                 "/healthz", "/readyz"):
+        assert path in paths
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_not_ready_before_the_model_is_loaded(bundle: Path):
+    app = create_app(bundle)  # no lifespan run: nothing loaded
+    client = TestClient(app)
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert_error(response, 503, "not_ready")
+    assert assert_error(client.post("/v1/generate", json={}), 503, "not_ready")
+
+
+def test_a_model_path_is_loaded_at_start_up(bundle: Path):
+    with TestClient(create_app(bundle)) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/model").json()["attributes"] == ["Smiling", "Eyeglasses"]
+
+
+# --- generate ---------------------------------------------------------------------------
+
+def test_generate_one_face_is_the_pipelines_face(client: TestClient, pipe: FacePipeline):
+    response = client.post("/v1/generate", json={"seed": 7})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-seed"] == "7"
+    assert np.array_equal(open_png(response.content), pipe.generate(1, seed=7).images[0])
+
+
+def test_same_seed_same_bytes_and_a_random_seed_is_reported(client: TestClient):
+    first = client.post("/v1/generate", json={"seed": 3, "n": 4})
+    assert first.content == client.post("/v1/generate", json={"seed": 3, "n": 4}).content
+    assert first.content != client.post("/v1/generate", json={"seed": 4, "n": 4}).content
+    random = client.post("/v1/generate", json={})
+    seed = int(random.headers["x-seed"])
+    assert client.post("/v1/generate", json={"seed": seed}).content == random.content
+
+
+def test_generate_grid_layout_and_scale(client: TestClient, pipe: FacePipeline):
+    response = client.post("/v1/generate", json={"seed": 1, "n": 6, "columns": 3, "scale": 2})
+    grid = open_png(response.content)
+    expected = np.asarray(make_grid(pipe.generate(6, seed=1).images, 3, scale=2))
+    assert grid.shape == expected.shape == (2 + 2 * 66, 2 + 3 * 66, 3)
+    assert np.abs(grid.astype(int) - expected).max() <= 1  # equal up to float32 rounding
+
+
+def test_generate_json_gives_latents_and_base64_faces(client: TestClient, pipe: FacePipeline):
+    body = client.post("/v1/generate", json={"seed": 2, "n": 3, "format": "json", "include_images": True,
+                                             "attributes": {"Smiling": 1.5}}).json()
+    expected = pipe.sample_latents(3, 2) + pipe.resolve_attributes({"Smiling": 1.5})
+    assert np.array_equal(np.array(body["latents"], dtype=np.float32), expected.numpy())
+    assert body["seed"] == 2 and body["image_size"] == 32 and len(body["images"]) == 3
+    assert open_png(base64.b64decode(body["images"][0])).shape == (32, 32, 3)
+    assert "images" not in client.post("/v1/generate", json={"seed": 2, "format": "json"}).json()
+
+
+def test_attributes_change_the_face(client: TestClient):
+    plain = client.post("/v1/generate", json={"seed": 5}).content
+    assert client.post("/v1/generate", json={"seed": 5, "attributes": {"Eyeglasses": 3}}).content != plain
+    assert client.post("/v1/generate", json={"seed": 5, "attributes": {"Eyeglasses": 0}}).content == plain
+
+
+def test_unknown_attribute_lists_the_valid_names(client: TestClient):
+    body = assert_error(client.post("/v1/generate", json={"attributes": {"Smilling": 1}}), 422, "unknown_attribute")
+    assert body["valid_attributes"] == ["Smiling", "Eyeglasses"] and "Did you mean 'Smiling'" in body["detail"]
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"n": 65}, "n"), ({"n": 0}, "n"), ({"seed": -1}, "seed"), ({"temperature": -0.5}, "temperature"),
+    ({"attributes": {"Smiling": 10.5}}, "attributes.Smiling"), ({"sed": 3}, "sed"), ({"format": "gif"}, "format"),
+    ({"scale": 9}, "scale"), ({"n": "many"}, "n"),
+])
+def test_generate_bounds_and_unknown_fields(client: TestClient, payload: dict, field: str):
+    body = assert_error(client.post("/v1/generate", json=payload), 422, "invalid_request")
+    assert field in [f["field"] for f in body["fields"]]
+
+
+def test_malformed_json_is_a_422(client: TestClient):
+    response = client.post("/v1/generate", content=b"{not json", headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request")
+
+
+# --- decode and morph -------------------------------------------------------------------
+
+def test_decode_redraws_generated_latents_byte_for_byte(client: TestClient):
+    generated = client.post("/v1/generate", json={"seed": 9, "n": 2, "format": "json"}).json()
+    png = client.post("/v1/generate", json={"seed": 9, "n": 2}).content
+    assert client.post("/v1/decode", json={"latents": generated["latents"]}).content == png
+
+
+def test_decode_checks_the_latent_size(client: TestClient):
+    body = assert_error(client.post("/v1/decode", json={"latents": [[0.0] * 15]}), 422, "invalid_input")
+    assert "N x 16" in body["detail"]
+    assert_error(client.post("/v1/decode", json={"latents": []}), 422, "invalid_request")
+
+
+def test_morph_runs_from_start_to_end(client: TestClient, pipe: FacePipeline):
+    body = client.post("/v1/morph", json={"start": {"seed": 1}, "end": {"seed": 2}, "steps": 5,
+                                          "format": "json"}).json()
+    latents = np.array(body["latents"], dtype=np.float32)
+    assert latents.shape == (5, 16)
+    assert np.array_equal(latents[0], pipe.sample_latents(1, 1)[0].numpy())
+    assert np.array_equal(latents[-1], pipe.sample_latents(1, 2)[0].numpy())
+    row = open_png(client.post("/v1/morph", json={"start": {"seed": 1}, "end": {"latent": latents[-1].tolist()},
+                                                  "steps": 5, "method": "linear"}).content)
+    assert row.shape == (36, 2 + 5 * 34, 3)
+
+
+def test_morph_endpoints_need_exactly_one_of_seed_or_latent(client: TestClient):
+    response = client.post("/v1/morph", json={"start": {"seed": 1, "latent": [0.0] * 16}, "end": {"seed": 2}})
+    body = assert_error(response, 422, "invalid_request")
+    assert "exactly one" in body["detail"]
+    assert_error(client.post("/v1/morph", json={"start": {}, "end": {"seed": 2}}), 422, "invalid_request")
+
+
+# --- uploads: edit and reconstruct -------------------------------------------------------
+
+def upload(data: bytes, content_type: str = "image/png", name: str = "face.png") -> dict:
+    return {"image": (name, data, content_type)}
+
+
+def test_edit_returns_the_edited_face(client: TestClient, pipe: FacePipeline):
+    photo = png_bytes(size=(40, 48))
+    data = {"attributes": json.dumps({"Smiling": 2.0}), "whole_image": "true"}
+    response = client.post("/v1/edit", files=upload(photo), data=data)
+    assert response.status_code == 200, response.text
+    edited = open_png(response.content)
+    expected = pipe.edit(photo, {"Smiling": 2.0}, whole_image=True).images[2]
+    assert edited.shape == (32, 32, 3) and np.array_equal(edited, expected)
+    assert "whole image" in response.headers["x-facevae-notes"]
+    grid = open_png(client.post("/v1/edit", files=upload(photo), data={**data, "view": "grid"}).content)
+    assert grid.shape[1] == 2 + 3 * 34  # photo, reconstruction, edited
+
+
+def test_edit_json_has_reconstruction_and_edit_latents(client: TestClient):
+    body = client.post("/v1/edit", files=upload(png_bytes()), data={"whole_image": "true", "format": "json"}).json()
+    assert np.array(body["latents"]).shape == (1, 16)  # the edited face's code (no edits: the reconstruction)
+
+
+@pytest.mark.parametrize("attributes, code", [
+    ('{"Smilling": 1}', "unknown_attribute"), ('{"Smiling": 11}', "invalid_input"),
+    ("[1, 2]", "invalid_input"), ("{bad json", "invalid_input"),
+])
+def test_edit_rejects_bad_attribute_json(client: TestClient, attributes: str, code: str):
+    response = client.post("/v1/edit", files=upload(png_bytes()), data={"attributes": attributes})
+    body = assert_error(response, 422, code)
+    if code == "invalid_input":
+        assert "'attributes' must be a JSON object" in body["detail"]
+
+
+def test_edit_rejects_bad_uploads_before_decoding(client: TestClient):
+    good = png_bytes()
+    assert_error(client.post("/v1/edit", files=upload(good, "text/plain")), 415, "unsupported_image")
+    assert_error(client.post("/v1/edit", files=upload(b"MZ\x90\x00 not an image")), 415, "unsupported_image")
+    assert_error(client.post("/v1/edit", files=upload(good[: len(good) // 2])), 400, "unreadable_image")
+    too_many_pixels = png_bytes(np.zeros((500, 500, 3), np.uint8))  # small file, 250 000 pixels
+    body = assert_error(client.post("/v1/edit", files=upload(too_many_pixels)), 413, "image_too_large")
+    assert "pixels" in body["detail"]
+    huge = png_bytes(size=(200, 200)) + b"\0" * (64 * 1024)  # over the 64 KiB limit
+    assert_error(client.post("/v1/edit", files=upload(huge)), 413, "too_large")
+    assert_error(client.post("/v1/edit", data={"attributes": "{}"}), 422, "invalid_request")  # no file
+
+
+def test_an_oversized_body_without_content_length_is_cut_off(client: TestClient):
+    def chunks():
+        for _ in range(40):
+            yield b"\0" * 4096  # 160 KiB in all, streamed without a Content-Length
+
+    response = client.post("/v1/edit", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert_error(response, 413, "too_large")
+
+
+def test_reconstruct_shows_originals_and_reconstructions(client: TestClient):
+    files = [("images", (f"{i}.png", png_bytes(seed=i), "image/png")) for i in range(3)]
+    grid = open_png(client.post("/v1/reconstruct", files=files).content)
+    assert grid.shape[1] > 3 * 34  # row labels on the left, 3 columns
+    body = client.post("/v1/reconstruct", files=files, data={"format": "json", "include_images": "true"}).json()
+    assert np.array(body["latents"]).shape == (3, 16) and len(body["images"]) == 3  # the reconstructions
+    redrawn = client.post("/v1/decode", json={"latents": body["latents"], "format": "json", "include_images": True})
+    for again, first in zip(redrawn.json()["images"], body["images"]):  # decoded in other batch shapes
+        assert np.abs(open_png(base64.b64decode(again)).astype(int) - open_png(base64.b64decode(first))).max() <= 1
+
+
+def test_reconstruct_limits_the_number_of_files(client: TestClient):
+    files = [("images", (f"{i}.png", png_bytes(size=(8, 8), seed=i), "image/png")) for i in range(17)]
+    body = assert_error(client.post("/v1/reconstruct", files=files), 422, "invalid_input")
+    assert "1 to 16" in body["detail"]
+
+
+# --- errors that are not about the request ----------------------------------------------
+
+def test_unknown_paths_and_methods_are_json(client: TestClient):
+    assert_error(client.get("/v2/generate"), 404, "not_found")
+    assert_error(client.get("/v1/generate"), 405, "method_not_allowed")
+
+
+@asynccontextmanager
+async def running(app):
+    """An httpx client on the app with its lifespan running: concurrent requests in one loop."""
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            yield client
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def test_a_full_queue_answers_503_with_retry_after(bundle: Path):
+    pipe = GatedPipeline(load_bundle(bundle))
+    app = create_app(pipe, queue_size=1, inference_threads=1, batch_wait_ms=0)
+
+    async def scenario():
+        async with running(app) as client:
+            batcher = app.state.batcher
+            pipe.close()
+            first = asyncio.create_task(client.post("/v1/generate", json={"seed": 1}))
+            await until(pipe.entered.is_set)  # the only worker holds the first request
+            second = asyncio.create_task(client.post("/v1/generate", json={"seed": 2}))
+            await until(lambda: batcher.pending == 1)
+            refused = await client.post("/v1/generate", json={"seed": 3})
+            pipe.gate.set()
+            return refused, await first, await second
+
+    try:
+        refused, first, second = asyncio.run(scenario())
+    finally:
+        pipe.gate.set()
+    assert_error(refused, 503, "busy")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert first.status_code == second.status_code == 200
+
+
+def test_a_slow_request_times_out_with_504(bundle: Path):
+    pipe = GatedPipeline(load_bundle(bundle))
+    app = create_app(pipe, timeout_s=0.3, inference_threads=1)
+
+    async def scenario():
+        async with running(app) as client:
+            pipe.close()
+            response = await client.post("/v1/generate", json={"seed": 1})
+            pipe.gate.set()
+            return response
+
+    try:
+        response = asyncio.run(scenario())
+    finally:
+        pipe.gate.set()
+    body = assert_error(response, 504, "timeout")
+    assert "0.3 s" in body["detail"]
+
+
+@pytest.mark.slow
+def test_onnx_backend_matches_torch_up_to_rounding(bundle: Path, pipe: FacePipeline):
+    pytest.importorskip("onnxruntime")
+    with TestClient(create_app(bundle, backend="onnx")) as client:
+        assert client.get("/v1/model").json()["backend"] == "onnx"
+        grid = open_png(client.post("/v1/generate", json={"seed": 4, "n": 8}).content)
+    expected = np.asarray(make_grid(pipe.generate(8, seed=4).images, 8))
+    assert np.abs(grid.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.slow
+def test_the_real_decoder_serves_attribute_edits(pretrained_bundle: Path):
+    with TestClient(create_app(pretrained_bundle)) as client:
+        info = client.get("/v1/model").json()
+        assert info["licence"] == "MIT" and len(info["attributes"]) == 40 and info["has_encoder"] is False
+        plain = open_png(client.post("/v1/generate", json={"seed": 11}).content)
+        smiling = open_png(client.post("/v1/generate", json={"seed": 11, "attributes": {"Smiling": 3}}).content)
+    assert plain.shape == (64, 64, 3)
+    pipe = FacePipeline(load_bundle(pretrained_bundle))
+    assert np.array_equal(plain, pipe.generate(1, seed=11).images[0])
+    assert np.array_equal(smiling, pipe.generate(1, seed=11, attributes={"Smiling": 3}).images[0])
