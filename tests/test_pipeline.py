@@ -12,6 +12,7 @@ from facevae.bundle import FaceModel, load_bundle
 from facevae.config import MODEL_PRESETS
 from facevae.errors import UserError
 from facevae.fast_decoder import FastDecoder
+from facevae.imaging import to_uint8
 from facevae.model import Decoder
 from facevae.pipeline import FacePipeline, LatentShapeError, UnknownAttributeError, slerp
 
@@ -42,6 +43,8 @@ def test_fast_decoder_matches_plain_decoder(preset: str):
         expected, actual = decoder(latents), FastDecoder(decoder)(latents)
     assert actual.shape == expected.shape
     assert (actual - expected).abs().max() < 1e-5
+    with torch.inference_mode():
+        assert (FastDecoder(decoder, "bf16")(latents) - expected).abs().max() < 0.05
 
 
 def test_generate_is_reproducible_and_decodable(pipe: FacePipeline, tmp_path: Path):
@@ -131,8 +134,6 @@ def test_reconstruct_puts_originals_above_reconstructions(pipe: FacePipeline):
     result = pipe.reconstruct(images, columns=2)
     assert result.columns == 2 and result.images.shape == (8, 32, 32, 3)  # 2 pairs of rows
     assert result.row_labels == ["original", "reconstruction"] * 2
-    from facevae.imaging import to_uint8
-
     originals = to_uint8(images)
     assert np.array_equal(result.images[0:2], originals[0:2]) and np.array_equal(result.images[4], originals[2])
     assert (result.images[5] == 255).all()  # blank filler in the short row
@@ -154,10 +155,24 @@ def test_real_model_same_seed_same_bytes(real: FacePipeline):
     assert first[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_real_model_fast_path_matches_plain(real: FacePipeline):
-    latents = real.sample_latents(8, 1)
+def test_real_model_fast_paths_match_plain(real: FacePipeline):
+    latents = real.sample_latents(16, 1)
     with torch.inference_mode():
-        assert (real.decoder(latents) - real.model.decoder(latents)).abs().max() < 1e-5
+        plain = real.model.decoder(latents)
+        assert (FastDecoder(real.model.decoder, "fp32")(latents) - plain).abs().max() < 1e-5
+        bf16 = FastDecoder(real.model.decoder, "bf16")(latents)
+    assert (bf16 - plain).abs().max() < 0.01  # measured 0.004
+    levels = np.abs(to_uint8(bf16).astype(int) - to_uint8(plain).astype(int))
+    assert levels.max() <= 2 and levels.mean() < 0.3  # measured: at most 1 level, 0.1 on average
+
+
+def test_precision_choice(tiny_bundle: Path):
+    model = load_bundle(tiny_bundle)
+    assert FacePipeline(model, precision="fp32").precision == "fp32"
+    assert FacePipeline(model, fast=False).decoder is model.decoder
+    assert FacePipeline(model).precision in ("fp32", "bf16")
+    with pytest.raises(UserError, match="precision"):
+        FacePipeline(model, precision="int8")
 
 
 def _brightness(pipe: FacePipeline, attributes: dict[str, float] | None) -> np.ndarray:

@@ -71,18 +71,27 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The two eye centres inside a face box, or None when they are not found plausibly."""
+    """The two eye centres inside a face box, or None when they are not found plausibly.
+
+    The upper part of the box is equalised on its own (a photo's background would otherwise
+    set the contrast); on each side of the box's centre line the candidate nearest to where
+    CelebA's geometry expects the eye wins.
+    """
+    import cv2
+
     x, y, w, h = box
-    top = gray[y:y + int(0.6 * h), x:x + w]  # eyes are in the upper part of the box
+    top = cv2.equalizeHist(np.ascontiguousarray(gray[y:y + int(0.6 * h), x:x + w]))
     candidates = _cascade("haarcascade_eye.xml").detectMultiScale(
         top, scaleFactor=1.1, minNeighbors=3, minSize=(max(8, w // 8), max(8, w // 8)))
-    centres = [(x + ex + ew / 2, y + ey + eh / 2, ew) for ex, ey, ew, eh in candidates]
-    # the biggest candidate on each side of the box's centre line (the image's left is the person's right)
-    left = [c for c in centres if c[0] < x + w / 2]
-    right = [c for c in centres if c[0] >= x + w / 2]
-    if not left or not right:
-        return None
-    (lx, ly, _), (rx, ry, _) = max(left, key=lambda c: c[2]), max(right, key=lambda c: c[2])
+    centres = [(x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in candidates]
+    expected = eyes_from_box(box)
+    chosen = []
+    for side, (want_x, want_y) in enumerate(expected):
+        on_side = [c for c in centres if (c[0] < x + w / 2) == (side == 0)]
+        if not on_side:
+            return None
+        chosen.append(min(on_side, key=lambda c: np.hypot(c[0] - want_x, c[1] - want_y)))
+    (lx, ly), (rx, ry) = chosen
     distance = np.hypot(rx - lx, ry - ly)
     if not 0.2 * w <= distance <= 0.6 * w or abs(ry - ly) > 0.5 * distance:  # not a pair of eyes
         return None
@@ -128,8 +137,9 @@ def align_face(image: Image.Image, whole_image: bool = False, source: str = "the
     shrink = min(1.0, DETECT_MAX_SIDE / max(image.size))
     small = image if shrink == 1.0 else image.resize(
         (max(1, round(image.width * shrink)), max(1, round(image.height * shrink))), Image.Resampling.BILINEAR)
-    gray = cv2.equalizeHist(cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2GRAY))
-    faces = detect_faces(gray)
+    gray = cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2GRAY)
+    # equalised first (dim photos); as is when a large flat background skews the histogram
+    faces = detect_faces(cv2.equalizeHist(gray)) or detect_faces(gray)
     if not faces:
         raise FaceNotFoundError(
             f"No face found in {source}. If it already shows just a face framed like a passport photo, "

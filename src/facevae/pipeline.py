@@ -7,8 +7,11 @@
 
 Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
 decode to the generated faces, and how to lay them out in a grid. Decoding goes through
-FastDecoder (BatchNorm folded, channels-last), equal to the plain decoder up to float32
-rounding; `fast=False` uses the plain one.
+FastDecoder (BatchNorm folded, sub-pixel convolutions, channels-last). precision="auto"
+uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
+differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
+and float32 elsewhere; "fp32" equals the plain decoder to ~1e-6; `fast=False` uses the
+plain decoder itself.
 """
 
 from __future__ import annotations
@@ -110,20 +113,33 @@ def lerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     return (1 - t) * start[:, None] + t * end[:, None]
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> "bf16" on a CPU with native bfloat16 kernels, else "fp32"."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision != "auto":
+        return precision
+    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "fp32"
+
+
 class FacePipeline:
     """Generate, reconstruct, edit and morph faces with one loaded model."""
 
-    def __init__(self, model: FaceModel, fast: bool = True) -> None:
+    def __init__(self, model: FaceModel, fast: bool = True, precision: str = "auto") -> None:
         self.model = model
-        self.decoder: torch.nn.Module = FastDecoder(model.decoder).to(model.device) if fast else model.decoder
+        self.precision = resolve_precision(precision, model.device) if fast else "fp32"
+        self.decoder: torch.nn.Module = (FastDecoder(model.decoder, self.precision).to(model.device) if fast
+                                         else model.decoder)
         self.decoder.eval()
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, device: str = "cpu", fast: bool = True) -> "FacePipeline":
+    def load(cls, name_or_path: str | Path | None = None, device: str = "cpu", fast: bool = True,
+             precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run."""
         from .loading import DEFAULT_MODEL, load
 
-        return cls(load(name_or_path or DEFAULT_MODEL, device=device), fast=fast)
+        return cls(load(name_or_path or DEFAULT_MODEL, device=device), fast=fast, precision=precision)
 
     # --- latents ---------------------------------------------------------------------
 

@@ -193,9 +193,13 @@ def test_edit_returns_the_edited_face(client: TestClient, pipe: FacePipeline):
     assert grid.shape[1] == 2 + 3 * 34  # photo, reconstruction, edited
 
 
-def test_edit_json_has_reconstruction_and_edit_latents(client: TestClient):
-    body = client.post("/v1/edit", files=upload(png_bytes()), data={"whole_image": "true", "format": "json"}).json()
-    assert np.array(body["latents"]).shape == (1, 16)  # the edited face's code (no edits: the reconstruction)
+def test_edit_json_gives_the_codes_of_the_faces_it_drew(client: TestClient):
+    data = {"whole_image": "true", "format": "json", "include_images": "true", "attributes": '{"Smiling": 1}'}
+    edited = client.post("/v1/edit", files=upload(png_bytes()), data=data).json()
+    assert np.array(edited["latents"]).shape == (1, 16) and len(edited["images"]) == 1  # the edited face
+    both = client.post("/v1/edit", files=upload(png_bytes()), data={**data, "view": "grid"}).json()
+    assert np.array(both["latents"]).shape == (2, 16) and len(both["images"]) == 2  # reconstruction, edited
+    assert both["latents"][1] == edited["latents"][0] and both["images"][1] == edited["images"][0]
 
 
 @pytest.mark.parametrize("attributes, code", [

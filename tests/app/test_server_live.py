@@ -107,11 +107,13 @@ def test_sigterm_lets_the_request_in_flight_finish(bundle: Path):
 
 
 def test_several_worker_processes_serve_the_same_faces(bundle: Path):
-    process, url = serve(bundle, "--workers", "2")
+    process, url = serve(bundle, "--workers", "2", "--log-level", "info")
     try:
         answers = concurrently([lambda: httpx.post(f"{url}/v1/generate", json={"seed": 5}, timeout=60)] * 8)
         model = httpx.get(f"{url}/v1/model", timeout=10).json()
     finally:
         stop_server(process)
+    log = process.stdout.read()
+    assert "died" not in log and "not ready in time" not in log, log  # no worker killed by the health check
     assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
     assert model["attributes"] == ["Smiling", "Eyeglasses"]

@@ -7,6 +7,8 @@ a slider recomputes only that grid. The mode, seed and attributes live in the UR
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from facevae.app import gui_common as common
@@ -47,8 +49,9 @@ def main() -> None:
     slug = st.sidebar.radio("Mode", slugs, key="mode", format_func=lambda s: MODES[s][0])
     common.set_url(mode=slug)
     model = pipeline.model
+    name = model.path.name if model.path is not None and model.path.name != "bundle" else Path(model_ref).name
     st.sidebar.caption(
-        f"Model: {model_ref}  \n{model.config.image_size}x{model.config.image_size}, latent size "
+        f"Model: {name}  \n{model.config.image_size}x{model.config.image_size}, latent size "
         f"{model.latent_dim}, {len(model.attributes)} attributes, "
         f"{'with' if model.has_encoder else 'no'} encoder"
     )

@@ -132,7 +132,8 @@ def pick_model(settings: Settings) -> str:
 def no_model_page(model_ref: str, error: Exception) -> None:
     """What to do when no model can be loaded: never a traceback."""
     st.title("facevae: no model available")
-    st.error(f"The model '{model_ref}' could not be loaded: {error}")
+    message = f"The model '{model_ref}' could not be loaded: {error}"
+    st.error(message.replace("\n", "  \n"))  # markdown line breaks
     st.markdown(
         """
 Get a model in one of these ways, then reload this page (or pick another one in the sidebar):

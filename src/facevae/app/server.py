@@ -210,6 +210,7 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
         whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
         view: Annotated[Literal["edited", "grid"], Form()] = "edited",
         format: Annotated[schemas.OutputFormat, Form()] = "png",
+        include_images: Annotated[bool, Form()] = False,
         scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
     ) -> Response:
         pipeline, batcher = _ready(request)
@@ -218,7 +219,7 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
         picture = await _read_upload(image, settings)
         result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
                                                          whole_image=whole_image))
-        options = schemas.OutputOptions(format=format, scale=scale)
+        options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
         if view == "edited":
             result = SynthesisResult(result.images[2:], result.latents[1:], 1, notes=result.notes)
         return await _result(result, options)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..app.server import ServerSettings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WORKER_HEALTHCHECK_S = 60
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,6 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 def run(args: argparse.Namespace) -> int:
     import copy
+    import inspect
     import json
     from dataclasses import asdict
 
@@ -116,5 +118,9 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(model_path, settings), **options)
     else:  # worker processes import the app factory and read the settings from the environment
         os.environ[ENV_SETTINGS] = json.dumps({"model": str(model_path), **asdict(settings)})
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            # uvicorn kills a worker that misses a 5 s health check; importing torch and loading
+            # the model can take longer than that on a busy machine
+            options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
         uvicorn.run("facevae.app.server:app_from_environment", factory=True, workers=args.workers, **options)
     return 0

@@ -18,6 +18,7 @@ number of images beyond the file-name list and the label arrays (a few tens of M
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -104,6 +105,8 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, size: int = 64,
     try:
         spec = DecodeSpec(size, crop, crop_size)
         seeded_split(0, val_fraction, test_fraction, split_seed)  # validates the fractions
+        if workers < 0:
+            raise ValueError(f"workers must be 0 (all cores) or more, not {workers}")
     except ValueError as error:
         raise UserError(str(error)) from None
     say = (lambda message: print(message, file=sys.stderr, flush=True)) if progress else (lambda message: None)
@@ -233,11 +236,14 @@ def _fingerprint(layout: Layout, images: list[str], sizes: list[int]) -> str:
 
 
 def _reusable(target: Path, key: dict[str, Any]) -> bool:
+    """A complete cache made with the same key (its image file has the size meta.json says)."""
     if not is_cache(target):
         return False
     try:
-        return ImageCache.open(target).meta.get("reuse_key") == key
-    except (CacheError, OSError, ValueError, KeyError):
+        meta = json.loads((target / "meta.json").read_text())
+        size = int(meta["count"]) * int(meta["image_size"]) ** 2 * 3
+        return meta.get("reuse_key") == key and (target / "images.u8").stat().st_size == size
+    except (OSError, ValueError, KeyError, TypeError):
         return False  # damaged: rebuild
 
 
