@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facevae.bundle import FaceModel, save_bundle
+from facevae.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.config import ModelConfig
 from facevae.model import Decoder, Encoder
 
@@ -56,6 +56,7 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_MODEL) -> FaceMode
     generator = torch.Generator().manual_seed(seed)
     attributes = {name: torch.randn(config.latent_dim, generator=generator) for name in ("Smiling", "Eyeglasses")}
     return FaceModel(config, decoder, encoder, attributes, {"Smiling": [5, 5], "Eyeglasses": [3, 7]},
+                     preprocessing=Preprocessing(image_size=config.image_size),
                      provenance={"source": "tests: random initialisation"})
 
 

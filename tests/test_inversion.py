@@ -13,6 +13,22 @@ from facevae.inversion import DECODER_ONLY_STEPS, MAX_REFINE_STEPS, invert, refi
 from facevae.pipeline import FacePipeline
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models optimise faster on one thread, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _sensitise(model):
+    """A random decoder barely depends on its input; scaled weights make it depend strongly."""
+    model.decoder.dense.weight.data *= 10
+    model.decoder.to_rgb.weight.data *= 30
+    return model
+
+
 def _error(decoder: torch.nn.Module, latents: torch.Tensor, images: torch.Tensor) -> float:
     with torch.no_grad():
         return float(((decoder(latents) - images) ** 2).mean())
@@ -26,11 +42,12 @@ def test_without_refinement_the_code_is_the_encoder_mean(tiny_bundle: Path):
 
 def test_refinement_lowers_the_error_and_leaves_the_decoder_alone(tiny_bundle: Path):
     model = load_bundle(tiny_bundle)
-    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    _sensitise(model)
+    images = model.decode(torch.randn(2, 16, generator=torch.Generator().manual_seed(1)))
     before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     start = invert(model, images)
-    refined = invert(model, images, refine_steps=60)
-    assert _error(model.decoder, refined, images) < 0.99 * _error(model.decoder, start, images)
+    refined = invert(model, images, refine_steps=60, prior_weight=0.0)
+    assert _error(model.decoder, refined, images) < 0.5 * _error(model.decoder, start, images)
     assert all(torch.equal(before[k], v) for k, v in model.decoder.state_dict().items())
     assert all(p.requires_grad for p in model.decoder.parameters())  # restored afterwards
     assert not model.decoder.training
@@ -52,7 +69,7 @@ def test_prior_term_keeps_codes_small(tiny_bundle: Path):
 
 
 def test_decoder_only_model_optimises_from_the_prior_mean(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch):
-    model = load_bundle(tiny_bundle)
+    model = _sensitise(load_bundle(tiny_bundle))
     model.encoder = None
     calls = []
     real_refine = refine

@@ -70,6 +70,11 @@ class FaceModel:
     path: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.preprocessing.image_size != self.config.image_size:
+            raise BundleError(
+                f"The preprocessing makes {self.preprocessing.image_size}px images but the model takes "
+                f"{self.config.image_size}px: set preprocessing.image_size to {self.config.image_size}"
+            )
         self.decoder.eval()
         if self.encoder is not None:
             self.encoder.eval()

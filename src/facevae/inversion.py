@@ -36,7 +36,7 @@ def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decode
 
     decoder: the module to optimise through (e.g. the pipeline's FastDecoder); default the
     model's own. refine_steps = 0 with an encoder returns the encoder mean as is; a model
-    without an encoder uses at least DECODER_ONLY_STEPS.
+    without an encoder has nothing to start from, so refine_steps = 0 means DECODER_ONLY_STEPS.
     """
     if not 0 <= refine_steps <= MAX_REFINE_STEPS:
         raise UserError(f"refine_steps must be between 0 and {MAX_REFINE_STEPS}, got {refine_steps}")
@@ -45,7 +45,7 @@ def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decode
         start = model.encode(images)[0].clone()  # the mean, never a sample
     else:
         start = torch.zeros(len(images), model.latent_dim, device=model.device)
-        refine_steps = max(refine_steps, DECODER_ONLY_STEPS)
+        refine_steps = refine_steps or DECODER_ONLY_STEPS
     if refine_steps == 0:
         return start
     return refine(decoder or model.decoder, images, start, refine_steps, lr, prior_weight, progress)

@@ -16,6 +16,7 @@ plain decoder itself.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import torch
 from PIL import Image
 
 from . import imaging
-from .bundle import FaceModel
+from .bundle import FaceModel, Preprocessing
 from .errors import UserError
 from .fast_decoder import FastDecoder
 
@@ -152,6 +153,11 @@ class FacePipeline:
         return self.model.config.image_size
 
     @property
+    def preprocessing(self) -> Preprocessing:
+        """The bundle's crop mode at the model's input size (the size always follows the model)."""
+        return dataclasses.replace(self.model.preprocessing, image_size=self.image_size)
+
+    @property
     def attribute_names(self) -> list[str]:
         return list(self.model.attributes)
 
@@ -228,7 +234,7 @@ class FacePipeline:
         tensors = []
         for item in images:
             picture = item if isinstance(item, Image.Image) else imaging.read_image(item)
-            tensors.append(imaging.preprocess(picture, self.model.preprocessing))
+            tensors.append(imaging.preprocess(picture, self.preprocessing))
         return torch.stack(tensors).to(self.model.device)
 
     def _result(self, latents: torch.Tensor, columns: int, **layout: Any) -> SynthesisResult:
@@ -330,7 +336,7 @@ class FacePipeline:
         offset = self.resolve_attributes(attributes)  # unknown names fail before any work
         picture = photo if isinstance(photo, Image.Image) else imaging.read_image(photo)
         aligned = align_face(picture, whole_image=whole_image)
-        original = imaging.preprocess(aligned.image, self.model.preprocessing)[None].to(self.model.device)
+        original = imaging.preprocess(aligned.image, self.preprocessing)[None].to(self.model.device)
         latent = self.encode(original, refine_steps=refine_steps)
         codes = torch.cat([latent, latent + offset])
         images = torch.cat([original, self.decode_tensor(codes)])

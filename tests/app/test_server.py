@@ -73,10 +73,13 @@ def test_not_ready_before_the_model_is_loaded(bundle: Path):
     assert assert_error(client.post("/v1/generate", json={}), 503, "not_ready")
 
 
-def test_a_model_path_is_loaded_at_start_up(bundle: Path):
-    with TestClient(create_app(bundle)) as client:
+def test_a_model_path_is_loaded_at_start_up_with_the_asked_precision(bundle: Path):
+    with TestClient(create_app(bundle, precision="fp32")) as client:
         assert client.get("/readyz").status_code == 200
-        assert client.get("/v1/model").json()["attributes"] == ["Smiling", "Eyeglasses"]
+        info = client.get("/v1/model").json()
+        assert info["attributes"] == ["Smiling", "Eyeglasses"] and info["precision"] == "fp32"
+        face = open_png(client.post("/v1/generate", json={"seed": 3}).content)
+    assert np.array_equal(face, FacePipeline(load_bundle(bundle), precision="fp32").generate(1, seed=3).images[0])
 
 
 # --- generate ---------------------------------------------------------------------------
@@ -320,12 +323,14 @@ def test_a_slow_request_times_out_with_504(bundle: Path):
 
 
 @pytest.mark.slow
-def test_onnx_backend_matches_torch_up_to_rounding(bundle: Path, pipe: FacePipeline):
+def test_onnx_backend_matches_torch_up_to_rounding(bundle: Path):
     pytest.importorskip("onnxruntime")
     with TestClient(create_app(bundle, backend="onnx")) as client:
-        assert client.get("/v1/model").json()["backend"] == "onnx"
+        info = client.get("/v1/model").json()
+        assert info["backend"] == "onnx" and info["precision"] == "fp32"
         grid = open_png(client.post("/v1/generate", json={"seed": 4, "n": 8}).content)
-    expected = np.asarray(make_grid(pipe.generate(8, seed=4).images, 8))
+    fp32 = FacePipeline(load_bundle(bundle), precision="fp32")
+    expected = np.asarray(make_grid(fp32.generate(8, seed=4).images, 8))
     assert np.abs(grid.astype(int) - expected).max() <= 1
 
 

@@ -21,7 +21,7 @@ def test_cpu_defaults_use_every_core_with_one_thread_per_decoder_call():
     settings = settings_from_args(parse())
     cores = os.cpu_count() or 1
     assert settings.inference_threads == cores and settings.compute_threads == 1
-    assert settings.chunk == 1 and settings.batching and settings.backend == "torch"
+    assert settings.chunk == 1 and settings.batching and settings.backend == "torch" and settings.precision == "auto"
     two_workers = settings_from_args(parse("--workers", "2"))
     assert two_workers.inference_threads == max(1, cores // 2) and two_workers.compute_threads == 1
 
@@ -42,6 +42,7 @@ def test_explicit_options_reach_the_settings():
 @pytest.mark.parametrize("argv, message", [
     (["--workers", "0"], "--workers"), (["--queue-size", "0"], "--queue-size"), (["--timeout-s", "0"], "--timeout-s"),
     (["--backend", "onnx", "--device", "cuda"], "runs on the CPU"), (["--chunk", "-1"], "--chunk"),
+    (["--backend", "onnx", "--precision", "bf16"], "float32"),
 ])
 def test_bad_options_are_user_errors(argv: list[str], message: str):
     with pytest.raises(UserError, match=message):

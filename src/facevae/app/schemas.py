@@ -113,6 +113,7 @@ class ModelInfo(BaseModel):
     provenance: dict[str, Any]
     licence: str | None
     backend: str
+    precision: str = Field(description="Of the generate/decode decoder: fp32 or bf16")
     limits: dict[str, Any]
 
 

@@ -55,6 +55,7 @@ class ServerSettings:
 
     backend: Backend = "torch"
     device: str = "cpu"
+    precision: str = "auto"  # the pipeline's: auto (bf16 on CPUs that have it), fp32, bf16; onnx: fp32
     max_batch: int = 16  # codes decoded together at most
     chunk: int = 1  # rows per decoder call (same bytes at any batching); CPU: 1, GPU: max_batch
     batch_wait_ms: float = 3.0  # how long a lone request waits for company
@@ -92,8 +93,10 @@ def create_app(model: str | Path | FacePipeline = "celeba64-original", settings:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.compute_threads:  # process-wide: a server process serves one model
             torch.set_num_threads(settings.compute_threads)
+        # The ONNX decoder is float32, so the other endpoints use float32 too: one model, one set of pixels.
+        precision = "fp32" if settings.backend == "onnx" and settings.precision == "auto" else settings.precision
         pipeline = model if isinstance(model, FacePipeline) else await asyncio.to_thread(
-            FacePipeline.load, str(model), settings.device)
+            FacePipeline.load, str(model), settings.device, True, precision)
         decode = await asyncio.to_thread(make_decoder, pipeline, settings.backend, settings.compute_threads)
         # one call at the serving shape first: kernel selection happens now, not in a user's request
         await asyncio.to_thread(decode, torch.zeros(settings.chunk, pipeline.latent_dim))
@@ -160,6 +163,7 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
             attributes=pipeline.attribute_names, attribute_counts=face_model.attribute_counts,
             preprocessing=to_dict(face_model.preprocessing), provenance=provenance,
             licence=provenance.get("licence") or provenance.get("license"), backend=settings.backend,
+            precision="fp32" if settings.backend == "onnx" else pipeline.precision,
             limits={"max_faces": schemas.MAX_FACES, "max_strength": schemas.MAX_STRENGTH,
                     "max_temperature": schemas.MAX_TEMPERATURE, "max_upload_bytes": upload_limit,
                     "max_upload_pixels": settings.max_upload_pixels, "max_upload_files": schemas.MAX_UPLOAD_FILES,

@@ -1,0 +1,136 @@
+"""Synthesis speed on this machine: the plain decoder (baseline) against the pipeline's fast path.
+
+    python benchmarks/synthesis.py            # full: 15 repeats of the grids, 5 photo edits
+    python benchmarks/synthesis.py --quick    # a few repeats, well under a minute
+
+Needs the pretrained model: `facevae download celeba64-original` (or
+`facevae download celeba64-original --from ../shared/pretrained/original-celeba64`).
+Measured, each as the median wall time of interleaved repeats (so a busy machine slows
+every variant alike):
+  - 70-face grid with attributes: sample codes, add Smiling + Eyeglasses, decode, uint8 grid
+    image (and, separately, PNG encoding); baseline: a plain fp32 eager decode of 70 faces;
+  - one face: the same for n = 1;
+  - photo edit end to end: read a 800 x 760 JPEG, detect, align, encode (decoder-only model:
+    100 refinement steps from the prior mean), edit, decode.
+It also prints how far the fast paths are from the plain decoder (max |difference| of the
+[0, 1] images, and in uint8 levels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facevae import load
+from facevae.fast_decoder import FastDecoder
+from facevae.imaging import to_uint8
+from facevae.pipeline import FacePipeline
+
+ATTRIBUTES = {"Smiling": 1.0, "Eyeglasses": 0.5}
+
+
+def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per variant; one warm-up call each, then round-robin repeats."""
+    for run in variants.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def photo_bytes(pipe: FacePipeline) -> bytes:
+    """A generated face enlarged into a larger picture, as a JPEG (the detector must find it)."""
+    face = pipe.generate(n=1, seed=3, temperature=0.6).images[0]
+    canvas = Image.new("RGB", (800, 760), (90, 120, 90))
+    canvas.paste(Image.fromarray(face).resize((534, 654), Image.Resampling.BICUBIC), (140, 50))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def accuracy(model, latents: torch.Tensor) -> list[tuple[str, float, int, float]]:
+    with torch.inference_mode():
+        plain = model.decoder(latents)
+        rows = []
+        for precision in ("fp32", "bf16"):
+            fast = FastDecoder(model.decoder, precision)(latents)
+            levels = np.abs(to_uint8(fast).astype(int) - to_uint8(plain).astype(int))
+            rows.append((precision, float((fast - plain).abs().max()), int(levels.max()), float(levels.mean())))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few repeats (under a minute)")
+    parser.add_argument("--model", default="celeba64-original")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    grid_repeats, edit_repeats = (5, 1) if args.quick else (15, 5)
+
+    model = load(args.model)
+    plain = FacePipeline(model, fast=False)
+    fp32 = FacePipeline(model, precision="fp32")
+    bf16 = FacePipeline(model, precision="bf16")
+    default = FacePipeline(model)
+    latents70 = plain.sample_latents(70, 0) + plain.resolve_attributes(ATTRIBUTES)
+
+    def plain_decode(n: int) -> Callable[[], object]:
+        codes = latents70[:n]
+        return lambda: torch.inference_mode()(model.decoder)(codes)
+
+    def grid(pipe: FacePipeline, n: int) -> Callable[[], object]:
+        return lambda: pipe.generate(n=n, seed=0, attributes=ATTRIBUTES, columns=10).grid()
+
+    load_before = os.getloadavg()[0]
+    many = interleaved_medians({
+        "plain fp32 eager decode (baseline)": plain_decode(70),
+        "pipeline, fast fp32": grid(fp32, 70),
+        "pipeline, fast bf16": grid(bf16, 70),
+        "PNG encoding of the 70-face grid": lambda: default.generate(n=70, seed=0).png(),
+    }, grid_repeats)
+    one = interleaved_medians({
+        "plain fp32 eager decode (baseline)": plain_decode(1),
+        "pipeline, fast fp32": grid(fp32, 1),
+        "pipeline, fast bf16": grid(bf16, 1),
+    }, grid_repeats * 3)
+    photo = photo_bytes(default)
+    edit = interleaved_medians({
+        "plain fp32 decoder": lambda: plain.edit(photo, ATTRIBUTES, refine_steps=100),
+        "pipeline, fast fp32": lambda: fp32.edit(photo, ATTRIBUTES, refine_steps=100),
+        "pipeline, fast bf16": lambda: bf16.edit(photo, ATTRIBUTES, refine_steps=100),
+    }, edit_repeats)
+    load_after = os.getloadavg()[0]
+
+    print(f"\nfacevae synthesis benchmark: {args.model}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; default precision on this "
+          f"machine: {default.precision}; load average {load_before:.1f} before, {load_after:.1f} after; "
+          f"{'--quick' if args.quick else 'full'} run")
+    print(f"\n{'task':<48} {'variant':<36} {'median':>10} {'vs baseline':>12}")
+    for task, results, base in (("70-face grid with attributes", many, "plain fp32 eager decode (baseline)"),
+                                ("one face", one, "plain fp32 eager decode (baseline)"),
+                                ("photo edit, 100 refinement steps", edit, "plain fp32 decoder")):
+        for variant, seconds in results.items():
+            ratio = "" if variant.startswith("PNG") else f"{results[base] / seconds:.2f}x"
+            print(f"{task:<48} {variant:<36} {seconds * 1000:>8.1f} ms {ratio:>12}")
+    print("\naccuracy against the plain decoder (64 faces):")
+    for precision, max_abs, max_levels, mean_levels in accuracy(model, plain.sample_latents(64, 1)):
+        print(f"  fast {precision}: max |diff| {max_abs:.2e}; uint8 levels: max {max_levels}, mean {mean_levels:.3f}")
+
+
+if __name__ == "__main__":
+    main()
