@@ -75,61 +75,87 @@ class SeedStyleDataset(Dataset):
         return torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)  # like ToTensor()
 
 
-def seed_style_loop(paths: list[Path], args: argparse.Namespace, device: torch.device) -> float:
-    """Images per second of the seed's loop over `args.steps` timed steps."""
-    config = MODEL_PRESETS[args.preset]
-    torch.manual_seed(0)
-    model = FaceVAE(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    loader = DataLoader(SeedStyleDataset(paths, config.image_size), batch_size=args.batch_size, shuffle=True,
-                        num_workers=args.seed_workers, pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=args.seed_workers > 0)
-    total_loss = recon_total = kl_total = 0.0
-    done, images_timed, start = 0, 0, 0.0
-    while done < args.warmup + args.steps:
-        for images in loader:
-            if done == args.warmup:
-                _sync(device)
-                start = time.perf_counter()
-            images = images.to(device)
-            recon, mean, log_var = model(images)
-            recon_loss = args.recon_weight * F.mse_loss(recon, images)
+class SeedStyleLoop:
+    """The seed's training loop, `steps` steps at a time (the DataLoader goes on across calls)."""
+
+    def __init__(self, paths: list[Path], args: argparse.Namespace, device: torch.device) -> None:
+        config = MODEL_PRESETS[args.preset]
+        torch.manual_seed(0)
+        self.model = FaceVAE(config).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4)
+        self.loader = DataLoader(SeedStyleDataset(paths, config.image_size), batch_size=args.batch_size,
+                                 shuffle=True, num_workers=args.seed_workers, pin_memory=device.type == "cuda",
+                                 drop_last=True, persistent_workers=args.seed_workers > 0)
+        self.batches = iter(self.loader)
+        self.device, self.recon_weight = device, args.recon_weight
+        self.total_loss = self.recon_total = self.kl_total = 0.0
+
+    def run(self, steps: int) -> int:
+        """Train `steps` steps; returns the number of images."""
+        images_done = 0
+        for _ in range(steps):
+            try:
+                images = next(self.batches)
+            except StopIteration:  # a new epoch: every JPEG is decoded again
+                self.batches = iter(self.loader)
+                images = next(self.batches)
+            images = images.to(self.device)
+            recon, mean, log_var = self.model(images)
+            recon_loss = self.recon_weight * F.mse_loss(recon, images)
             kl = kl_divergence(mean, log_var)
             loss = recon_loss + kl
-            optimizer.zero_grad()
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            total_loss += loss.item()  # the seed's per-step bookkeeping: three syncs
-            recon_total += recon_loss.item()
-            kl_total += kl.item()
-            images_timed += len(images) if done >= args.warmup else 0
-            done += 1
-            if done == args.warmup + args.steps:
-                break
-    _sync(device)
-    return images_timed / (time.perf_counter() - start)
+            self.optimizer.step()
+            self.total_loss += loss.item()  # the seed's per-step bookkeeping: three syncs
+            self.recon_total += recon_loss.item()
+            self.kl_total += kl.item()
+            images_done += len(images)
+        return images_done
 
 
-def facevae_loop(cache: ImageCache, args: argparse.Namespace, device: torch.device) -> float:
-    """Images per second of facevae's Trainer over `args.steps` timed steps."""
-    train = TrainConfig(batch_size=args.batch_size, recon_weight=args.recon_weight, device=str(device),
-                        compile=args.compile, checkpoint_every_steps=0, log_every_steps=10**9,
-                        precision=args.precision, num_workers=0)
-    config = RunConfig(model=MODEL_PRESETS[args.preset], data=DataConfig(), train=train)
-    trainer = Trainer(config, cache, None, device=device, progress=False)
+class FacevaeLoop:
+    """facevae's Trainer on the cache, `steps` optimiser steps at a time."""
 
-    def run(steps: int) -> None:
-        while steps > 0:
-            before = trainer.progress.step
-            trainer.train_epoch(max_steps=steps)  # may end an epoch first and go on in the next
-            steps -= trainer.progress.step - before
+    def __init__(self, cache: ImageCache, args: argparse.Namespace, device: torch.device, compile: bool) -> None:
+        train = TrainConfig(batch_size=args.batch_size, recon_weight=args.recon_weight, device=str(device),
+                            compile=compile, checkpoint_every_steps=0, log_every_steps=10**9,
+                            precision=args.precision, num_workers=0)
+        config = RunConfig(model=MODEL_PRESETS[args.preset], data=DataConfig(), train=train)
+        self.trainer = Trainer(config, cache, None, device=device, progress=False)
+        self.batch_size = args.batch_size
 
-    run(args.warmup)
-    _sync(device)
-    start = time.perf_counter()
-    run(args.steps)
-    _sync(device)
-    return args.steps * args.batch_size / (time.perf_counter() - start)
+    def run(self, steps: int) -> int:
+        remaining = steps
+        while remaining > 0:
+            before = self.trainer.progress.step
+            self.trainer.train_epoch(max_steps=remaining)  # may end an epoch first and go on in the next
+            remaining -= self.trainer.progress.step - before
+        return steps * self.batch_size
+
+
+def measure(loops: dict[str, object], args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Warm every loop up, then time them in interleaved rounds so that a busy machine
+    slows them all alike; returns images per second of each."""
+    for name, loop in loops.items():
+        started = time.perf_counter()
+        loop.run(args.warmup)  # type: ignore[attr-defined]
+        _sync(device)
+        print(f"  warm-up {name}: {time.perf_counter() - started:.1f} s", flush=True)
+    images = dict.fromkeys(loops, 0)
+    seconds = dict.fromkeys(loops, 0.0)
+    rounds = max(1, min(args.rounds, args.steps))
+    for round_index in range(rounds):
+        steps = args.steps // rounds + (1 if round_index < args.steps % rounds else 0)
+        for name, loop in loops.items():
+            _sync(device)
+            started = time.perf_counter()
+            images[name] += loop.run(steps)  # type: ignore[attr-defined]
+            _sync(device)
+            seconds[name] += time.perf_counter() - started
+        print(f"  round {round_index + 1}/{rounds}: " + ", ".join(
+            f"{name} {images[name] / seconds[name]:,.1f} img/s" for name in loops), flush=True)
+    return {name: images[name] / seconds[name] for name in loops}
 
 
 def _sync(device: torch.device) -> None:
@@ -142,55 +168,61 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=None, help="default 128 (--quick: 32)")
     parser.add_argument("--preset", default="original", choices=sorted(MODEL_PRESETS))
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 10; --quick 3)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 12; GPU 60; --quick 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; GPU 10)")
-    parser.add_argument("--images", type=int, default=None, help="JPEGs to generate (default: enough for 2 epochs, "
-                                                                 "at most 8192)")
-    parser.add_argument("--seed-workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="DataLoader workers of the seed-style loop (default min(4, cores))")
+    parser.add_argument("--images", type=int, default=None, help="JPEGs to generate (default: about 2 epochs' "
+                                                                 "worth, at most 8192)")
+    parser.add_argument("--seed-workers", type=int, default=min(8, os.cpu_count() or 1),
+                        help="DataLoader workers of the seed-style loop (default min(8, cores))")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="facevae's precision")
-    parser.add_argument("--compile", action="store_true", help="torch.compile facevae's model")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time facevae with torch.compile (first compilation: about a minute)")
     parser.add_argument("--recon-weight", type=float, default=2000.0)
     parser.add_argument("--skip-seed", action="store_true", help="time facevae's loop only")
-    parser.add_argument("--quick", action="store_true", help="batch 32, 3 steps: a check that runs in under a minute")
+    parser.add_argument("--quick", action="store_true", help="batch 32, 2 steps: a check that runs in about a minute")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     args.batch_size = args.batch_size or (32 if args.quick else 128)
-    args.steps = args.steps or (3 if args.quick else 50 if gpu else 10)
+    args.steps = args.steps or (2 if args.quick else 60 if gpu else 12)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 10 if gpu else 2)
-    count = args.images or min(8192, max(2 * args.batch_size, (args.warmup + args.steps) * args.batch_size // 2))
-    count = max(count, args.batch_size)
+    if args.quick:
+        args.rounds = 1
+    count = args.images or min(8192, (args.warmup + args.steps) * args.batch_size // 2)
+    count = max(count, 2 * args.batch_size)
 
     with tempfile.TemporaryDirectory(prefix="facevae-bench-") as tmp:
         started = time.perf_counter()
         paths = make_jpegs(Path(tmp) / "data", count)
         size = MODEL_PRESETS[args.preset].image_size
-        cache_dir = prepare(Path(tmp) / "data", out=Path(tmp) / "cache", size=size, val_fraction=0.0,
-                            test_fraction=0.0, progress=False)
-        cache = ImageCache.open(cache_dir)
-        setup = time.perf_counter() - started
+        cache = ImageCache.open(prepare(Path(tmp) / "data", out=Path(tmp) / "cache", size=size, val_fraction=0.0,
+                                        test_fraction=0.0, progress=False))
         dtype = autocast_dtype(device, args.precision)
         print(f"device: {describe(device, dtype)}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)
-        print(f"data: {count:,} JPEGs {WIDTH}x{HEIGHT} -> {size}x{size} cache ({setup:.1f} s to make, not timed); "
-              f"model preset '{args.preset}', batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed "
-              f"steps", flush=True)
-        seed_rate = None if args.skip_seed else seed_style_loop(paths, args, device)
-        if seed_rate is not None:
-            print(f"  seed-style loop: {seed_rate:,.1f} images/s", flush=True)
-        ours = facevae_loop(cache, args, device)
-        print(f"  facevae trainer: {ours:,.1f} images/s", flush=True)
+        print(f"data: {count:,} JPEGs {WIDTH}x{HEIGHT} -> {size}x{size} cache (made in "
+              f"{time.perf_counter() - started:.1f} s, not timed); model preset '{args.preset}', batch "
+              f"{args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps each", flush=True)
+        loops: dict[str, object] = {}
+        if not args.skip_seed:
+            loops["seed-style"] = SeedStyleLoop(paths, args, device)
+        loops["facevae"] = FacevaeLoop(cache, args, device, compile=False)
+        if args.compile:
+            loops["facevae --compile"] = FacevaeLoop(cache, args, device, compile=True)
+        rates = measure(loops, args, device)
 
+    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+    data_path = f"uint8 cache{', GPU-resident' if gpu else ''}"
+    rows = {"seed-style": (f"DataLoader, {args.seed_workers} workers decoding JPEGs", "fp32, NCHW"),
+            "facevae": (data_path, f"{precision}, channels_last"),
+            "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
+    base = rates.get("seed-style")
     print()
-    print("| loop | data path | precision | images/s | vs seed |")
+    print(f"| loop | data path | precision, layout | images/s | vs seed-style |")
     print("|---|---|---|---:|---:|")
-    if seed_rate is not None:
-        print(f"| seed-style | DataLoader, {args.seed_workers} workers decoding JPEGs | fp32 NCHW | "
-              f"{seed_rate:,.1f} | 1.00x |")
-    extras = ", compiled" if args.compile else ""
-    ratio = f"{ours / seed_rate:.2f}x" if seed_rate else "-"
-    print(f"| facevae | uint8 cache{', GPU-resident' if gpu else ''} | "
-          f"{'bf16' if dtype == torch.bfloat16 else 'fp32'} channels_last{extras} | {ours:,.1f} | {ratio} |")
+    for name, rate in rates.items():
+        ratio = f"{rate / base:.2f}x" if base else "-"
+        print(f"| {name} | {rows[name][0]} | {rows[name][1]} | {rate:,.1f} | {ratio} |")
     return 0
 
 

@@ -21,17 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facevae.bundle import Preprocessing, load_bundle, save_bundle
+from facevae.bundle import load_bundle
 from facevae.pipeline import FacePipeline
 
 HERE = Path(__file__).resolve().parent
-
-
-def serving_bundle(tiny_bundle: Path, out: Path) -> Path:
-    """The tiny test model with preprocessing at its own 32 x 32 size, so uploads fit it."""
-    model = load_bundle(tiny_bundle)
-    model.preprocessing = Preprocessing(image_size=model.config.image_size)
-    return save_bundle(model, out)
 
 
 def png_bytes(pixels: np.ndarray | None = None, size: tuple[int, int] = (40, 48), seed: int = 0) -> bytes:

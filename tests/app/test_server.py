@@ -17,17 +17,12 @@ from facevae.app.server import create_app
 from facevae.bundle import load_bundle
 from facevae.imaging import make_grid
 from facevae.pipeline import FacePipeline
-from server_helpers import GatedPipeline, open_png, png_bytes, serving_bundle
+from server_helpers import GatedPipeline, open_png, png_bytes
 
 
 @pytest.fixture
-def bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
-    return serving_bundle(tiny_bundle, tmp_path / "serving")
-
-
-@pytest.fixture
-def pipe(bundle: Path) -> FacePipeline:
-    return FacePipeline(load_bundle(bundle))
+def pipe(tiny_bundle: Path) -> FacePipeline:
+    return FacePipeline(load_bundle(tiny_bundle))
 
 
 @pytest.fixture
@@ -64,8 +59,8 @@ def test_health_ready_and_openapi(client: TestClient):
     assert "swagger" in client.get("/docs").text.lower()
 
 
-def test_not_ready_before_the_model_is_loaded(bundle: Path):
-    app = create_app(bundle)  # no lifespan run: nothing loaded
+def test_not_ready_before_the_model_is_loaded(tiny_bundle: Path):
+    app = create_app(tiny_bundle)  # no lifespan run: nothing loaded
     client = TestClient(app)
     assert client.get("/healthz").status_code == 200
     response = client.get("/readyz")
@@ -73,13 +68,13 @@ def test_not_ready_before_the_model_is_loaded(bundle: Path):
     assert assert_error(client.post("/v1/generate", json={}), 503, "not_ready")
 
 
-def test_a_model_path_is_loaded_at_start_up_with_the_asked_precision(bundle: Path):
-    with TestClient(create_app(bundle, precision="fp32")) as client:
+def test_a_model_path_is_loaded_at_start_up_with_the_asked_precision(tiny_bundle: Path):
+    with TestClient(create_app(tiny_bundle, precision="fp32")) as client:
         assert client.get("/readyz").status_code == 200
         info = client.get("/v1/model").json()
         assert info["attributes"] == ["Smiling", "Eyeglasses"] and info["precision"] == "fp32"
         face = open_png(client.post("/v1/generate", json={"seed": 3}).content)
-    assert np.array_equal(face, FacePipeline(load_bundle(bundle), precision="fp32").generate(1, seed=3).images[0])
+    assert np.array_equal(face, FacePipeline(load_bundle(tiny_bundle), precision="fp32").generate(1, seed=3).images[0])
 
 
 # --- generate ---------------------------------------------------------------------------
@@ -278,8 +273,8 @@ async def until(condition, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_full_queue_answers_503_with_retry_after(bundle: Path):
-    pipe = GatedPipeline(load_bundle(bundle))
+def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path):
+    pipe = GatedPipeline(load_bundle(tiny_bundle))
     app = create_app(pipe, queue_size=1, inference_threads=1, batch_wait_ms=0)
 
     async def scenario():
@@ -303,8 +298,8 @@ def test_a_full_queue_answers_503_with_retry_after(bundle: Path):
     assert first.status_code == second.status_code == 200
 
 
-def test_a_slow_request_times_out_with_504(bundle: Path):
-    pipe = GatedPipeline(load_bundle(bundle))
+def test_a_slow_request_times_out_with_504(tiny_bundle: Path):
+    pipe = GatedPipeline(load_bundle(tiny_bundle))
     app = create_app(pipe, timeout_s=0.3, inference_threads=1)
 
     async def scenario():
@@ -323,13 +318,13 @@ def test_a_slow_request_times_out_with_504(bundle: Path):
 
 
 @pytest.mark.slow
-def test_onnx_backend_matches_torch_up_to_rounding(bundle: Path):
+def test_onnx_backend_matches_torch_up_to_rounding(tiny_bundle: Path):
     pytest.importorskip("onnxruntime")
-    with TestClient(create_app(bundle, backend="onnx")) as client:
+    with TestClient(create_app(tiny_bundle, backend="onnx")) as client:
         info = client.get("/v1/model").json()
         assert info["backend"] == "onnx" and info["precision"] == "fp32"
         grid = open_png(client.post("/v1/generate", json={"seed": 4, "n": 8}).content)
-    fp32 = FacePipeline(load_bundle(bundle), precision="fp32")
+    fp32 = FacePipeline(load_bundle(tiny_bundle), precision="fp32")
     expected = np.asarray(make_grid(fp32.generate(8, seed=4).images, 8))
     assert np.abs(grid.astype(int) - expected).max() <= 1
 

@@ -12,14 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_helpers import HERE, free_port, png_bytes, serving_bundle, start_server, stop_server
+from server_helpers import HERE, free_port, png_bytes, start_server, stop_server
 
 pytestmark = pytest.mark.slow  # each test starts a server process (a few seconds)
-
-
-@pytest.fixture
-def bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
-    return serving_bundle(tiny_bundle, tmp_path / "serving")
 
 
 def serve(bundle: Path, *options: str):
@@ -46,8 +41,8 @@ def concurrently(calls: list, workers: int | None = None) -> list:
         return list(pool.map(run, calls))
 
 
-def test_concurrent_clients_batched_bytes_equal_unbatched_and_bad_uploads_do_no_harm(bundle: Path):
-    process, url = serve(bundle, "--batch-wait-ms", "30", "--chunk", "4", "--threads", "1")
+def test_concurrent_clients_batched_bytes_equal_unbatched_and_bad_uploads_do_no_harm(tiny_bundle: Path):
+    process, url = serve(tiny_bundle, "--batch-wait-ms", "30", "--chunk", "4", "--threads", "1")
     requests = [{"seed": seed, "n": 1 + seed % 3} for seed in range(24)]
     truncated = png_bytes(size=(40, 48))[:150]
     oversized = b"\0" * (11 * 1024 * 1024)  # over the default 10 MB per photo
@@ -72,8 +67,8 @@ def test_concurrent_clients_batched_bytes_equal_unbatched_and_bad_uploads_do_no_
     assert too_big.status_code == 413 and too_big.json()["error"] == "too_large"
 
 
-def test_a_full_queue_answers_503_while_admitted_requests_finish(bundle: Path):
-    process, url = slow_server(bundle, delay_s=0.6, queue_size=1)
+def test_a_full_queue_answers_503_while_admitted_requests_finish(tiny_bundle: Path):
+    process, url = slow_server(tiny_bundle, delay_s=0.6, queue_size=1)
     try:
         answers = concurrently([lambda s=s: httpx.post(f"{url}/v1/generate", json={"seed": s}, timeout=60)
                                 for s in range(6)])
@@ -86,8 +81,8 @@ def test_a_full_queue_answers_503_while_admitted_requests_finish(bundle: Path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is a POSIX signal")
-def test_sigterm_lets_the_request_in_flight_finish(bundle: Path):
-    process, url = slow_server(bundle, delay_s=2.0, queue_size=4)
+def test_sigterm_lets_the_request_in_flight_finish(tiny_bundle: Path):
+    process, url = slow_server(tiny_bundle, delay_s=2.0, queue_size=4)
     result: dict = {}
     client = threading.Thread(target=lambda: result.update(
         answer=httpx.post(f"{url}/v1/generate", json={"seed": 1}, timeout=60)))
@@ -106,8 +101,8 @@ def test_sigterm_lets_the_request_in_flight_finish(bundle: Path):
         httpx.get(f"{url}/healthz", timeout=2)
 
 
-def test_several_worker_processes_serve_the_same_faces(bundle: Path):
-    process, url = serve(bundle, "--workers", "2", "--log-level", "info")
+def test_several_worker_processes_serve_the_same_faces(tiny_bundle: Path):
+    process, url = serve(tiny_bundle, "--workers", "2", "--log-level", "info")
     try:
         answers = concurrently([lambda: httpx.post(f"{url}/v1/generate", json={"seed": 5}, timeout=60)] * 8)
         model = httpx.get(f"{url}/v1/model", timeout=10).json()

@@ -75,3 +75,14 @@ def test_background_prefetch_gives_the_same_batches(tiny_cache: Path) -> None:
     direct = list(_batches(tiny_cache).batches(2))
     threaded = list(_batches(tiny_cache, workers=2).batches(2))
     assert all(torch.equal(a, b) for a, b in zip(direct, threaded, strict=True))
+
+
+def test_a_device_resident_split_gives_the_same_batches(tiny_cache: Path) -> None:
+    """The GPU path (the whole split in device memory, gathered there), exercised on the CPU."""
+    cache = ImageCache.open(tiny_cache)
+    streamed = _batches(tiny_cache, hflip=True)
+    resident = _batches(tiny_cache, hflip=True)
+    resident.resident = torch.from_numpy(np.array(cache.images[resident.rows]))
+    for epoch in (0, 1):
+        pairs = zip(streamed.batches(epoch, skip=1), resident.batches(epoch, skip=1), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)

@@ -10,7 +10,7 @@ import torch
 from facevae.data.cache import ImageCache
 from facevae.training.checkpoint import load_checkpoint
 from facevae.training.run import train
-from facevae.training.trainer import LRSchedule, Trainer, TrainingDivergedError
+from facevae.training.trainer import LRSchedule, Trainer, TrainingDivergedError, TrainingOutOfMemoryError
 from facevae.config import TrainConfig
 from training_helpers import tiny_config
 
@@ -118,3 +118,14 @@ def test_early_stopping_stops_and_keeps_best(tiny_cache: Path, tmp_path: Path) -
     assert result.status == "early_stopped"
     assert result.progress.epoch == 3 and result.progress.bad_validations == 2
     assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["progress"]["epoch"] == 1
+
+
+def test_out_of_memory_names_the_batch_size_and_the_fix(tiny_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(tiny_config(), ImageCache.open(tiny_cache), None, device=CPU, progress=False)
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "_losses", out_of_memory)
+    with pytest.raises(TrainingOutOfMemoryError, match=r"batch of 8 images.*train\.batch_size=4.*train\.grad_accum=2"):
+        trainer.train_epoch(max_steps=1)

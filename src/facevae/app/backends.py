@@ -1,12 +1,14 @@
 """The decode function behind the server's batches: PyTorch (the pipeline) or ONNX Runtime.
 
 Both map chunk x D float32 codes to chunk x H x W x 3 uint8 faces through
-facevae.imaging.to_uint8. The ONNX backend runs the decoder exported by
+facevae.imaging.to_uint8. The ONNX backend runs the float32 decoder exported by
 facevae.interop.onnx (BUNDLE-onnx/decoder.onnx beside the bundle, as `facevae export`
-writes it; `facevae serve --backend onnx` makes it once); on this project's 2-core CPU it
-decodes a 64 x 64 face in about half the time of PyTorch (see docs/serving.md). Its pixels equal PyTorch's up to float32
-rounding (max 6e-8 here), so a rare pixel may differ by one grey level between backends;
-within one backend the same seed always gives the same bytes.
+writes it; `facevae serve --backend onnx` makes it once). On this project's CPU it is the
+fastest float32 decoder (about 8 ms a face against 12-19 ms for PyTorch in float32), while
+the pipeline's bfloat16 decoder, the default where the CPU has bfloat16 kernels, is a little
+faster still (see docs/serving.md). Pixels differ between backends and precisions by float
+rounding (at most a level or so of 255); within one backend the same seed always gives the
+same bytes.
 """
 
 from __future__ import annotations

@@ -120,15 +120,14 @@ class CacheBatches:
     def batches(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
         """This rank's batches of `epoch`, leaving out the first `skip` (for resuming)."""
         positions, flips = self.epoch_positions(epoch)
-        starts = range(skip * self.batch_size, self.usable, self.batch_size)
         end = self.usable
-        chunks = ((positions[s:min(s + self.batch_size, end)], flips[s:min(s + self.batch_size, end)]) for s in starts)
-        if self.resident is not None:
-            for chunk, chunk_flips in chunks:
-                index = torch.from_numpy(chunk).to(self.device, non_blocking=True)
-                yield self._to_model_input(self.resident[index], chunk_flips)
+        spans = [(start, min(start + self.batch_size, end)) for start in range(skip * self.batch_size, end, self.batch_size)]
+        if self.resident is not None:  # the epoch's order goes to the GPU once; batches are gathered there
+            order = torch.from_numpy(positions[:end]).to(self.device)
+            for start, stop in spans:
+                yield self._to_model_input(self.resident[order[start:stop]], flips[start:stop])
             return
-        loaded = ((self._gather(chunk), chunk_flips) for chunk, chunk_flips in chunks)
+        loaded = ((self._gather(positions[start:stop]), flips[start:stop]) for start, stop in spans)
         if self.workers:
             loaded = _prefetch(loaded, depth=2 * self.workers)
         for pixels, chunk_flips in loaded:

@@ -42,6 +42,7 @@ from .distributed import DistributedContext
 from .monitor import RunMonitor
 
 TERMS = ("total", "weighted_recon", "weighted_kl", "recon", "kl")  # what the meters sum
+DDP_STOP_CHECK = 10  # steps between the ranks' checks for a stop request
 
 
 class TrainingDivergedError(UserError):
@@ -170,8 +171,8 @@ class Trainer:
         if context.enabled:
             self.train_module = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
-        if tc.compile:
-            self.train_module = torch.compile(self.train_module)
+        if tc.compile:  # static shapes: one graph for full batches, one for an epoch's last batch
+            self.train_module = torch.compile(self.train_module, dynamic=False)
         self.steps_per_epoch = -(-len(self.train_batches) // tc.grad_accum)
         self.schedule = LRSchedule(tc, self.steps_per_epoch * tc.epochs)
         self.monitor: RunMonitor | None = None
@@ -241,7 +242,7 @@ class Trainer:
                 self._optimizer_step()
                 p.step, p.batch_in_epoch, steps_here = p.step + 1, index + 1, steps_here + 1
                 bar.update(group_len)
-                if p.step % tc.log_every_steps == 0:
+                if tc.log_every_steps and p.step % tc.log_every_steps == 0:
                     self._log_window(window, time.perf_counter() - window_start, bar)
                     window, window_start = LossMeter(self.device), time.perf_counter()
                 paused_at, status = time.perf_counter(), None  # images/s counts training time only
@@ -250,7 +251,7 @@ class Trainer:
                 if tc.checkpoint_every_steps and p.step % tc.checkpoint_every_steps == 0:
                     self.save("last")
                 window_start += time.perf_counter() - paused_at
-                if distributed.any_rank(self._stop_requested, self.device):
+                if self._should_stop():
                     self._log_window(window, time.perf_counter() - window_start, bar)
                     self.save("last")
                     return "interrupted"
@@ -259,9 +260,9 @@ class Trainer:
                     return status
                 if max_steps is not None and steps_here >= max_steps:
                     return "paused"
+            self._log_window(window, time.perf_counter() - window_start, bar)
         finally:
             bar.close()
-        self._log_window(window, time.perf_counter() - window_start, None)
         train_means = self._log_epoch(epoch_meter, epoch)
         p.epoch, p.batch_in_epoch = epoch + 1, 0
         status = self._validate_and_track()
@@ -270,6 +271,15 @@ class Trainer:
         self._write_samples(epoch + 1)
         self.save("last")
         return status
+
+    def _should_stop(self) -> bool:
+        """Whether Ctrl-C / SIGTERM arrived (on any rank). Ranks agree every DDP_STOP_CHECK
+        steps: each check is a collective with a host sync, too costly for every GPU step."""
+        if not self.context.enabled:
+            return self._stop_requested
+        if self.progress.step % DDP_STOP_CHECK:
+            return False
+        return distributed.any_rank(self._stop_requested, self.device)
 
     def _forward_backward(self, images: torch.Tensor, group_len: int, meters: tuple[LossMeter, ...]) -> None:
         try:
