@@ -124,6 +124,7 @@ class FacevaeLoop:
         config = RunConfig(model=MODEL_PRESETS[args.preset], data=DataConfig(), train=train)
         self.trainer = Trainer(config, cache, None, device=device, progress=False)
         self.batch_size = args.batch_size
+        self.resident = self.trainer.train_batches.resident is not None  # whole split in GPU memory
 
     def run(self, steps: int) -> int:
         remaining = steps
@@ -212,7 +213,7 @@ def main() -> int:
         rates = measure(loops, args, device)
 
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
-    data_path = f"uint8 cache{', GPU-resident' if gpu else ''}"
+    data_path = f"uint8 cache{', GPU-resident' if getattr(loops['facevae'], 'resident', False) else ''}"
     rows = {"seed-style": (f"DataLoader, {args.seed_workers} workers decoding JPEGs", "fp32, NCHW"),
             "facevae": (data_path, f"{precision}, channels_last"),
             "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}

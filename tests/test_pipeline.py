@@ -75,7 +75,7 @@ def test_unknown_attribute_lists_valid_names_with_suggestion(pipe: FacePipeline)
     with pytest.raises(UnknownAttributeError, match="Valid names"):
         pipe.arithmetic("Wings")
     with pytest.raises(UnknownAttributeError, match="facevae attributes"):
-        FacePipeline(FaceModel(pipe.model.config, pipe.model.decoder)).resolve_attributes({"x": 1})
+        FacePipeline(FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)).resolve_attributes({"x": 1})
 
 
 def test_decode_checks_latent_shape(pipe: FacePipeline):

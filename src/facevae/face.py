@@ -49,9 +49,18 @@ class AlignedFace:
     notes: list[str] = field(default_factory=list)
 
 
-def _cascade(name: str):
-    import cv2
+def _cv2():
+    """OpenCV, or a clear error naming the extra that installs it."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError("finding faces in photos needs OpenCV: pip install 'facevae[edit]' "
+                        "(or use --whole-image for a picture that is already a face crop)") from None
+    return cv2
 
+
+def _cascade(name: str):
+    cv2 = _cv2()
     if not hasattr(cv2, "CascadeClassifier"):
         raise UserError("this OpenCV build has no Haar cascades (OpenCV 5 moved them out); "
                         "install the supported one: pip install 'opencv-python-headless>=4.8,<5'")
@@ -77,8 +86,7 @@ def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple
     set the contrast); on each side of the box's centre line the candidate nearest to where
     CelebA's geometry expects the eye wins.
     """
-    import cv2
-
+    cv2 = _cv2()
     x, y, w, h = box
     top = cv2.equalizeHist(np.ascontiguousarray(gray[y:y + int(0.6 * h), x:x + w]))
     candidates = _cascade("haarcascade_eye.xml").detectMultiScale(
@@ -106,7 +114,7 @@ def eyes_from_box(box: tuple[int, int, int, int]) -> tuple[tuple[float, float], 
 
 def frame_from_eyes(image: Image.Image, eyes: tuple[tuple[float, float], tuple[float, float]]) -> Image.Image:
     """Rotate, scale and shift so the eyes land on CELEBA_EYES; returns a 178 x 218 frame."""
-    import cv2
+    cv2 = _cv2()
 
     (lx, ly), (rx, ry) = eyes
     (tlx, tly), (trx, try_) = CELEBA_EYES
@@ -129,11 +137,10 @@ def frame_from_eyes(image: Image.Image, eyes: tuple[tuple[float, float], tuple[f
 
 def align_face(image: Image.Image, whole_image: bool = False, source: str = "the photo") -> AlignedFace:
     """Find the largest face and frame it like CelebA; whole_image=True uses the picture as is."""
-    import cv2
-
     image = image.convert("RGB")
     if whole_image:
         return AlignedFace(image, notes=["used the whole image without face detection"])
+    cv2 = _cv2()
     shrink = min(1.0, DETECT_MAX_SIDE / max(image.size))
     small = image if shrink == 1.0 else image.resize(
         (max(1, round(image.width * shrink)), max(1, round(image.height * shrink))), Image.Resampling.BILINEAR)

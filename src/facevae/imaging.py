@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -155,16 +155,17 @@ def encode_png(image: Image.Image | np.ndarray) -> bytes:
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write bytes to a temporary sibling, then rename: a reader never sees half a file."""
+    """Write bytes to a temporary sibling, then rename: a reader never sees half a file.
+    (The temporary file is opened normally, so the result gets the usual umask permissions.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(tmp, "xb") as file:
             file.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -16,8 +16,8 @@ plain decoder itself.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +28,14 @@ import torch
 from PIL import Image
 
 from . import imaging
-from .bundle import FaceModel, Preprocessing
+from .bundle import FaceModel
 from .errors import UserError
 from .fast_decoder import FastDecoder
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
-DECODE_BATCH = 256  # faces per decoder call: bounds memory for large requests
+# Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
+# caches: on the 2-core test machine, 70 faces decode ~1.3x faster in chunks of 8 than at once.
+DECODE_BATCH = 8
 GRID_COLUMNS = 10
 
 
@@ -80,8 +82,6 @@ class SynthesisResult:
         path = Path(path)
         if path.suffix != ".npy":
             raise UserError(f"{path}: latents are saved as NumPy .npy files; use a name ending in .npy")
-        import io
-
         buffer = io.BytesIO()
         np.save(buffer, self.latents.astype(np.float32))
         return imaging.write_atomic(path, buffer.getvalue())
@@ -151,11 +151,6 @@ class FacePipeline:
     @property
     def image_size(self) -> int:
         return self.model.config.image_size
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        """The bundle's crop mode at the model's input size (the size always follows the model)."""
-        return dataclasses.replace(self.model.preprocessing, image_size=self.image_size)
 
     @property
     def attribute_names(self) -> list[str]:
@@ -234,7 +229,7 @@ class FacePipeline:
         tensors = []
         for item in images:
             picture = item if isinstance(item, Image.Image) else imaging.read_image(item)
-            tensors.append(imaging.preprocess(picture, self.preprocessing))
+            tensors.append(imaging.preprocess(picture, self.model.preprocessing))
         return torch.stack(tensors).to(self.model.device)
 
     def _result(self, latents: torch.Tensor, columns: int, **layout: Any) -> SynthesisResult:
@@ -336,7 +331,7 @@ class FacePipeline:
         offset = self.resolve_attributes(attributes)  # unknown names fail before any work
         picture = photo if isinstance(photo, Image.Image) else imaging.read_image(photo)
         aligned = align_face(picture, whole_image=whole_image)
-        original = imaging.preprocess(aligned.image, self.preprocessing)[None].to(self.model.device)
+        original = imaging.preprocess(aligned.image, self.model.preprocessing)[None].to(self.model.device)
         latent = self.encode(original, refine_steps=refine_steps)
         codes = torch.cat([latent, latent + offset])
         images = torch.cat([original, self.decode_tensor(codes)])

@@ -26,6 +26,9 @@ def test_a_finished_run_holds_config_checkpoints_logs_samples_and_a_loadable_bun
     assert model.preprocessing.image_size == 32 and model.provenance["checkpoint"] == "best.pt"
     images = model.decode(torch.zeros(2, 16))
     assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    # the cache's labels become attribute vectors, ready for `facevae generate --attr Smiling=1`
+    assert set(model.attributes) == {"Smiling", "Eyeglasses"}
+    assert model.attributes["Smiling"].shape == (16,) and sum(model.attribute_counts["Smiling"]) == 40
 
 
 def test_tensorboard_has_losses_lr_throughput_and_grids(finished_run: Path) -> None:
@@ -47,10 +50,12 @@ def test_an_existing_run_is_not_overwritten_without_resume(finished_run: Path, t
 
 
 def test_bundle_command_from_last_checkpoint(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["bundle", str(finished_run), "--checkpoint", "last", "--out", str(tmp_path / "b")]) == 0
+    assert main(["bundle", str(finished_run), "--checkpoint", "last", "--out", str(tmp_path / "b"),
+                 "--no-attributes", "--device", "cpu"]) == 0
     assert "Bundle written" in capsys.readouterr().out
     model = facevae.load(tmp_path / "b")
     assert model.provenance["checkpoint"] == "last.pt" and model.provenance["step"] == 10
+    assert model.attributes == {}
     assert main(["bundle", str(tmp_path)]) == 2  # not a run: a clear error, no traceback
     assert "best.pt does not exist" in capsys.readouterr().err
 

@@ -17,12 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint (default: best validation loss)")
     parser.add_argument("--out", metavar="DIR", default=None, help="bundle folder (default: RUN_DIR/bundle)")
+    parser.add_argument("--no-attributes", action="store_true",
+                        help="skip the attribute vectors (they need one encoder pass over the training images)")
+    parser.add_argument("--device", default="auto", help="device for that pass: auto (default), cpu, cuda, mps")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.device import resolve_device
     from ..training.run import make_bundle
 
-    path = make_bundle(args.run_dir, args.checkpoint, args.out)
+    path = make_bundle(args.run_dir, args.checkpoint, args.out, attributes=not args.no_attributes,
+                       device=resolve_device(args.device))
     print(f"Bundle written: {path}")
     return 0

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from ..bundle import FaceModel, Preprocessing, save_bundle
 from ..config import RunConfig, from_dict, to_dict
-from ..data.cache import ImageCache
+from ..data.cache import ImageCache, is_cache
 from ..errors import UserError
 from ..imaging import write_atomic
 from ..losses import beta_vae_equivalent
@@ -92,7 +92,7 @@ def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = F
                 f"Training stopped at step {result.progress.step} (epoch {result.progress.epoch + 1}); "
                 f"saved {last}. Continue with: facevae train --out {run_dir} --resume")
         if context.is_main:
-            bundle = make_bundle(run_dir)
+            bundle = make_bundle(run_dir, device=device, progress=progress)
             _say(f"Training {result.status.replace('_', ' ')} at step {result.progress.step}; best validation "
                  f"loss {result.progress.best_val:.4f}. Bundle: {bundle}  (facevae.load('{run_dir}'))")
         distributed.barrier()
@@ -120,8 +120,14 @@ def _summary(trainer: Trainer, run_dir: Path, resume: bool) -> str:
     ])
 
 
-def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path | None = None) -> Path:
-    """Write the inference bundle of a run from checkpoints/{best,last}.pt (default RUN_DIR/bundle)."""
+def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path | None = None, *,
+                attributes: bool = True, device: str | torch.device = "cpu", progress: bool = True) -> Path:
+    """Write the inference bundle of a run from checkpoints/{best,last}.pt (default RUN_DIR/bundle).
+
+    attributes: when the training cache has labels, also store attribute vectors (mean code
+    with the attribute minus mean code without, over the training split), as the original
+    project did after training; this encodes the training split once on `device`.
+    """
     run_dir = Path(run_dir).expanduser()
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint must be best or last, not {checkpoint!r}")
@@ -147,5 +153,23 @@ def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path |
         "train_config": state["config"]["train"], "trained_with": f"torch {torch.__version__.split('+')[0]}",
     }
     face_model = FaceModel(config.model, model.decoder, model.encoder, preprocessing=preprocessing,
-                           provenance=provenance)
+                           provenance=provenance).to(device)
+    if attributes:
+        _add_attribute_vectors(face_model, Path(state["data"]["cache"]), progress)
     return save_bundle(face_model, Path(out).expanduser() if out else run_dir / "bundle")
+
+
+def _add_attribute_vectors(model: FaceModel, cache_path: Path, progress: bool) -> None:
+    """Attribute vectors from the training cache's labels, if it has any and is still there."""
+    from ..attributes import compute_attribute_vectors
+
+    if not is_cache(cache_path):
+        _say(f"note: the training cache {cache_path} is gone, so the bundle has no attribute vectors "
+             f"(add them with `facevae attributes --model RUN_DIR --data DATA`)")
+        return
+    cache = ImageCache.open(cache_path)
+    if not cache.attribute_names:
+        return
+    result = compute_attribute_vectors(model, cache, "train", progress=progress)
+    model.attributes, model.attribute_counts = result.vectors, result.counts
+    model.provenance["attributes"] = {"data": str(cache.path), "split": "train", "skipped": result.skipped}
