@@ -16,7 +16,8 @@ same N generated 178x218 JPEGs (CelebA's size and quality):
   Adam, optional torch.compile, and no sync inside a step.
 
 Each loop runs `--warmup` steps untimed, then `--steps` timed steps (data loading
-included); the table gives images per second and the ratio.
+included) split into `--rounds` interleaved rounds; the table gives the median images per
+second over the rounds (robust to another process's burst) and the ratio.
 """
 
 from __future__ import annotations
@@ -136,27 +137,26 @@ class FacevaeLoop:
 
 
 def measure(loops: dict[str, object], args: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    """Warm every loop up, then time them in interleaved rounds so that a busy machine
-    slows them all alike; returns images per second of each."""
+    """Warm every loop up, then time them in interleaved rounds, so that a busy machine slows
+    them alike; returns each loop's median images per second over the rounds."""
     for name, loop in loops.items():
         started = time.perf_counter()
         loop.run(args.warmup)  # type: ignore[attr-defined]
         _sync(device)
         print(f"  warm-up {name}: {time.perf_counter() - started:.1f} s", flush=True)
-    images = dict.fromkeys(loops, 0)
-    seconds = dict.fromkeys(loops, 0.0)
+    rates: dict[str, list[float]] = {name: [] for name in loops}
     rounds = max(1, min(args.rounds, args.steps))
     for round_index in range(rounds):
         steps = args.steps // rounds + (1 if round_index < args.steps % rounds else 0)
         for name, loop in loops.items():
             _sync(device)
             started = time.perf_counter()
-            images[name] += loop.run(steps)  # type: ignore[attr-defined]
+            images = loop.run(steps)  # type: ignore[attr-defined]
             _sync(device)
-            seconds[name] += time.perf_counter() - started
+            rates[name].append(images / (time.perf_counter() - started))
         print(f"  round {round_index + 1}/{rounds}: " + ", ".join(
-            f"{name} {images[name] / seconds[name]:,.1f} img/s" for name in loops), flush=True)
-    return {name: images[name] / seconds[name] for name in loops}
+            f"{name} {rates[name][-1]:,.1f} img/s" for name in loops), flush=True)
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def _sync(device: torch.device) -> None:
@@ -219,7 +219,7 @@ def main() -> int:
             "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
     base = rates.get("seed-style")
     print()
-    print(f"| loop | data path | precision, layout | images/s | vs seed-style |")
+    print("| loop | data path | precision, layout | images/s (median of rounds) | vs seed-style |")
     print("|---|---|---|---:|---:|")
     for name, rate in rates.items():
         ratio = f"{rate / base:.2f}x" if base else "-"
