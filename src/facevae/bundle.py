@@ -65,11 +65,13 @@ class FaceModel:
     encoder: Encoder | None = None
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> latent_dim
     attribute_counts: dict[str, list[int]] = field(default_factory=dict)  # name -> [with, without]
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    preprocessing: Preprocessing | None = None  # None: squash to the model's image size
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.preprocessing is None:
+            self.preprocessing = Preprocessing(image_size=self.config.image_size)
         if self.preprocessing.image_size != self.config.image_size:
             raise BundleError(
                 f"The preprocessing makes {self.preprocessing.image_size}px images but the model takes "
