@@ -1,6 +1,6 @@
 """The `facevae` command: one entry point, one module per subcommand.
 
-Each module in facevae.commands exposes `register(subparsers)`, which adds its parser and
+Each module in facevae.commands (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser and
 sets `run` as the handler. Modules import heavy libraries inside `run`, so `--help` is fast.
 """
 
@@ -13,26 +13,26 @@ import sys
 from . import __version__
 from .errors import UserError
 
-# (subcommand, module in facevae.commands), in the order `--help` lists them.
-COMMANDS: list[tuple[str, str]] = [
-    ("prepare", "prepare"),
-    ("train", "train"),
-    ("bundle", "make_bundle"),
-    ("download", "download"),
-    ("models", "models"),
-    ("import-keras", "import_keras"),
-    ("import-seed", "import_seed"),
-    ("export", "export"),
-    ("attributes", "attributes"),
-    ("generate", "generate"),
-    ("reconstruct", "reconstruct"),
-    ("arithmetic", "arithmetic"),
-    ("morph", "morph"),
-    ("decode", "decode"),
-    ("edit", "edit"),
-    ("gui", "gui"),
-    ("serve", "serve"),
-]
+# Modules in facevae.commands, in the order `--help` lists their subcommands.
+COMMAND_MODULES: tuple[str, ...] = (
+    "prepare",
+    "train",
+    "make_bundle",
+    "download",
+    "models",
+    "import_keras",
+    "import_seed",
+    "export",
+    "attributes",
+    "generate",
+    "reconstruct",
+    "arithmetic",
+    "morph",
+    "decode",
+    "edit",
+    "gui",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,14 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facevae {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _, module_name in COMMANDS:
-        try:
-            module = importlib.import_module(f"facevae.commands.{module_name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"facevae.commands.{module_name}":
-                raise
-            continue  # a command still being built is simply not listed
-        module.register(subparsers)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(f"facevae.commands.{module_name}").register(subparsers)
     return parser
 
 
