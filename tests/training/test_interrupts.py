@@ -53,8 +53,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_cache: Path, tmp_path:
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     stopped_at = state["progress"]["step"]
     assert stopped_at >= 1
-    # and it resumes from exactly there
-    train(tiny_config(epochs=state["progress"]["epoch"] + 1), tiny_cache, run, resume=True, progress=False)
+    # and it resumes from exactly there (two more epochs: a stop after an epoch's last batch
+    # but before its bookkeeping resumes into that epoch's end without another step)
+    train(tiny_config(epochs=state["progress"]["epoch"] + 2), tiny_cache, run, resume=True, progress=False)
     assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["step"] > stopped_at
 
 
