@@ -68,7 +68,7 @@ def refine_steps_control(pipeline: FacePipeline, key: str, images: int) -> int:
 
     st.warning(
         "This model has no encoder, so faces are encoded by **optimisation**: the latent code is adjusted "
-        "step by step until the decoder redraws the face (100 steps take 10-30 s per batch on a laptop "
+        "step by step until the decoder redraws the face (100 steps take about a second per photo on a 2-core "
         "CPU). A bundle with an encoder (a facevae training run, or `facevae import-keras` with "
         "encoder.keras) encodes instantly."
     )
