@@ -119,7 +119,7 @@ class PhaseSplitTail(nn.Module):
         self.phase_pads: list[tuple[int, int, int, int]] = []
         for py in (0, 1):
             for px in (0, 1):
-                (dys, tys), (dxs, txs) = zip(*taps[py]), zip(*taps[px])
+                dys, dxs = [d for d, _ in taps[py]], [d for d, _ in taps[px]]
                 kernel = weight.new_zeros(weight.shape[1], weight.shape[0], max(dys) - min(dys) + 1,
                                           max(dxs) - min(dxs) + 1)
                 for dy, ty in taps[py]:

@@ -20,6 +20,7 @@ the last `missing_row` images that are not corrupt have no attribute row. The re
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,10 @@ def face_image(rng: np.random.Generator, width: int = WIDTH, height: int = HEIGH
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def _noise(cache: list[np.ndarray] = []) -> np.ndarray:
+@functools.cache
+def _noise() -> np.ndarray:
     """A fixed 512 x 512 x 1 bank of sensor-like noise; faces take random windows of it."""
-    if not cache:
-        cache.append(np.random.default_rng(1234).normal(0, 4, (512, 512, 1)).round().astype(np.int16))
-    return cache[0]
+    return np.random.default_rng(1234).normal(0, 4, (512, 512, 1)).round().astype(np.int16)
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
