@@ -31,6 +31,7 @@ from . import imaging
 from .bundle import FaceModel
 from .errors import UserError
 from .fast_decoder import FastDecoder
+from .hardware import cpu_has_native_bf16
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
 # Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
@@ -120,8 +121,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise UserError(f"precision must be auto, fp32 or bf16, not {precision!r}")
     if precision != "auto":
         return precision
-    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return "bf16" if native else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 class FacePipeline:
