@@ -64,11 +64,14 @@ class UpStage(nn.Module):
         out_size = x.shape[-1] * 2
         x = self.conv(x)
         if self.tf_same:
-            # A contiguous copy of the window: batch norm on the strided slice takes PyTorch's
-            # slow CPU path (training ran 1.65x slower end to end with the bare slice).
-            layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             s = self.crop_start
-            x = x[..., s : s + out_size, s : s + out_size].contiguous(memory_format=layout)
+            window = x[..., s : s + out_size, s : s + out_size]
+            if self.training:
+                # Training batch norm on the strided slice takes PyTorch's slow CPU path (whole
+                # steps ran 1.65x slower); in eval mode the slice is faster than a copy.
+                channels_last = x.is_contiguous(memory_format=torch.channels_last)
+                window = window.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            x = window
         return F.leaky_relu(self.bn(x), self.slope)
 
 
