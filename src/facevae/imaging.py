@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .data.decode import crop_and_resize
 from .errors import UserError
 
 if TYPE_CHECKING:  # torch is imported lazily so that reading an image stays light
@@ -262,27 +263,12 @@ def read_image(source: str | Path | bytes, max_bytes: int = MAX_IMAGE_BYTES,
 
 # --- model inputs --------------------------------------------------------------------
 
-# CelebA's aligned frames are 178 x 218; crop sizes in Preprocessing are in those pixels.
-CELEBA_WIDTH, CELEBA_HEIGHT = 178, 218
-
 
 def preprocess(image: Image.Image, preprocessing: "Preprocessing") -> "torch.Tensor":
-    """A CelebA-framed RGB image -> 3 x S x S float tensor in [0, 1], as in the training cache.
-
-    "squash": the whole frame resized to S x S (the original project's choice);
-    "center": a centred square of crop_size CelebA pixels, scaled with the image's width
-    (so on a 178-wide frame it is exactly crop_size), resized to S x S. Both use Pillow's
-    bilinear filter with a float crop box, exactly as facevae.data.decode does for the cache.
-    """
-    size = preprocessing.image_size
-    image = image if image.mode == "RGB" else image.convert("RGB")
-    width, height = image.size
-    if preprocessing.crop == "center":
-        side = min(preprocessing.crop_size * width / CELEBA_WIDTH, width, height)
-        left, top = (width - side) / 2, (height - side) / 2
-        box = (left, top, left + side, top + side)
-    elif preprocessing.crop == "squash":
-        box = (0.0, 0.0, float(width), float(height))
-    else:
+    """A CelebA-framed RGB image -> 3 x S x S float tensor in [0, 1], exactly as in the training
+    cache: facevae.data.decode.crop_and_resize is the one crop/resize definition ("squash": the
+    whole frame; "center": a centred square of crop_size CelebA pixels, scaled with the width)."""
+    if preprocessing.crop not in ("squash", "center"):
         raise ImageError(f"unknown preprocessing crop '{preprocessing.crop}'; expected 'squash' or 'center'")
-    return to_tensor(np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=box)))[0]
+    pixels = crop_and_resize(image, preprocessing.image_size, preprocessing.crop, preprocessing.crop_size)
+    return to_tensor(pixels)[0]

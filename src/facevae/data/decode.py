@@ -6,7 +6,7 @@ The definition, for an image of width W and height H:
        ratio (what the original project did with CelebA's 178 x 218 images);
      - "center": the centred square of crop_size CelebA pixels, scaled with the image's width
        (side min(crop_size * W / 178, W, H)), e.g. (15, 35, 163, 183) for a 178 x 218 CelebA
-       image with crop_size 148 (the usual practice); facevae.imaging.preprocess uses the same;
+       image with crop_size 148 (the usual practice); facevae.imaging.preprocess calls it too;
   2. the box resized to S x S with Pillow's bilinear filter (antialiased when shrinking).
 
 `preprocess_image` applies it to a fully decoded picture (a photo, a PNG). For JPEG files,
@@ -56,18 +56,28 @@ class DecodeSpec:
 
 def crop_box(width: int, height: int, spec: DecodeSpec) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) of the region that becomes the output, in full-size pixels."""
-    if spec.crop == "squash":
+    return _crop_box(width, height, spec.crop, spec.crop_size)
+
+
+def _crop_box(width: int, height: int, crop: str, crop_size: int) -> tuple[float, float, float, float]:
+    if crop == "squash":
         return (0.0, 0.0, float(width), float(height))
-    side = min(spec.crop_size * width / CELEBA_WIDTH, width, height)
+    side = min(crop_size * width / CELEBA_WIDTH, width, height)
     left, top = (width - side) / 2, (height - side) / 2
     return (left, top, left + side, top + side)
 
 
-def preprocess_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
-    """The definition on a fully decoded picture: crop box, bilinear resize -> S x S x 3 uint8."""
+def crop_and_resize(image: Image.Image, size: int, crop: str, crop_size: int) -> np.ndarray:
+    """The definition on a fully decoded picture: crop box, bilinear resize -> size x size x 3
+    uint8. Any size: the cache's sizes are checked by DecodeSpec, a bundle's by its config."""
     image = image if image.mode == "RGB" else image.convert("RGB")
-    box = crop_box(image.width, image.height, spec)
-    return np.asarray(image.resize((spec.size, spec.size), RESAMPLE, box=box))
+    box = _crop_box(image.width, image.height, crop, crop_size)
+    return np.asarray(image.resize((size, size), RESAMPLE, box=box))
+
+
+def preprocess_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
+    """crop_and_resize with a cache's DecodeSpec."""
+    return crop_and_resize(image, spec.size, spec.crop, spec.crop_size)
 
 
 def decode_bytes(data: bytes, suffix: str, spec: DecodeSpec) -> np.ndarray:
