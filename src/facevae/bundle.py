@@ -14,12 +14,8 @@ tensor's shape against the config and that attribute vectors match the latent si
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import datetime as _dt
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .atomic import staged_dir
 from .config import ConfigError, ModelConfig, from_dict, to_dict
-from .data.cache import replace_dir
+from .errors import UserError
 from .model import Decoder, Encoder
 
 BUNDLE_FORMAT = "facevae-bundle"
@@ -139,9 +136,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_bundle(model: FaceModel, path: str | Path) -> Path:
     """Write a bundle folder atomically (a temporary sibling renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    try:
+    with staged_dir(path) as tmp:
         save_file(_state(model.decoder), tmp / "decoder.safetensors")
         if model.encoder is not None:
             save_file(_state(model.encoder), tmp / "encoder.safetensors")
@@ -149,10 +144,6 @@ def save_bundle(model: FaceModel, path: str | Path) -> Path:
             vectors = {k: v.detach().cpu().float().contiguous() for k, v in model.attributes.items()}
             save_file(vectors, tmp / "attributes.safetensors")
         (tmp / "config.json").write_text(json.dumps(_bundle_config(model), indent=2), encoding="utf-8")
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     model.path = path
     return path
 

@@ -10,8 +10,6 @@ input_img_size, batch_size, lr, max_epoch, dataset_dir, model_save_path) is acce
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import dataclasses
 import difflib
 import json
@@ -21,6 +19,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from .errors import UserError
 
 
 class ConfigError(UserError):

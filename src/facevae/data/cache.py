@@ -16,17 +16,16 @@ an interrupted `prepare` never leaves a folder that looks like a cache.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..atomic import make_staging_dir, replace_dir
+from ..errors import UserError
 
 CACHE_FORMAT = "facevae-image-cache"
 CACHE_VERSION = 1
@@ -62,8 +61,7 @@ class CacheWriter:
         self.target = Path(target)
         self.count = count
         self.image_size = image_size
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+        self.tmp = make_staging_dir(self.target)
         shape = (max(count, 1), image_size, image_size, 3)
         self.images = np.memmap(self.tmp / "images.u8", dtype=np.uint8, mode="w+", shape=shape)
         self.finished = False
@@ -107,19 +105,6 @@ class CacheWriter:
         replace_dir(self.tmp, self.target)
         self.finished = True
         return self.target
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move folder `new` to `target`, replacing any previous folder there, never leaving
-    `target` half-written (the old one is moved aside first, then deleted)."""
-    os.chmod(new, 0o755)  # mkdtemp makes folders private; a published one is like any other
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass

@@ -255,11 +255,7 @@ def _open_writer(target: Path, count: int, spec: DecodeSpec) -> CacheWriter:
         needed, free = count * spec.size * spec.size * 3, shutil.disk_usage(target.parent).free
         if needed > free:
             raise UserError(f"the cache needs {needed / 1e9:.1f} GB but {target.parent} has {free / 1e9:.1f} GB free. {fix}")
-        writer = CacheWriter(target, count, spec.size)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(writer.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a cache is plain data
-        return writer
+        return CacheWriter(target, count, spec.size)  # published with normal permissions by replace_dir
     except OSError as error:
         raise UserError(f"cannot write the cache in {target.parent} ({error.strerror or error}). {fix}") from None
 

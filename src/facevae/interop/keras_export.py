@@ -28,9 +28,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -38,9 +35,9 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import staged_dir
 from ..bundle import FaceModel
 from ..config import MODEL_PRESETS, ModelConfig
-from ..data.cache import replace_dir
 from ..errors import UserError
 from .keras_weights import decoder_layer_map, encoder_layer_map
 
@@ -126,12 +123,10 @@ def _archive(path: Path, class_name: str, name: str, arguments: dict, build_shap
     weights = io.BytesIO()
     with h5py.File(weights, "w") as h5:
         fill(h5)
-    tmp = path.with_name(f".{path.name}.partial")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:  # inside export_keras's staging folder
         archive.writestr("metadata.json", json.dumps(metadata))
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", weights.getvalue())
-    os.replace(tmp, path)
 
 
 def original_config(config: ModelConfig) -> dict:
@@ -149,10 +144,7 @@ def export_keras(model: FaceModel, out: str | Path) -> Path:
     decoder_args = {"shape_before_flattening": [config.bottom_size, config.bottom_size, width], "num_channels": width}
     encoder_args = {"embedding_size": latent, "num_channels": width}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is meant to be shared
-    try:
+    with staged_dir(out) as tmp:
         weights_dir = tmp / "model_weights"
         weights_dir.mkdir()
         dec_layers, dec_empty = _decoder_groups(model)
@@ -176,8 +168,4 @@ def export_keras(model: FaceModel, out: str | Path) -> Path:
             (tmp / "attributes_embedings" / "attributes_embedings.json").write_text(json.dumps(vectors), "utf-8")
         (tmp / "config").mkdir()
         (tmp / "config" / "config.json").write_text(json.dumps(original_config(config), indent=4) + "\n", "utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

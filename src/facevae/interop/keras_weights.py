@@ -13,8 +13,6 @@ BatchNormalization stores gamma, beta, moving mean, moving variance.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import io
 import json
 import zipfile
@@ -22,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import UserError
 
 
 class KerasFileError(UserError):

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import staged_dir
 from ..bundle import FaceModel
 from ..config import to_dict
-from ..data.cache import replace_dir
 from ..errors import UserError
 
 OPSET = 18
@@ -80,12 +77,9 @@ def export_onnx(model: FaceModel, out: str | Path, verify: bool = True) -> dict[
     decoder = model.decoder.cpu().eval()
     encoder = model.encoder.cpu().eval() if model.encoder is not None else None
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is meant to be shared
     generator = torch.Generator().manual_seed(0)
     report: dict[str, float | None] = {}
-    try:
+    with staged_dir(out) as tmp:
         latents = torch.randn(2, config.latent_dim, generator=generator)
         _export(decoder, latents, tmp / "decoder.onnx", ["latents"], ["images"])
         report["decoder.onnx"] = None
@@ -110,8 +104,4 @@ def export_onnx(model: FaceModel, out: str | Path, verify: bool = True) -> dict[
                 "files": sorted(report), "provenance": model.provenance,
                 "attributes": {k: v.detach().cpu().float().tolist() for k, v in model.attributes.items()}}
         (tmp / "facevae-onnx.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
