@@ -191,7 +191,8 @@ def main() -> int:
     if args.quick:
         args.rounds = 1
     count = args.images or min(8192, (args.warmup + args.steps) * args.batch_size // 2)
-    count = max(count, 2 * args.batch_size)
+    # Whole batches only: a smaller last batch would make --compile compile again inside a timed round.
+    count = -(-max(count, 2 * args.batch_size) // args.batch_size) * args.batch_size
 
     with tempfile.TemporaryDirectory(prefix="facevae-bench-") as tmp:
         started = time.perf_counter()

@@ -60,7 +60,7 @@ def _folded_phase_taps(stage: UpStage) -> tuple[torch.Tensor, torch.Tensor, dict
     scale, shift = _bn_scale_shift(stage.bn)
     weight = conv.weight.detach() * scale[None, :, None, None]
     bias = conv.bias.detach() * scale + shift
-    crop = stage.crop_start if stage.tf_same else conv.padding[0]
+    crop = stage.crop_start
     k = weight.shape[-1]
     taps = {p: [((p + crop - t) // 2, t) for t in range(k) if (p + crop - t) % 2 == 0] for p in (0, 1)}
     return weight, bias, taps
