@@ -9,9 +9,8 @@ Three rewrites, each exact in real arithmetic:
   channels followed by a pixel shuffle ("sub-pixel convolution"). Output pixel (2m + p) of
   a transposed convolution only sees input pixels m + d for a few offsets d that depend on
   the phase p; gathering the taps of the four phases (p_y, p_x) into one small kernel
-  gives an ordinary convolution, for which oneDNN has much faster kernels (its transposed
-  convolutions are slow, most of all in bfloat16). TensorFlow's 'same' crop and PyTorch's
-  symmetric padding are both handled by where the offsets start.
+  gives an ordinary convolution, which sets up the phase-split tail below. TensorFlow's
+  'same' crop and PyTorch's symmetric padding are both handled by where the offsets start.
 - The last stage and `to_rgb` work on the four pixel phases of the largest feature map
   without assembling it (`PhaseSplitTail`), multiplying only the kernel taps that reach
   each phase.
