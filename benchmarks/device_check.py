@@ -33,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from train_throughput import make_jpegs
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))  # a checkout without an install (the lent GPU machine)
+
+from train_throughput import make_jpegs  # noqa: E402
 
 
 def run_step(name: str, command: list[str], log: list[str], expect_failure: str | None = None,
