@@ -42,6 +42,8 @@ def test_wrong_types_and_choices_are_explained():
         run_config_from_dict({"model": {"padding": "valid"}})
     with pytest.raises(ConfigError, match="not divisible"):
         ModelConfig(image_size=48, channels=(8, 8, 8, 8, 8))
+    with pytest.raises(ConfigError, match=r"model.kernel_size must be odd \(3, 5, 7, ...\), got 4"):
+        run_config_from_dict({"model": {"kernel_size": 4}})
 
 
 def test_original_projects_config_json_is_accepted_as_is(tmp_path):

@@ -87,7 +87,7 @@ def test_literal_tf_same_transposed_conv_places_each_input_at_twice_its_index():
     assert torch.equal(symmetric[0, 0, :2, :2], torch.tensor([[4.0, 5.0], [7.0, 8.0]]))
 
 
-@pytest.mark.parametrize("kernel_size", [3, 4, 5])
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
 @pytest.mark.parametrize("training", [True, False])
 def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, training):
     """The model's mirrored formulation (see model.py) gives the literal TF-'same' outputs and
@@ -113,10 +113,9 @@ def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, trai
         assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize(("padding", "output_padding"), [(1, 1), (2, 1), (1, 0)])
-def test_transposed_conv_backward_is_exact(padding, output_padding):
+@pytest.mark.parametrize(("kernel", "padding", "output_padding"), [(3, 1, 1), (5, 2, 1), (4, 1, 0)])
+def test_transposed_conv_backward_is_exact(kernel, padding, output_padding):
     """The hand-written backward of conv_transpose_stride2 against autograd's numerical check."""
-    kernel = 3 if output_padding == 1 and padding == 1 else 5 if padding == 2 else 4
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(3, 2, kernel, kernel, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(2, dtype=torch.float64, requires_grad=True)

@@ -66,6 +66,9 @@ class ModelConfig:
         for name in ("latent_dim", "image_channels", "kernel_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.kernel_size % 2 == 0:
+            # 'same' padding of the stride-1 to_rgb layer is only symmetric for odd kernels.
+            raise ConfigError(f"model.kernel_size must be odd (3, 5, 7, ...), got {self.kernel_size}")
 
     @property
     def bottom_size(self) -> int:

@@ -40,7 +40,7 @@ def _stage_padding(config: ModelConfig) -> int:
     return tf_same_pads(config.kernel_size)[1] if config.padding == "tf_same" else config.kernel_size // 2
 
 
-def _oriented(weight: torch.Tensor, mirrored: bool) -> torch.Tensor:
+def oriented_kernel(weight: torch.Tensor, mirrored: bool) -> torch.Tensor:
     """A kernel (... x k x k) as it applies to mirrored feature maps: both axes reversed."""
     return weight.flip(-2, -1) if mirrored else weight
 
@@ -98,7 +98,7 @@ class DownStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x H/2 x W/2."""
-        x = F.conv2d(x, _oriented(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
+        x = F.conv2d(x, oriented_kernel(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
         return F.leaky_relu(self.bn(x), self.slope)
 
 
@@ -113,15 +113,12 @@ class UpStage(nn.Module):
         output_padding = 2 + 2 * padding - k if self.mirrored else 1
         self.conv = nn.ConvTranspose2d(in_channels, out_channels, k, stride=2, padding=padding,
                                        output_padding=output_padding)
-        # First pixel kept from the full transposed convolution (2H + k - 2 pixels), unmirrored:
-        # TF keeps [before, before + 2H); PyTorch drops `padding` pixels.
-        self.crop_start = tf_same_pads(k)[0] if self.mirrored else padding
         self.bn = nn.BatchNorm2d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
         self.slope = config.leaky_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x 2H x 2W."""
-        x = conv_transpose_stride2(x, _oriented(self.conv.weight, self.mirrored), self.conv.bias,
+        x = conv_transpose_stride2(x, oriented_kernel(self.conv.weight, self.mirrored), self.conv.bias,
                                    self.conv.padding[0], self.conv.output_padding[0])
         return F.leaky_relu(self.bn(x), self.slope)
 
@@ -174,7 +171,7 @@ class Decoder(nn.Module):
             x = x.view(-1, c, b, b)
         mirrored = self.config.padding == "tf_same"
         x = self.stages(x.flip(-2, -1) if mirrored else x)  # N x C_0 x H x W
-        x = F.conv2d(x, _oriented(self.to_rgb.weight, mirrored), self.to_rgb.bias, padding=self.to_rgb.padding)
+        x = F.conv2d(x, oriented_kernel(self.to_rgb.weight, mirrored), self.to_rgb.bias, padding=self.to_rgb.padding)
         return torch.sigmoid(x.flip(-2, -1) if mirrored else x)
 
 

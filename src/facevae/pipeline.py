@@ -7,7 +7,7 @@
 
 Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
 decode to the generated faces, and how to lay them out in a grid. Decoding goes through
-FastDecoder (BatchNorm folded, sub-pixel convolutions, channels-last). precision="auto"
+FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
 uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
 differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
 and float32 elsewhere; "fp32" equals the plain decoder to ~1e-6; `fast=False` uses the
