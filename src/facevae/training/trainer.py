@@ -140,6 +140,8 @@ class Trainer:
         tc = self.train_config = config.train
         self.config, self.cache, self.run_dir, self.device, self.context = config, cache, run_dir, device, context
         self.dtype = autocast_dtype(device, tc.precision)
+        if device.type == "cuda":  # the same shapes every step: let cuDNN time its algorithms once
+            torch.backends.cudnn.benchmark = True
         self.show_progress = progress and context.is_main
         self.progress = Progress()
         self._stop_requested = False
