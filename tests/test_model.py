@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from facevae.config import MODEL_PRESETS, ModelConfig
-from facevae.model import FaceVAE, conv_transpose_stride2, tf_same_pads
+from facevae.model import FaceVAE, conv_transpose_stride2
 
 
 @pytest.mark.parametrize("preset", ["original", "seed", "compact", "celeba128", "celeba256"])
@@ -24,6 +24,13 @@ def test_original_preset_heads_are_relu_like_the_keras_model():
     model = FaceVAE(MODEL_PRESETS["original"]).eval()
     mean, log_var = model.encode(torch.rand(3, 3, 64, 64))
     assert (mean >= 0).all() and (log_var >= 0).all()
+
+
+def tf_same_pads(kernel_size):
+    """(before, after) padding of TensorFlow's 'same' for stride 2 on an even-sized input:
+    max(k - 2, 0) in total, the odd pixel after."""
+    total = max(kernel_size - 2, 0)
+    return total // 2, total - total // 2
 
 
 def literal_down(conv, x):

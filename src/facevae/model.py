@@ -15,29 +15,17 @@ from torch import nn
 from .config import MODEL_PRESETS, ModelConfig
 
 
-def tf_same_pads(kernel_size: int) -> tuple[int, int]:
-    """(before, after) padding of TensorFlow's 'same' for stride 2 on an even-sized input.
-
-    TF pads max(k - 2, 0) in total and puts the odd pixel after: for k=3 that is (0, 1),
-    where PyTorch's symmetric padding=1 would give (1, 1) and shift every output by one.
-    """
-    total = max(kernel_size - 2, 0)
-    return total // 2, total - total // 2
-
-
-# Why "tf_same" models compute on mirrored feature maps: with both spatial axes reversed,
-# TF's (before, after) padding becomes (after, before), which is PyTorch's symmetric
-# padding=after with reversed kernels (the extra `after - before` pixels at the end are
-# never reached by a stride-2 window on an even size). So Encoder and Decoder mirror once on
-# the way in and once on the way out, and every stage in between runs PyTorch's own
-# symmetric convolutions. That is the same arithmetic as padding explicitly and cropping the
-# full transposed convolution, but without the padded copies and the odd-sized outputs that
-# take oneDNN's slow paths (a training step of the original model was 2x slower that way).
-
-
-def _stage_padding(config: ModelConfig) -> int:
-    """Symmetric padding of the stride-2 convolutions of every stage."""
-    return tf_same_pads(config.kernel_size)[1] if config.padding == "tf_same" else config.kernel_size // 2
+# TensorFlow's 'same' padding for stride 2 on an even size pads k - 2 pixels in total and puts
+# the odd one after: (before, after) = ((k - 3) / 2, (k - 1) / 2) for odd k, (0, 1) for k = 3,
+# where PyTorch's symmetric padding = k // 2 gives (1, 1) and shifts every output by one.
+# With both spatial axes reversed, TF's padding becomes ((k - 1) / 2, (k - 3) / 2): PyTorch's
+# symmetric k // 2 with reversed kernels (the extra pixel at the end is never reached by a
+# stride-2 window). So "tf_same" models compute on mirrored feature maps: Encoder and Decoder
+# reverse the axes once on the way in and once on the way out, and every stage in between
+# runs PyTorch's own symmetric convolutions, the same as the "symmetric" models. That is the
+# same arithmetic as padding explicitly and cropping the full transposed convolution, without
+# the padded copies and odd-sized outputs that take oneDNN's slow paths (a training step of
+# the original model was 2x slower that way; tests/test_model.py checks both against each other).
 
 
 def oriented_kernel(weight: torch.Tensor, mirrored: bool) -> torch.Tensor:
@@ -92,7 +80,7 @@ class DownStage(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: ModelConfig) -> None:
         super().__init__()
         self.mirrored = config.padding == "tf_same"
-        self.conv = nn.Conv2d(in_channels, out_channels, config.kernel_size, stride=2, padding=_stage_padding(config))
+        self.conv = nn.Conv2d(in_channels, out_channels, config.kernel_size, stride=2, padding=config.kernel_size // 2)
         self.bn = nn.BatchNorm2d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
         self.slope = config.leaky_slope
 
@@ -109,11 +97,9 @@ class UpStage(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: ModelConfig) -> None:
         super().__init__()
         self.mirrored = config.padding == "tf_same"
-        k, padding = config.kernel_size, _stage_padding(config)
-        # Output size exactly 2H: (H - 1) * 2 - 2 * padding + k + output_padding.
-        output_padding = 2 + 2 * padding - k if self.mirrored else 1
-        self.conv = nn.ConvTranspose2d(in_channels, out_channels, k, stride=2, padding=padding,
-                                       output_padding=output_padding)
+        k = config.kernel_size
+        # Output size exactly 2H: (H - 1) * 2 - 2 * (k // 2) + k + 1 for odd k.
+        self.conv = nn.ConvTranspose2d(in_channels, out_channels, k, stride=2, padding=k // 2, output_padding=1)
         self.bn = nn.BatchNorm2d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
         self.slope = config.leaky_slope
 
