@@ -80,6 +80,31 @@ def test_resume_from_the_middle_of_an_epoch_matches(tiny_cache: Path, tmp_path: 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_after_an_epochs_last_batch_still_ends_that_epoch(tiny_cache: Path, tmp_path: Path) -> None:
+    """A checkpoint written at an epoch's last step but before its end (validation, samples,
+    the epoch's own checkpoint), as SIGKILL can leave: resuming does that end, not a skip."""
+    cache = ImageCache.open(tiny_cache)
+    config = tiny_config(epochs=1)
+    reference = Trainer(config, cache, tmp_path / "reference", device=CPU, progress=False)
+    reference.fit()
+
+    run = tmp_path / "run"
+    interrupted = Trainer(config, cache, run, device=CPU, progress=False)
+    interrupted.train_epoch(max_steps=5)  # all 5 steps of the epoch, then stops before its end
+    path = interrupted.save("last")
+    assert load_checkpoint(path)["progress"]["batch_in_epoch"] == 5
+    continued = Trainer(config, cache, run, device=CPU, progress=False)
+    continued.restore(load_checkpoint(path), path)
+    assert continued.fit().status == "finished"
+    assert continued.history == [{**reference.history[0], "train": None}]  # nothing trained, validated
+    ended = load_checkpoint(path)["progress"]
+    assert (ended["epoch"], ended["batch_in_epoch"], ended["step"]) == (1, 0, 5)
+    assert (run / "samples").is_dir() and sorted(p.name for p in (run / "samples").iterdir()) == sorted(
+        p.name for p in (tmp_path / "reference" / "samples").iterdir())
+    a, b = reference.model.state_dict(), continued.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
     run = train(tiny_config(epochs=1), tiny_cache, tmp_path / "run", progress=False)
     last = run / "checkpoints" / "last.pt"

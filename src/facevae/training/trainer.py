@@ -201,8 +201,6 @@ class Trainer:
             set_rng_state(rngs[self.context.rank])
         else:  # another number of processes: fresh, still reproducible, noise streams
             torch.manual_seed(self.train_config.seed + 7919 * self.progress.step + 1_000_003 * self.context.rank)
-        if self.progress.batch_in_epoch >= len(self.train_batches):  # the epoch had ended
-            self.progress.epoch, self.progress.batch_in_epoch = self.progress.epoch + 1, 0
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -375,11 +373,15 @@ class Trainer:
                             kl=f"{means['kl']:.3f}", img_s=f"{rate:,.0f}", refresh=False)
         self.last_images_per_second = rate
 
-    def _log_epoch(self, meter: LossMeter, epoch: int) -> dict[str, float]:
-        """The epoch's mean training loss terms over all ranks, logged against the epoch number."""
+    def _log_epoch(self, meter: LossMeter, epoch: int) -> dict[str, float] | None:
+        """The epoch's mean training loss terms over all ranks, logged against the epoch number;
+        None when this process trained no batch of it (resumed from a checkpoint written after
+        the epoch's last batch but before its end: only the end is left to do)."""
         totals = torch.cat([meter.sums, torch.tensor([meter.count], device=self.device, dtype=torch.float64)])
         totals = distributed.all_reduce_sum(totals).tolist()
-        means = {name: value / max(totals[-1], 1) for name, value in zip(TERMS, totals[:-1])}
+        if totals[-1] == 0:
+            return None
+        means = {name: value / totals[-1] for name, value in zip(TERMS, totals[:-1])}
         self._scalars({f"epoch/train_{name}": value for name, value in means.items()}, step=epoch + 1)
         if self.val_batches is None and means["total"] < self.progress.best_val:
             self.progress.best_val = means["total"]  # no validation split: best = lowest training loss
