@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import Decoder, UpStage, conv_transpose_stride2, oriented_kernel
+from .model import Decoder, UpStage, conv_transpose_stride2, mirror
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -55,7 +55,7 @@ def _folded_stage(stage: UpStage) -> tuple[torch.Tensor, torch.Tensor]:
     if conv.stride != (2, 2) or conv.dilation != (1, 1) or conv.groups != 1:
         raise ValueError("the fast decoder handles stride-2, undilated, ungrouped transposed convolutions")
     scale, shift = _bn_scale_shift(stage.bn)
-    weight = oriented_kernel(conv.weight.detach(), stage.mirrored) * scale[None, :, None, None]
+    weight = mirror(conv.weight.detach(), stage.mirrored) * scale[None, :, None, None]
     return weight, conv.bias.detach() * scale + shift
 
 
@@ -109,7 +109,7 @@ class PhaseSplitTail(nn.Module):
                         kernel[:, :, dy - min(dys), dx - min(dxs)] = weight[:, :, ty, tx].T
                 self.phase_weights.append(nn.Parameter(kernel.to(dtype), requires_grad=False))
                 self.phase_pads.append((-min(dxs), max(dxs), -min(dys), max(dys)))  # left, right, top, bottom
-        rgb = oriented_kernel(to_rgb.weight.detach(), stage.mirrored)  # 3 x C x k x k
+        rgb = mirror(to_rgb.weight.detach(), stage.mirrored)  # 3 x C x k x k
         k, half = rgb.shape[-1], rgb.shape[-1] // 2
         # (phase p, output phase q, tap t) -> input offset d = (q + t - half - p) / 2 when the parity matches
         reach = [(p, q, t, (q + t - half - p) // 2) for p in (0, 1) for q in (0, 1) for t in range(k)
@@ -151,7 +151,7 @@ class FastDecoder(nn.Module):
         self.slope = decoder.config.leaky_slope
         self.dtype = PRECISIONS[precision]
         self.dense = _folded_linear(decoder.dense, decoder.dense_bn)
-        self.mirrored = decoder.stages[-1].mirrored
+        self.mirrored = decoder.mirrored
         self.ups = nn.ModuleList(FoldedUp(stage) for stage in decoder.stages[:-1])
         self.tail = PhaseSplitTail(decoder.stages[-1], decoder.to_rgb, self.dtype)
         self.to(dtype=self.dtype, memory_format=torch.channels_last)
@@ -164,8 +164,7 @@ class FastDecoder(nn.Module):
             x = x.view(-1, b, b, c).permute(0, 3, 1, 2)  # N x c x b x b, already channels-last in memory
         else:
             x = x.view(-1, c, b, b).contiguous(memory_format=torch.channels_last)
-        x = x.flip(-2, -1) if self.mirrored else x  # into the working orientation (model.py)
+        x = mirror(x, self.mirrored)  # into the working orientation (model.py)
         for up in self.ups:
             x = F.leaky_relu(up(x), self.slope)
-        images = self.tail(x)  # N x 3 x S x S
-        return images.flip(-2, -1) if self.mirrored else images
+        return mirror(self.tail(x), self.mirrored)  # N x 3 x S x S

@@ -28,9 +28,10 @@ from .config import MODEL_PRESETS, ModelConfig
 # the original model was 2x slower that way; tests/test_model.py checks both against each other).
 
 
-def oriented_kernel(weight: torch.Tensor, mirrored: bool) -> torch.Tensor:
-    """A kernel (... x k x k) as it applies to mirrored feature maps: both axes reversed."""
-    return weight.flip(-2, -1) if mirrored else weight
+def mirror(tensor: torch.Tensor, mirrored: bool) -> torch.Tensor:
+    """tensor (... x H x W) with both spatial axes reversed when `mirrored`: feature maps into
+    and out of the working orientation, and kernels as they apply there."""
+    return tensor.flip(-2, -1) if mirrored else tensor
 
 
 class _TransposedConv(torch.autograd.Function):
@@ -86,7 +87,7 @@ class DownStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x H/2 x W/2."""
-        x = F.conv2d(x, oriented_kernel(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
+        x = F.conv2d(x, mirror(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
         # In place: batch norm's backward needs its input, not its output (5% of a CPU step).
         return F.leaky_relu(self.bn(x), self.slope, inplace=True)
 
@@ -105,7 +106,7 @@ class UpStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x 2H x 2W."""
-        x = conv_transpose_stride2(x, oriented_kernel(self.conv.weight, self.mirrored), self.conv.bias,
+        x = conv_transpose_stride2(x, mirror(self.conv.weight, self.mirrored), self.conv.bias,
                                    self.conv.padding[0], self.conv.output_padding[0])
         return F.leaky_relu(self.bn(x), self.slope, inplace=True)  # in place: see DownStage
 
@@ -120,12 +121,10 @@ class Encoder(nn.Module):
         self.stages = nn.Sequential(*(DownStage(widths[i], widths[i + 1], config) for i in range(len(config.channels))))
         self.mean = nn.Linear(config.flat_features, config.latent_dim)
         self.log_var = nn.Linear(config.flat_features, config.latent_dim)
+        self.mirrored = config.padding == "tf_same"
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mirrored = self.config.padding == "tf_same"
-        features = self.stages(images.flip(-2, -1) if mirrored else images)  # N x C_last x b x b
-        if mirrored:
-            features = features.flip(-2, -1)
+        features = mirror(self.stages(mirror(images, self.mirrored)), self.mirrored)  # N x C_last x b x b
         if self.config.flatten_order == "channels_last":
             features = features.permute(0, 2, 3, 1)  # N x b x b x C_last, Keras's Flatten order
         flat = features.flatten(1)
@@ -148,6 +147,7 @@ class Decoder(nn.Module):
         k = config.kernel_size
         # Stride 1 'same' is symmetric in both frameworks for odd kernels.
         self.to_rgb = nn.Conv2d(widths[-1], config.image_channels, k, padding=k // 2)
+        self.mirrored = config.padding == "tf_same"
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         c, b = self.config.channels[-1], self.config.bottom_size
@@ -156,10 +156,9 @@ class Decoder(nn.Module):
             x = x.view(-1, b, b, c).permute(0, 3, 1, 2)  # Keras's Reshape is channels-last
         else:
             x = x.view(-1, c, b, b)
-        mirrored = self.config.padding == "tf_same"
-        x = self.stages(x.flip(-2, -1) if mirrored else x)  # N x C_0 x H x W
-        x = F.conv2d(x, oriented_kernel(self.to_rgb.weight, mirrored), self.to_rgb.bias, padding=self.to_rgb.padding)
-        return torch.sigmoid(x.flip(-2, -1) if mirrored else x)
+        x = self.stages(mirror(x, self.mirrored))  # N x C_0 x H x W
+        x = F.conv2d(x, mirror(self.to_rgb.weight, self.mirrored), self.to_rgb.bias, padding=self.to_rgb.padding)
+        return torch.sigmoid(mirror(x, self.mirrored))
 
 
 class FaceVAE(nn.Module):
