@@ -35,12 +35,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "pretrained" / "original-celeba64"
-GUI_SCRIPT = REPO / "src" / "facevae" / "app" / "gui.py"
+GUI_SCRIPT = REPO / "src" / "facevae" / "app" / "gui" / "script.py"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
 def resolve_model(model: str | None) -> str:
-    from facevae import pretrained
+    from facevae.hub import install
 
     if model:
         return model
@@ -48,7 +48,7 @@ def resolve_model(model: str | None) -> str:
         home = tempfile.mkdtemp(prefix="facevae-bench-")
         atexit.register(shutil.rmtree, home, ignore_errors=True)
         os.environ["FACEVAE_HOME"] = home
-        return str(pretrained.install("celeba64-original", source_dir=SHARED, progress=False))
+        return str(install.install("celeba64-original", source_dir=SHARED, progress=False))
     return "celeba64-original"
 
 
@@ -67,10 +67,10 @@ def strength(index: int) -> float:
 
 
 def measure_parts(model: str, faces: int, repeat: int) -> dict[str, list[float]]:
-    from facevae.app.gui_common import display_scale
+    from facevae.app.gui.common import display_scale
+    from facevae.hub.loading import load
     from facevae.imaging import encode_png
-    from facevae.loading import load
-    from facevae.pipeline import FacePipeline
+    from facevae.inference.pipeline import FacePipeline
 
     pipeline = FacePipeline(load(model))
     pipeline.generate(faces, seed=1)  # warm-up: first-call allocations

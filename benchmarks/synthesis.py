@@ -31,9 +31,9 @@ import torch
 from PIL import Image
 
 from facevae import load
-from facevae.fast_decoder import FastDecoder
 from facevae.imaging import encode_png, to_uint8
-from facevae.pipeline import FacePipeline
+from facevae.inference.pipeline import FacePipeline
+from facevae.model.fast_decoder import FastDecoder
 
 ATTRIBUTES = {"Smiling": 1.0, "Eyeglasses": 0.5}
 

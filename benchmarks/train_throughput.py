@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from facevae.config import MODEL_PRESETS, DataConfig, RunConfig, TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.data.prepare import prepare
-from facevae.losses import kl_divergence
-from facevae.model import FaceVAE
+from facevae.model.losses import kl_divergence
+from facevae.model.vae import FaceVAE
 from facevae.training.device import autocast_dtype, describe, resolve_device
 from facevae.training.trainer import Trainer
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from facevae.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.config import ModelConfig
-from facevae.model import Decoder, Encoder
+from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
+from facevae.model.vae import Decoder, Encoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained" / "original-celeba64"
@@ -68,13 +68,13 @@ def tiny_bundle(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def pretrained_bundle(shared_pretrained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundle folder of celeba64-original, installed from ../shared via `--from`."""
-    from facevae import pretrained
+    from facevae.hub import install
 
     home = tmp_path_factory.mktemp("pretrained-home")
     old = os.environ.get("FACEVAE_HOME")
     os.environ["FACEVAE_HOME"] = str(home)
     try:
-        return pretrained.install("celeba64-original", source_dir=shared_pretrained_dir, progress=False)
+        return install.install("celeba64-original", source_dir=shared_pretrained_dir, progress=False)
     finally:
         if old is None:
             os.environ.pop("FACEVAE_HOME", None)

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from facevae import imaging
-from facevae.bundle import Preprocessing
 from facevae.errors import UserError
+from facevae.hub.bundle import Preprocessing
 
 
 def _png_bytes(width: int, height: int, colour=(10, 200, 30), mode: str = "RGB") -> bytes:

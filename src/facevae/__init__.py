@@ -3,10 +3,43 @@
     import facevae
     model = facevae.load("celeba64-original")      # or a bundle / training-run folder
     images = model.decode(torch.randn(8, model.latent_dim))
+    pipe = facevae.FacePipeline.load()             # generate / edit / morph, as PNG grids
+
+The public names below stay importable from here whatever moves inside the package. They are
+imported on first use, so `import facevae` (and the CLI's `--help`) does not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .loading import load  # noqa: E402  (needs __version__ defined first)
+# public name -> module that defines it
+_PUBLIC = {
+    "load": "facevae.hub.loading",
+    "DEFAULT_MODEL": "facevae.hub.registry",
+    "FacePipeline": "facevae.inference.pipeline",
+    "SynthesisResult": "facevae.inference.pipeline",
+    "align_face": "facevae.inference.face",
+    "ModelConfig": "facevae.config",
+    "DataConfig": "facevae.config",
+    "TrainConfig": "facevae.config",
+    "RunConfig": "facevae.config",
+    "UserError": "facevae.errors",
+}
 
-__all__ = ["load", "__version__"]
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'facevae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

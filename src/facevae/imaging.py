@@ -23,7 +23,7 @@ from .errors import UserError
 if TYPE_CHECKING:  # torch is imported lazily so that reading an image stays light
     import torch
 
-    from .bundle import Preprocessing
+    from .hub.bundle import Preprocessing
 
 # Upload limits: a 20 MB file and 40 megapixels cover any phone photo.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

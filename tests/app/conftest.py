@@ -17,19 +17,19 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from gui_helpers import png_bytes
 from PIL import Image
 
-from facevae.bundle import Preprocessing, load_bundle, save_bundle
-from gui_helpers import png_bytes
+from facevae.hub.bundle import Preprocessing, load_bundle, save_bundle
 
-GUI_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "facevae" / "app" / "gui.py"
+GUI_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "facevae" / "app" / "gui" / "script.py"
 APP_TIMEOUT = 120  # seconds per AppTest run: the first one imports torch and loads a model
 
 
 def reset_gui_state() -> None:
     import streamlit as st
 
-    from facevae.app import gui_common
+    from facevae.app.gui import common as gui_common
 
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -57,7 +57,7 @@ def gui(monkeypatch: pytest.MonkeyPatch, facevae_home: Path) -> Callable[..., ob
 
 @pytest.fixture(scope="session")
 def face_photo_png(pretrained_bundle: Path) -> bytes:
-    from facevae.pipeline import FacePipeline
+    from facevae.inference.pipeline import FacePipeline
 
     face = FacePipeline.load(pretrained_bundle).generate(1, seed=3).images[0]
     enlarged = Image.fromarray(face).resize((218, 218), Image.Resampling.BICUBIC)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facevae.bundle import load_bundle
-from facevae.pipeline import FacePipeline
+from facevae.hub.bundle import load_bundle
+from facevae.inference.pipeline import FacePipeline
 
 HERE = Path(__file__).resolve().parent
 
@@ -116,7 +116,7 @@ def stop_server(process: subprocess.Popen) -> None:
 if __name__ == "__main__":
     import uvicorn
 
-    from facevae.app.server import create_app
+    from facevae.app.server.app import create_app
 
     bundle, port, delay, queue_size = sys.argv[1:5]
     pipeline = SlowPipeline(load_bundle(bundle))

@@ -1,4 +1,4 @@
-"""facevae.app.batching: gathering, chunking, backpressure, deadlines, shutdown; and the
+"""facevae.app.server.batching: gathering, chunking, backpressure, deadlines, shutdown; and the
 fixed-shape property that makes batched and unbatched bytes equal."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from facevae.app.batching import BatcherClosedError, DeadlineExceededError, MicroBatcher, QueueFullError
-from facevae.bundle import load_bundle
+from facevae.app.server.batching import BatcherClosedError, DeadlineExceededError, MicroBatcher, QueueFullError
+from facevae.hub.bundle import load_bundle
 from facevae.imaging import to_uint8
-from facevae.pipeline import FacePipeline
+from facevae.inference.pipeline import FacePipeline
 
 
 class RecordingDecoder:

@@ -1,4 +1,4 @@
-"""The Streamlit GUI (facevae/app/gui*.py) driven by streamlit.testing's AppTest.
+"""The Streamlit GUI (facevae/app/gui/) driven by streamlit.testing's AppTest.
 
 Each mode renders, widgets change what is shown, settings go to and come from the URL,
 errors appear as messages in the page (never as exceptions), and the model is loaded once
@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gui_helpers import png_bytes
 from PIL import Image
 
-from facevae.app import gui_common
-
-from gui_helpers import png_bytes
+from facevae.app.gui import common as gui_common
 
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 
@@ -154,7 +153,7 @@ def test_reconstruct_validation_split_of_data(gui, tiny_model_bundle: Path, imag
 
 
 def test_model_picker_offers_runs_and_switches_model(gui, tiny_model_bundle: Path, tmp_path: Path):
-    from facevae.bundle import load_bundle, save_bundle
+    from facevae.hub.bundle import load_bundle, save_bundle
 
     runs = tmp_path / "runs"
     save_bundle(load_bundle(tiny_model_bundle), runs / "my-run" / "bundle")

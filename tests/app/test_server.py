@@ -1,4 +1,4 @@
-"""facevae.app.server through FastAPI's TestClient: every endpoint and every error path."""
+"""facevae.app.server.app through FastAPI's TestClient: every endpoint and every error path."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from facevae.app.server import create_app
-from facevae.bundle import load_bundle
-from facevae.imaging import make_grid
-from facevae.pipeline import FacePipeline
 from server_helpers import GatedPipeline, open_png, png_bytes
+
+from facevae.app.server.app import create_app
+from facevae.hub.bundle import load_bundle
+from facevae.imaging import make_grid
+from facevae.inference.pipeline import FacePipeline
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from server_helpers import HERE, free_port, png_bytes, start_server, stop_server
 
 pytestmark = pytest.mark.slow  # each test starts a server process (a few seconds)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from celeba_fixture import CelebaFixture, make_celeba
+
 from facevae.data.prepare import prepare
 
 

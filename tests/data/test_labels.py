@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from celeba_fixture import CELEBA_ATTRIBUTES as FIXTURE_ATTRIBUTES
 from celeba_fixture import make_celeba
+
 from facevae.data.labels import CELEBA_ATTRIBUTES, LabelError, read_attributes, read_partition
 
 

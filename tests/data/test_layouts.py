@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from celeba_fixture import make_celeba
+
 from facevae.data.layouts import DataLayoutError, detect_layout
 
 

@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from celeba_fixture import make_celeba
 
 import facevae.data.prepare as prepare_module
-from celeba_fixture import make_celeba
 from facevae.config import DataConfig
 from facevae.data.cache import CacheError, ImageCache, is_cache
 from facevae.data.decode import DecodeSpec, decode_file

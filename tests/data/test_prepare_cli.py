@@ -1,11 +1,11 @@
-"""`facevae prepare` end to end through facevae.cli.main."""
+"""`facevae prepare` end to end through facevae.cli.main.main."""
 
 from __future__ import annotations
 
 import numpy as np
-
 from celeba_fixture import make_celeba
-from facevae.cli import main
+
+from facevae.cli.main import main
 from facevae.data.cache import ImageCache
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from facevae.bundle import FaceModel
 from facevae.config import ModelConfig
-from facevae.model import Decoder, Encoder
+from facevae.hub.bundle import FaceModel
+from facevae.model.vae import Decoder, Encoder
 
 # The original's architecture at a tiny size: 4 stages of 8 channels, 32x32, latent 16.
 SMALL_ORIGINAL = ModelConfig(image_size=32, channels=(8, 8, 8, 8), latent_dim=16)

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from interop_models import SMALL_ORIGINAL, small_model
 
-from facevae.bundle import load_bundle, save_bundle
-from facevae.cli import main
+from facevae.cli.main import main
+from facevae.hub.bundle import load_bundle, save_bundle
 from facevae.interop.keras import import_keras
 from facevae.interop.keras_export import KerasExportError, export_keras
-
-from interop_models import SMALL_ORIGINAL, small_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

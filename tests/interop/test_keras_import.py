@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from interop_models import SMALL_ORIGINAL, small_model
 
-from facevae.bundle import load_bundle
-from facevae.cli import main
+from facevae.cli.main import main
 from facevae.config import ModelConfig
+from facevae.hub.bundle import load_bundle
 from facevae.interop.keras import import_keras, read_attribute_vectors
 from facevae.interop.keras_export import export_keras
 from facevae.interop.keras_weights import KerasFileError
-
-from interop_models import SMALL_ORIGINAL, small_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),

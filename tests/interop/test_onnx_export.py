@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from facevae.bundle import load_bundle, save_bundle
-from facevae.cli import main
-from facevae.interop.onnx import export_onnx
-
 from interop_models import small_model
+
+from facevae.cli.main import main
+from facevae.hub.bundle import load_bundle, save_bundle
+from facevae.interop.onnx import export_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
 

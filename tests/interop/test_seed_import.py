@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facevae.bundle import load_bundle
-from facevae.cli import main
+from facevae.cli.main import main
 from facevae.config import MODEL_PRESETS
+from facevae.hub.bundle import load_bundle
 from facevae.interop.seed import SeedFileError, import_seed
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from training_helpers import make_cache, tiny_config
 
 

@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from facevae.training.checkpoint import (CheckpointError, check_same_model, load_checkpoint, rng_state,
-                                         save_checkpoint, set_rng_state)
-from facevae.training.run import train
 from training_helpers import tiny_config
+
+from facevae.training.checkpoint import (
+    CheckpointError,
+    check_same_model,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from facevae.training.run import train
 
 
 def test_checkpoints_load_with_weights_only_and_hold_everything_to_resume(finished_run: Path) -> None:

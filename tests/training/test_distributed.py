@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from training_helpers import ddp_one_step, write_config
 
 import facevae
-from training_helpers import ddp_one_step, write_config
 
 
 def _free_port() -> int:

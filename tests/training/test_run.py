@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import TINY_MODEL, tiny_config
 
 import facevae
-from facevae.cli import main
+from facevae.cli.main import main
 from facevae.errors import UserError
 from facevae.training.run import make_bundle, train
-from training_helpers import TINY_MODEL, tiny_config
 
 
 def test_a_finished_run_holds_config_checkpoints_logs_samples_and_a_loadable_bundle(finished_run: Path) -> None:

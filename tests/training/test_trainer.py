@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import tiny_config
 
+from facevae.config import TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.training.checkpoint import load_checkpoint
 from facevae.training.run import train
 from facevae.training.trainer import LRSchedule, Trainer, TrainingDivergedError, TrainingOutOfMemoryError
-from facevae.config import TrainConfig
-from training_helpers import tiny_config
 
 CPU = torch.device("cpu")
 

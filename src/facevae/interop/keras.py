@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from ..bundle import FaceModel, Preprocessing
 from ..config import MODEL_PRESETS, ModelConfig
-from ..model import Decoder, Encoder
+from ..hub.bundle import FaceModel, Preprocessing
+from ..model.vae import Decoder, Encoder
 from .keras_weights import (
     KerasFileError,
     decoder_state_from_h5,

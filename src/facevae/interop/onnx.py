@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from ..atomic import staged_dir
-from ..bundle import FaceModel
 from ..config import to_dict
 from ..errors import UserError
+from ..hub.bundle import FaceModel
 
 OPSET = 18
 # Largest accepted difference relative to max(1, largest output): ONNX Runtime may fuse and

@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from ..bundle import FaceModel, Preprocessing
 from ..config import MODEL_PRESETS, ModelConfig
 from ..errors import UserError
-from ..model import Decoder, Encoder
+from ..hub.bundle import FaceModel, Preprocessing
+from ..model.vae import Decoder, Encoder
 
 
 class SeedFileError(UserError):

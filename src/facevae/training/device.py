@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from ..hardware import cpu_has_native_bf16
+from ..runtime import cpu_has_native_bf16
 
 
 class DeviceError(UserError):

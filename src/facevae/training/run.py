@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..bundle import FaceModel, Preprocessing, save_bundle
 from ..config import RunConfig, from_dict, to_dict
 from ..data.cache import ImageCache, is_cache
 from ..errors import UserError
+from ..hub.bundle import FaceModel, Preprocessing, save_bundle
 from ..imaging import write_atomic
-from ..losses import beta_vae_equivalent
-from ..model import FaceVAE
+from ..model.losses import beta_vae_equivalent
+from ..model.vae import FaceVAE
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint
 from .device import describe, resolve_device
@@ -161,7 +161,7 @@ def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path |
 
 def _add_attribute_vectors(model: FaceModel, cache_path: Path, progress: bool) -> None:
     """Attribute vectors from the training cache's labels, if it has any and is still there."""
-    from ..attributes import compute_attribute_vectors
+    from ..inference.attributes import compute_attribute_vectors
 
     if not is_cache(cache_path):
         _say(f"note: the training cache {cache_path} is gone, so the bundle has no attribute vectors "

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, TrainConfig, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..losses import VAELoss, kl_weight_at, vae_loss
-from ..model import FaceVAE
+from ..model.losses import VAELoss, kl_weight_at, vae_loss
+from ..model.vae import FaceVAE
 from . import distributed
 from .checkpoint import check_same_model, rng_state, save_checkpoint, set_rng_state
 from .data import CacheBatches

@@ -1,0 +1,1 @@
+"""The Streamlit GUI: the script, shared widgets and one module per mode."""

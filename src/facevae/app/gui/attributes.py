@@ -1,0 +1,49 @@
+"""GUI mode "Attribute similarities": the cosine between every pair of attribute vectors.
+
+Attributes whose vectors point the same way move together when you edit: adding
+"Eyeglasses" may also add age or change gender. facevae.inference.attributes computes the matrix and
+draws the heatmap; this page only shows them.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from facevae.app.gui import common
+from facevae.imaging import encode_png
+from facevae.inference.pipeline import FacePipeline
+
+HEATMAP_CELL = 20  # pixels per cell: 40 attributes make an 800-pixel square
+EXPLANATION = (
+    "Each cell is the cosine similarity between two attribute directions in latent space: red cells "
+    "(near +1) mark attributes that move together, blue cells (near -1) opposites. Strongly related "
+    "attributes are entangled: editing one changes the other as well."
+)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def heatmap(_pipeline: FacePipeline, model_ref: str) -> tuple[bytes, list[tuple[str, str, float]]]:
+    """(heatmap PNG, the most similar pairs)."""
+    from facevae.inference import attributes
+
+    names = _pipeline.attribute_names
+    matrix = attributes.cosine_matrix(_pipeline.model.attributes)
+    png = encode_png(attributes.heatmap(names, matrix, cell=HEATMAP_CELL))
+    pairs = [(names[i], names[j], float(matrix[i, j])) for i in range(len(names)) for j in range(i + 1, len(names))]
+    pairs.sort(key=lambda pair: -abs(pair[2]))
+    return png, pairs
+
+
+def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) -> None:
+    st.markdown(EXPLANATION)
+    if len(pipeline.attribute_names) < 2:
+        st.warning("This model has fewer than two attribute vectors, so there is nothing to compare.")
+        return
+    png, pairs = heatmap(pipeline, model_ref)
+    st.image(png, output_format="PNG", caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
+    st.download_button("Download PNG", png, file_name="attribute-similarities.png", mime="image/png",
+                       key="attributes-png", on_click="ignore")
+    st.subheader("Most related pairs")
+    st.table({"attribute": [common.attribute_label(a) for a, _, _ in pairs[:10]],
+              "and": [common.attribute_label(b) for _, b, _ in pairs[:10]],
+              "cosine": [f"{c:+.2f}" for _, _, c in pairs[:10]]})

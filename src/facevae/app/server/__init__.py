@@ -1,0 +1,1 @@
+"""The REST API: app factory, batching, schemas, decoder backends and request limits."""

@@ -1,0 +1,81 @@
+"""`facevae attributes`: compute attribute vectors from labels into a bundle, orthogonal
+variants, and a report of how the vectors are entangled."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..hub.registry import DEFAULT_MODEL
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "attributes", help="compute attribute vectors from labelled images into a bundle; entanglement report",
+        description="With --data: encode one split of a CelebA folder or prepared cache once and store, for each "
+                    "labelled attribute, mean code with it minus mean code without it (and the counts) in the "
+                    "bundle. --orthogonal adds directions with other attributes projected out. --report writes "
+                    "the cosine-similarity matrix of the bundle's vectors (cosine.png, cosine.csv).",
+        epilog="examples:\n"
+               "  facevae attributes --model runs/celeba --data ~/data/celeba --report report/\n"
+               "  facevae attributes --model celeba64-original --orthogonal Eyeglasses:Male,Young\n"
+               "  facevae generate --attr Eyeglasses_orthogonal=2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="RUN_OR_BUNDLE",
+                        help="training run, bundle folder or registered model (default celeba64-original)")
+    parser.add_argument("--data", metavar="DATA_OR_CACHE", help="CelebA / labelled image folder, or a prepared cache")
+    parser.add_argument("--split", default="train", choices=("train", "valid", "test"), help="(default train)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per encoder batch (default 256)")
+    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images of the split")
+    parser.add_argument("--orthogonal", action="append", default=[], metavar="TARGET:OTHER,OTHER",
+                        help="add TARGET_orthogonal: TARGET without its components along OTHERs (repeatable)")
+    parser.add_argument("--report", metavar="DIR", help="write cosine.png and cosine.csv of the vectors to DIR")
+    parser.add_argument("--out", metavar="BUNDLE_DIR",
+                        help="write the updated bundle here instead of updating the model's bundle in place")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..config import DataConfig
+    from ..data.prepare import ensure_cache
+    from ..errors import UserError
+    from ..hub.bundle import save_bundle
+    from ..hub.loading import load, resolve_model_path
+    from ..inference import attributes as attrs
+
+    if not (args.data or args.orthogonal or args.report):
+        raise UserError("nothing to do: give --data to compute vectors, --orthogonal TARGET:OTHER,... or --report DIR")
+    path = resolve_model_path(args.model)
+    model = load(path)
+    changed = False
+    if args.data:
+        pre = model.preprocessing
+        cache = ensure_cache(args.data, DataConfig(crop=pre.crop, crop_size=pre.crop_size), model.config.image_size)
+        result = attrs.compute_attribute_vectors(model, cache, args.split, args.batch_size, args.max_images)
+        for name, reason in result.skipped.items():
+            print(f"left out {name}: {reason}", file=sys.stderr)
+        if not result.vectors:
+            raise UserError("no attribute has both positive and negative examples in this split; nothing to store")
+        model.attributes, model.attribute_counts = result.vectors, result.counts
+        model.provenance["attributes"] = {"data": str(cache.path), "split": args.split,
+                                          "images": sum(next(iter(result.counts.values())))}
+        print(f"computed {len(result.vectors)} attribute vectors from {cache.path} ({args.split} split)")
+        changed = True
+    for spec in args.orthogonal:
+        target, others = attrs.parse_orthogonal(spec)
+        name = target + attrs.ORTHOGONAL_SUFFIX
+        model.attributes[name] = attrs.orthogonalize(model.attributes, target, others)
+        if target in model.attribute_counts:
+            model.attribute_counts[name] = model.attribute_counts[target]
+        model.provenance.setdefault("orthogonal", {})[name] = {"target": target, "without": others}
+        print(f"added {name}: {target} without its components along {', '.join(others)}")
+        changed = True
+    if changed:
+        out = save_bundle(model, args.out or path)
+        print(f"wrote bundle {out}")
+    if args.report:
+        for written in attrs.write_report(model.attributes, args.report):
+            print(f"wrote {written}")
+    return 0

@@ -1,1 +1,0 @@
-"""One module per `facevae` subcommand; each exposes `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""The network: the VAE (vae.py), its inference rewrite (fast_decoder.py) and the loss terms (losses.py)."""

@@ -1,0 +1,94 @@
+"""facevae.inference.inversion: encoder means, bounded refinement, decoder-only models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from facevae.errors import UserError
+from facevae.hub.bundle import load_bundle
+from facevae.inference.inversion import DECODER_ONLY_STEPS, MAX_REFINE_STEPS, invert, refine
+from facevae.inference.pipeline import FacePipeline
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models optimise faster on one thread, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _sensitise(model):
+    """A random decoder barely depends on its input; scaled weights make it depend strongly."""
+    model.decoder.dense.weight.data *= 10
+    model.decoder.to_rgb.weight.data *= 30
+    return model
+
+
+def _error(decoder: torch.nn.Module, latents: torch.Tensor, images: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(((decoder(latents) - images) ** 2).mean())
+
+
+def test_without_refinement_the_code_is_the_encoder_mean(tiny_bundle: Path):
+    model = load_bundle(tiny_bundle)
+    images = torch.rand(3, 3, 32, 32)
+    assert torch.equal(invert(model, images), model.encode(images)[0])
+
+
+def test_refinement_lowers_the_error_and_leaves_the_decoder_alone(tiny_bundle: Path):
+    model = load_bundle(tiny_bundle)
+    _sensitise(model)
+    images = model.decode(torch.randn(2, 16, generator=torch.Generator().manual_seed(1)))
+    before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    start = invert(model, images)
+    refined = invert(model, images, refine_steps=60, prior_weight=0.0)
+    assert _error(model.decoder, refined, images) < 0.5 * _error(model.decoder, start, images)
+    assert all(torch.equal(before[k], v) for k, v in model.decoder.state_dict().items())
+    assert all(p.requires_grad for p in model.decoder.parameters())  # restored afterwards
+    assert not model.decoder.training
+
+
+def test_refinement_is_bounded(tiny_bundle: Path):
+    model = load_bundle(tiny_bundle)
+    with pytest.raises(UserError, match=f"between 0 and {MAX_REFINE_STEPS}"):
+        invert(model, torch.rand(1, 3, 32, 32), refine_steps=MAX_REFINE_STEPS + 1)
+
+
+def test_prior_term_keeps_codes_small(tiny_bundle: Path):
+    model = load_bundle(tiny_bundle)
+    images = torch.rand(2, 3, 32, 32)
+    start = torch.zeros(2, 16)
+    loose = refine(model.decoder, images, start, 80, prior_weight=0.0)
+    tight = refine(model.decoder, images, start, 80, prior_weight=1.0)
+    assert tight.norm() < loose.norm()
+
+
+def test_decoder_only_model_optimises_from_the_prior_mean(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch):
+    model = _sensitise(load_bundle(tiny_bundle))
+    model.encoder = None
+    calls = []
+    real_refine = refine
+
+    def spy(decoder, images, start, steps, *args, **kwargs):
+        calls.append((start.clone(), steps))
+        return real_refine(decoder, images, start, steps, *args, **kwargs)
+
+    monkeypatch.setattr("facevae.inference.inversion.refine", spy)
+    images = model.decode(torch.randn(1, 16, generator=torch.Generator().manual_seed(2)))
+    codes = invert(model, images)
+    assert torch.equal(calls[0][0], torch.zeros(1, 16)) and calls[0][1] == DECODER_ONLY_STEPS
+    assert _error(model.decoder, codes, images) < _error(model.decoder, torch.zeros(1, 16), images)
+
+
+def test_real_decoder_inverts_a_generated_face(pretrained_bundle: Path):
+    pipe = FacePipeline(load_bundle(pretrained_bundle))
+    face = pipe.generate(n=1, seed=5, temperature=0.7)
+    images = torch.from_numpy(face.images).permute(0, 3, 1, 2).float() / 255
+    result = pipe.reconstruct(images)  # decoder-only: optimisation from zeros
+    recon = torch.from_numpy(result.images[1]).float() / 255
+    assert float(((recon - images[0].permute(1, 2, 0)) ** 2).mean()) < 2e-3

@@ -1,0 +1,161 @@
+"""The VAE's shapes and the TensorFlow conventions it reproduces, checked directly."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facevae.config import MODEL_PRESETS, ModelConfig
+from facevae.model.vae import FaceVAE, conv_transpose_stride2
+
+
+@pytest.mark.parametrize("preset", ["original", "seed", "compact", "celeba128", "celeba256"])
+def test_every_preset_encodes_and_decodes_its_image_size(preset):
+    config = MODEL_PRESETS[preset]
+    model = FaceVAE(config).eval()
+    images = torch.rand(2, 3, config.image_size, config.image_size)
+    mean, log_var = model.encode(images)
+    assert mean.shape == log_var.shape == (2, config.latent_dim)
+    decoded = model.decode(mean)
+    assert decoded.shape == images.shape
+    assert 0 <= decoded.min() and decoded.max() <= 1
+
+
+def test_original_preset_heads_are_relu_like_the_keras_model():
+    model = FaceVAE(MODEL_PRESETS["original"]).eval()
+    mean, log_var = model.encode(torch.rand(3, 3, 64, 64))
+    assert (mean >= 0).all() and (log_var >= 0).all()
+
+
+def tf_same_pads(kernel_size):
+    """(before, after) padding of TensorFlow's 'same' for stride 2 on an even-sized input:
+    max(k - 2, 0) in total, the odd pixel after."""
+    total = max(kernel_size - 2, 0)
+    return total // 2, total - total // 2
+
+
+def literal_down(conv, x):
+    """TF 'same' stride-2 convolution as written: pad (before, after), convolve."""
+    before, after = tf_same_pads(conv.kernel_size[0])
+    return F.conv2d(F.pad(x, (before, after, before, after)), conv.weight, conv.bias, stride=2)
+
+
+def literal_up(conv, x):
+    """TF 'same' stride-2 transposed convolution as written: the full output, TF's 2H window."""
+    start, size = tf_same_pads(conv.kernel_size[0])[0], 2 * x.shape[-1]
+    full = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2)
+    return full[..., start : start + size, start : start + size]
+
+
+def literal_forward(model, images, noise):
+    """The original Keras model computed literally, without the mirrored formulation."""
+    config, x = model.config, images
+    for stage in model.encoder.stages:
+        x = F.leaky_relu(stage.bn(literal_down(stage.conv, x)), config.leaky_slope)
+    flat = x.permute(0, 2, 3, 1).flatten(1)
+    mean, log_var = F.relu(model.encoder.mean(flat)), F.relu(model.encoder.log_var(flat))
+    decoder, b, c = model.decoder, config.bottom_size, config.channels[-1]
+    z = model.sample_latent(mean, log_var, noise)
+    x = F.leaky_relu(decoder.dense_bn(decoder.dense(z)), config.leaky_slope).view(-1, b, b, c).permute(0, 3, 1, 2)
+    for stage in decoder.stages:
+        x = F.leaky_relu(stage.bn(literal_up(stage.conv, x)), config.leaky_slope)
+    return torch.sigmoid(decoder.to_rgb(x)), mean, log_var
+
+
+def test_literal_tf_same_padding_matches_a_direct_computation():
+    """TF 'same', stride 2, k=3 on an even input pads 0 before and 1 after."""
+    assert tf_same_pads(3) == (0, 1)
+    assert tf_same_pads(5) == (1, 2)
+    conv = torch.nn.Conv2d(1, 1, 3, stride=2)
+    x = torch.arange(64, dtype=torch.float32).view(1, 1, 8, 8)
+    weight = conv.weight.detach()
+    # Output pixel (i, j) covers input rows 2i..2i+2 and columns 2j..2j+2 (zero past the end).
+    padded = F.pad(x, (0, 1, 0, 1))
+    expected = torch.empty(4, 4)
+    for i in range(4):
+        for j in range(4):
+            expected[i, j] = (padded[0, 0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] * weight[0, 0]).sum() + conv.bias[0]
+    assert torch.allclose(literal_down(conv, x)[0, 0], expected, atol=1e-4)
+
+
+def test_literal_tf_same_transposed_conv_places_each_input_at_twice_its_index():
+    """TF's transposed 'same' conv (stride 2) puts input (i, j) at output rows 2i..2i+2,
+    cropped to 2H: a single 1 at (0, 0) spreads to the kernel's top-left 2x2 only."""
+    conv = torch.nn.ConvTranspose2d(1, 1, 3, stride=2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(9, dtype=torch.float32).view(1, 1, 3, 3))
+        conv.bias.zero_()
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 0, 0] = 1
+    out = literal_up(conv, x)
+    assert out.shape[-1] == 8
+    assert torch.equal(out[0, 0, :3, :3], torch.arange(9, dtype=torch.float32).view(3, 3))
+    # PyTorch's symmetric convention would shift the same response up-left by one pixel.
+    symmetric = F.conv_transpose2d(x, conv.weight, stride=2, padding=1, output_padding=1)
+    assert torch.equal(symmetric[0, 0, :2, :2], torch.tensor([[4.0, 5.0], [7.0, 8.0]]))
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+@pytest.mark.parametrize("training", [True, False])
+def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, training):
+    """The model's mirrored formulation (see model.py) gives the literal TF-'same' outputs and
+    the same gradients, in training mode (batch statistics) and in eval mode."""
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=16, channels=(4, 6), latent_dim=5, kernel_size=kernel_size)
+    model = FaceVAE(config).train(training)
+    with torch.no_grad():  # non-trivial running statistics for eval mode
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    images, noise = torch.rand(3, 3, 16, 16), torch.randn(3, 5)
+    outputs = {}
+    for name, forward in (("model", lambda: model.decode(model.sample_latent(*model.encode(images), noise))),
+                          ("literal", lambda: literal_forward(model, images, noise)[0])):
+        model.zero_grad()
+        recon = forward()
+        recon.square().mean().backward()
+        outputs[name] = (recon.detach(), [p.grad.clone() for p in model.parameters()])
+    assert torch.allclose(outputs["model"][0], outputs["literal"][0], atol=1e-6)
+    for got, expected in zip(outputs["model"][1], outputs["literal"][1]):
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("kernel", "padding", "output_padding"), [(3, 1, 1), (5, 2, 1), (4, 1, 0)])
+def test_transposed_conv_backward_is_exact(kernel, padding, output_padding):
+    """The hand-written backward of conv_transpose_stride2 against autograd's numerical check."""
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    out = conv_transpose_stride2(x, weight, bias, padding, output_padding)
+    assert out.shape == (2, 2, 8, 8)
+    assert torch.autograd.gradcheck(lambda *a: conv_transpose_stride2(*a, padding, output_padding), (x, weight, bias))
+
+
+def test_transposed_conv_under_bf16_autocast_matches_pytorchs_own():
+    x = torch.randn(4, 8, 8, 8, requires_grad=True)
+    weight, bias = torch.randn(8, 6, 3, 3, requires_grad=True), torch.randn(6, requires_grad=True)
+    grads = []
+    for op in (conv_transpose_stride2, lambda *a: F.conv_transpose2d(a[0], a[1], a[2], stride=2, padding=a[3],
+                                                                     output_padding=a[4])):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = op(x, weight, bias, 1, 1)
+        assert out.dtype == torch.bfloat16
+        grads.append(torch.autograd.grad(out.float().square().sum(), (x, weight, bias)))
+    for ours, theirs in zip(*grads):
+        assert ours.dtype == theirs.dtype == torch.float32
+        assert torch.allclose(ours, theirs, rtol=2e-2, atol=2e-2 * float(theirs.abs().max()))
+
+
+def test_channels_last_flatten_order_matches_keras_reshape():
+    """Decoder dense unit k maps to (row, col, channel) = divmod in channels-last order."""
+    config = ModelConfig(image_size=8, channels=(2,), latent_dim=2)  # bottom 4x4x2
+    model = FaceVAE(config).eval()
+    flat = torch.arange(32, dtype=torch.float32).view(1, 32)
+    b, c = config.bottom_size, config.channels[-1]
+    as_keras = flat.view(1, b, b, c).permute(0, 3, 1, 2)
+    # unit index = (row * b + col) * c + channel
+    assert as_keras[0, 1, 2, 3] == (2 * b + 3) * c + 1
+    features = torch.rand(1, c, b, b)
+    flattened = features.permute(0, 2, 3, 1).flatten(1)
+    assert torch.equal(flattened.view(1, b, b, c).permute(0, 3, 1, 2), features)
+    assert model.config.flatten_order == "channels_last"
