@@ -7,7 +7,7 @@ one-off costs of getting there (converting decoder.keras, exporting ONNX).
 
 Default decoder: ../shared/pretrained/original-celeba64/decoder.keras. Keras runs on its
 PyTorch backend (KERAS_BACKEND=torch) with stand-ins of the original classes from
-tests/interop/keras_oracle.py. Every runtime decodes the same latent codes; the table
+facevae/testing/keras_oracle.py. Every runtime decodes the same latent codes; the table
 shows the median time per batch and the largest difference from Keras's output.
 """
 
@@ -56,12 +56,11 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(REPO / "tests" / "interop"))
     import keras
-    import keras_oracle
 
     from facevae.interop.keras import import_keras
     from facevae.interop.onnx import export_onnx
+    from facevae.testing import keras_oracle
 
     start = time.perf_counter()
     model = import_keras(args.keras_file)

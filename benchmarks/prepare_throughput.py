@@ -28,7 +28,6 @@ import argparse
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -38,10 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
-from celeba_fixture import CELEBA_ATTRIBUTES, face_image, jpeg_bytes  # noqa: E402
-
-from facevae.data.prepare import prepare  # noqa: E402
+from facevae.data.prepare import prepare
+from facevae.testing.celeba import CELEBA_ATTRIBUTES, face_image, jpeg_bytes
 
 
 def _write_images(root: str, start: int, stop: int) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from celeba_fixture import CelebaFixture, make_celeba
 
 from facevae.data.prepare import prepare
+from facevae.testing.celeba import CelebaFixture, make_celeba
 
 
 @pytest.fixture(scope="session")

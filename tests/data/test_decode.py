@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import simplejpeg
-from celeba_fixture import face_image, jpeg_bytes
 from PIL import Image
 
 from facevae.data.decode import DecodeSpec, crop_box, decode_bytes, decode_chunk, decode_file, preprocess_image
+from facevae.testing.celeba import face_image, jpeg_bytes
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from celeba_fixture import CELEBA_ATTRIBUTES as FIXTURE_ATTRIBUTES
-from celeba_fixture import make_celeba
 
 from facevae.data.labels import CELEBA_ATTRIBUTES, LabelError, read_attributes, read_partition
+from facevae.testing.celeba import CELEBA_ATTRIBUTES as FIXTURE_ATTRIBUTES
+from facevae.testing.celeba import make_celeba
 
 
 def test_the_40_official_attribute_names_in_order():

@@ -4,9 +4,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from celeba_fixture import make_celeba
 
 from facevae.data.layouts import DataLayoutError, detect_layout
+from facevae.testing.celeba import make_celeba
 
 
 @pytest.mark.parametrize("layout, kind, image_dir, attributes, partition", [

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-from celeba_fixture import make_celeba
 
 import facevae.data.prepare as prepare_module
 from facevae.config import DataConfig
@@ -15,6 +14,7 @@ from facevae.data.decode import DecodeSpec, decode_file
 from facevae.data.labels import CELEBA_ATTRIBUTES
 from facevae.data.prepare import default_cache_dir, describe_cache, ensure_cache, prepare
 from facevae.errors import UserError
+from facevae.testing.celeba import make_celeba
 
 
 def test_cache_holds_the_good_images_with_their_labels(celeba, celeba_cache):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from celeba_fixture import make_celeba
 
 from facevae.cli.main import main
 from facevae.data.cache import ImageCache
+from facevae.testing.celeba import make_celeba
 
 
 def test_prepare_command_writes_reuses_and_reports(tmp_path, capsys):

@@ -76,7 +76,7 @@ def test_real_decoder_exports_to_the_original_file_layout(pretrained_bundle: Pat
 def test_keras_loads_the_export_the_way_the_original_does(tmp_path: Path) -> None:
     """VAE(...) from config.json, built, then load_weights("vae.keras"), as the original's gui.py;
     and keras.models.load_model on the separate decoder and encoder files."""
-    oracle = pytest.importorskip("keras_oracle", reason="Keras 3 (the export extra) is not installed")
+    oracle = pytest.importorskip("facevae.testing.keras_oracle", reason="Keras 3 (the export extra) is not installed")
     import keras
 
     source = small_model()

@@ -26,7 +26,7 @@ pytestmark = [
 
 def keras_oracle():
     """The Keras stand-ins (imported lazily: Keras takes seconds to import)."""
-    return pytest.importorskip("keras_oracle", reason="Keras 3 (the export extra) is not installed")
+    return pytest.importorskip("facevae.testing.keras_oracle", reason="Keras 3 (the export extra) is not installed")
 
 
 def to_numpy(tensor) -> np.ndarray:
