@@ -40,7 +40,7 @@ from facevae.data.cache import ImageCache
 from facevae.data.prepare import prepare
 from facevae.model.losses import kl_divergence
 from facevae.model.vae import FaceVAE
-from facevae.training.device import autocast_dtype, describe, resolve_device
+from facevae.runtime import pick_runtime, resolve_device
 from facevae.training.trainer import Trainer
 
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned images
@@ -200,8 +200,9 @@ def main() -> int:
         size = MODEL_PRESETS[args.preset].image_size
         cache = ImageCache.open(prepare(Path(tmp) / "data", out=Path(tmp) / "cache", size=size, val_fraction=0.0,
                                         test_fraction=0.0, progress=False))
-        dtype = autocast_dtype(device, args.precision)
-        print(f"device: {describe(device, dtype)}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)
+        runtime = pick_runtime(device, args.precision)
+        dtype = runtime.autocast_dtype
+        print(f"device: {runtime.describe()}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)
         print(f"data: {count:,} JPEGs {WIDTH}x{HEIGHT} -> {size}x{size} cache (made in "
               f"{time.perf_counter() - started:.1f} s, not timed); model preset '{args.preset}', batch "
               f"{args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps each", flush=True)

@@ -12,7 +12,9 @@ from facevae.config import TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.training.checkpoint import load_checkpoint
 from facevae.training.run import train
-from facevae.training.trainer import LRSchedule, Trainer, TrainingDivergedError, TrainingOutOfMemoryError
+from facevae.training.schedule import LRSchedule
+from facevae.training.failures import TrainingDivergedError, TrainingOutOfMemoryError
+from facevae.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 

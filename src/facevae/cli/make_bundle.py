@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.device import resolve_device
+    from ..runtime import resolve_device
     from ..training.run import make_bundle
 
     path = make_bundle(args.run_dir, args.checkpoint, args.out, attributes=not args.no_attributes,

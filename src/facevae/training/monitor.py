@@ -9,13 +9,16 @@ still writes the PNG grids.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.cache import ImageCache
 from ..imaging import encode_png, make_grid, to_uint8, write_atomic
+from ..model.vae import FaceVAE
 
 
 class RunMonitor:
@@ -52,3 +55,30 @@ class RunMonitor:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class SampleGrids:
+    """Fixed inputs for the per-epoch grids, the same faces every epoch and every resume: latent
+    codes drawn from `seed`, and the first cache rows of `split` with their reconstructions."""
+
+    def __init__(self, cache: ImageCache, split: str, count: int, latent_dim: int, seed: int,
+                 device: torch.device) -> None:
+        count = max(1, count)
+        generator = torch.Generator().manual_seed(seed)
+        self.latents = torch.randn(count, latent_dim, generator=generator).to(device)  # count x D
+        rows = cache.split_indices(split)[: min(count, 32)]
+        self.images = torch.from_numpy(np.ascontiguousarray(cache.images[rows])).to(device)  # N x S x S x 3 uint8
+
+    @torch.no_grad()
+    def write(self, model: FaceVAE, monitor: RunMonitor, epoch: int) -> None:
+        """Faces from the fixed codes, and the fixed images next to their reconstructions (from
+        the encoder mean), as PNG grids and in TensorBoard; the model is left in train mode."""
+        model.eval()
+        generated = model.decode(self.latents).float()
+        originals = self.images.permute(0, 3, 1, 2).float().div(255.0)
+        recon = model.decode(model.encode(originals)[0]).float()
+        model.train()
+        pairs = torch.stack([originals, recon], dim=1).flatten(0, 1)  # original, reconstruction, ...
+        monitor.image_grid("generated", generated, epoch, columns=math.ceil(math.sqrt(len(generated))))
+        monitor.image_grid("reconstructions", pairs, epoch, columns=8)
+        monitor.flush()

@@ -29,9 +29,9 @@ from ..hub.bundle import FaceModel, Preprocessing, save_bundle
 from ..imaging import write_atomic
 from ..model.losses import beta_vae_equivalent
 from ..model.vae import FaceVAE
+from ..runtime import resolve_device
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint
-from .device import describe, resolve_device
 from .trainer import Trainer
 
 CHECKPOINTS = "checkpoints"
@@ -116,7 +116,7 @@ def _summary(trainer: Trainer, run_dir: Path, resume: bool) -> str:
         f"{trainer.steps_per_epoch:,} steps per epoch, {tc.epochs} epochs, lr {tc.lr:g} ({tc.lr_schedule})",
         f"  loss = {tc.recon_weight:g} x {tc.recon_loss.upper()} + {tc.kl_weight:g} x KL (the reconstruction weight is "
         f"the original's 'beta'; as a beta-VAE: beta = {beta_vae_equivalent(tc.recon_weight, tc.kl_weight, pixels):.3g})",
-        f"  device: {describe(trainer.device, trainer.dtype)}; TensorBoard: tensorboard --logdir {run_dir}",
+        f"  device: {trainer.runtime.describe()}; TensorBoard: tensorboard --logdir {run_dir}",
     ])
 
 

@@ -4,9 +4,12 @@
     result = trainer.fit()          # "finished", "early_stopped" or "interrupted"
 
 Speed: uint8 batches from the cache normalised on the device (training/data.py), bf16
-autocast where it is faster (training/device.py), channels_last, fused Adam, optional
-torch.compile, and no host-device synchronisation inside a step: the loss terms are
-summed on the device and read every `log_every_steps` steps.
+autocast where the hardware has bf16 arithmetic (facevae.runtime), channels_last, fused Adam,
+optional torch.compile, and no host-device synchronisation inside a step: the loss terms are
+summed on the device (training/meters.py) and read every `log_every_steps` steps.
+
+After each optimiser step the periodic actions run as StepHooks (training/hooks.py): log the
+running losses, validate, checkpoint. The learning rate comes from training/schedule.py.
 
 Nothing lost: `checkpoints/last.pt` every `checkpoint_every_steps` steps, at the end of
 every epoch and on Ctrl-C (SIGINT) or SIGTERM; `checkpoints/best.pt` at each new best
@@ -16,41 +19,34 @@ validation loss. A NaN or infinite loss stops the run before anything is overwri
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, TrainConfig, to_dict
+from ..config import RunConfig, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
 from ..model.losses import VAELoss, kl_weight_at, vae_loss
 from ..model.vae import FaceVAE
+from ..runtime import fused_adam_supported, pick_runtime
 from . import distributed
 from .checkpoint import check_same_model, rng_state, save_checkpoint, set_rng_state
 from .data import CacheBatches
-from .device import autocast_dtype, fused_adam_supported
 from .distributed import DistributedContext
-from .monitor import RunMonitor
+from .failures import TrainingDivergedError, diverged_error, out_of_memory_error
+from .hooks import EpochState, StepHook, run_due_hooks
+from .meters import TERMS, LossMeter
+from .monitor import RunMonitor, SampleGrids
+from .schedule import LRSchedule
+from .signals import StopRequest
 
-TERMS = ("total", "weighted_recon", "weighted_kl", "recon", "kl")  # what the meters sum
 DDP_STOP_CHECK = 10  # steps between the ranks' checks for a stop request
-
-
-class TrainingDivergedError(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class TrainingOutOfMemoryError(UserError):
-    """A batch did not fit in GPU memory."""
 
 
 @dataclass
@@ -71,80 +67,18 @@ class FitResult:
     progress: Progress
 
 
-class LRSchedule:
-    """lr(step) = warm-up ramp x (constant | cosine decay to min_lr | plateau scale) x lr."""
-
-    def __init__(self, config: TrainConfig, total_steps: int) -> None:
-        self.config, self.total_steps = config, max(1, total_steps)
-        self.plateau_scale, self.plateau_best, self.plateau_bad = 1.0, math.inf, 0
-
-    def lr_at(self, step: int) -> float:
-        c = self.config
-        if c.lr_schedule == "cosine":
-            progress = min(1.0, step / self.total_steps)
-            lr = c.min_lr + (c.lr - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        else:
-            lr = c.lr * (self.plateau_scale if c.lr_schedule == "plateau" else 1.0)
-        if step < c.warmup_steps:
-            lr *= (step + 1) / c.warmup_steps
-        return lr
-
-    def on_validation(self, loss: float) -> None:
-        """Plateau: multiply the lr by plateau_factor after plateau_patience validations without
-        a 0.1 % improvement."""
-        if self.config.lr_schedule != "plateau":
-            return
-        if loss < self.plateau_best * (1 - 1e-3):
-            self.plateau_best, self.plateau_bad = loss, 0
-        else:
-            self.plateau_bad += 1
-            if self.plateau_bad >= self.config.plateau_patience:
-                self.plateau_scale *= self.config.plateau_factor
-                self.plateau_bad = 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"total_steps": self.total_steps, "plateau_scale": self.plateau_scale,
-                "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.plateau_scale, self.plateau_best = state["plateau_scale"], state["plateau_best"]
-        self.plateau_bad = state["plateau_bad"]
-
-
-class LossMeter:
-    """Image-weighted sums of the loss terms, kept on the device (no sync per step), and
-    the first step whose loss was not finite."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.sums = torch.zeros(len(TERMS), device=device, dtype=torch.float64)
-        self.count = 0
-        self.bad_step = torch.full((), -1, device=device, dtype=torch.int64)
-
-    def add(self, terms: VAELoss, batch_size: int, step: int) -> None:
-        values = torch.stack([getattr(terms, name).detach() for name in TERMS]).double()
-        self.sums += values * batch_size
-        self.count += batch_size
-        bad = ~torch.isfinite(terms.total.detach())
-        self.bad_step = torch.where(bad & (self.bad_step < 0), step, self.bad_step)
-
-    def means(self) -> dict[str, float]:
-        """Synchronises: the mean of each term over the images added."""
-        sums = self.sums.tolist()
-        return {name: value / max(self.count, 1) for name, value in zip(TERMS, sums)}
-
-
 class Trainer:
     def __init__(self, config: RunConfig, cache: ImageCache, run_dir: Path | None, *, device: torch.device,
                  context: DistributedContext = DistributedContext(), progress: bool = True) -> None:
         tc = self.train_config = config.train
         self.config, self.cache, self.run_dir, self.device, self.context = config, cache, run_dir, device, context
-        self.dtype = autocast_dtype(device, tc.precision)
+        self.runtime = pick_runtime(device, tc.precision)
+        self.dtype = self.runtime.autocast_dtype  # None: plain fp32
         if device.type == "cuda":  # the same shapes every step: let cuDNN time its algorithms once
             torch.backends.cudnn.benchmark = True
         self.show_progress = progress and context.is_main
         self.progress = Progress()
-        self._stop_requested = False
+        self.stop = StopRequest(announce=context.is_main)
         self.last_images_per_second = 0.0  # of the latest logging window
         self.last_validation: dict[str, float] | None = None
         self.history: list[dict[str, Any]] = []  # per epoch: mean train (and validation) loss terms
@@ -178,14 +112,12 @@ class Trainer:
         self.steps_per_epoch = -(-len(self.train_batches) // tc.grad_accum)
         self.schedule = LRSchedule(tc, self.steps_per_epoch * tc.epochs)
         self.monitor: RunMonitor | None = None
+        self.step_hooks = [StepHook(tc.log_every_steps, self._log_window, pauses_training=False),
+                           StepHook(tc.val_every_steps, self._validate_mid_epoch),
+                           StepHook(tc.checkpoint_every_steps, lambda state: self._save_last())]
 
-        # Fixed inputs for the per-epoch grids: the same faces every epoch, every resume.
-        count = max(1, tc.sample_count)
-        generator = torch.Generator().manual_seed(tc.seed)
-        self.sample_latents = torch.randn(count, config.model.latent_dim, generator=generator).to(device)
-        split = "valid" if has_valid else "train"
-        rows = cache.split_indices(split)[: min(count, 32)]
-        self.sample_images = torch.from_numpy(np.ascontiguousarray(cache.images[rows])).to(device)
+        self.samples = SampleGrids(cache, "valid" if has_valid else "train", tc.sample_count,
+                                   config.model.latent_dim, tc.seed, device)
 
     # --- resume ------------------------------------------------------------------------
 
@@ -209,7 +141,7 @@ class Trainer:
         if self.run_dir is not None and self.context.is_main:
             self.monitor = RunMonitor(self.run_dir, purge_step=self.progress.step or None)
         try:
-            with self._stop_on_signals():
+            with self.stop.installed():
                 while self.progress.epoch < self.train_config.epochs:
                     status = self.train_epoch()
                     if status is not None:
@@ -224,69 +156,87 @@ class Trainer:
 
         Returns None to go on, or "early_stopped" / "interrupted" / "paused" (max_steps)."""
         tc, p = self.train_config, self.progress
-        epoch, n_batches, accum = p.epoch, len(self.train_batches), tc.grad_accum
-        epoch_meter, window = LossMeter(self.device), LossMeter(self.device)
+        epoch, n_batches = p.epoch, len(self.train_batches)
         bar = tqdm(total=n_batches, initial=p.batch_in_epoch, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch",
                    disable=not self.show_progress, dynamic_ncols=True, leave=True)
-        window_start, steps_here = time.perf_counter(), 0
+        state = EpochState(LossMeter(self.device), LossMeter(self.device), time.perf_counter(), bar)
+        steps_here = 0
         self.model.train()
         try:
             for index, images in enumerate(self.train_batches.batches(epoch, p.batch_in_epoch), start=p.batch_in_epoch):
-                group_start = index - index % accum
-                group_len = min(accum, n_batches - group_start)
-                if index - group_start < group_len - 1:  # accumulate without syncing gradients
-                    with self.train_module.no_sync() if self.context.enabled else nullcontext():
-                        self._forward_backward(images, group_len, (window, epoch_meter))
-                    continue
-                self._forward_backward(images, group_len, (window, epoch_meter))
-                self._optimizer_step()
-                p.step, p.batch_in_epoch, steps_here = p.step + 1, index + 1, steps_here + 1
-                bar.update(group_len)
-                if tc.log_every_steps and p.step % tc.log_every_steps == 0:
-                    self._log_window(window, time.perf_counter() - window_start, bar)
-                    window, window_start = LossMeter(self.device), time.perf_counter()
-                paused_at, status = time.perf_counter(), None  # images/s counts training time only
-                if tc.val_every_steps and p.step % tc.val_every_steps == 0 and index + 1 < n_batches:
-                    status = self._validate_and_track()
-                if tc.checkpoint_every_steps and p.step % tc.checkpoint_every_steps == 0:
-                    self.save("last")
-                window_start += time.perf_counter() - paused_at
-                if self._should_stop():
-                    self._log_window(window, time.perf_counter() - window_start, bar)
-                    self.save("last")
-                    return "interrupted"
+                if not self._train_batch(index, images, state):
+                    continue  # gradients accumulate until the group's last batch
+                state.at_epoch_end, steps_here = index + 1 == n_batches, steps_here + 1
+                status = self._after_step(state)
                 if status is not None:
-                    self.save("last")
                     return status
                 if max_steps is not None and steps_here >= max_steps:
                     return "paused"
-            self._log_window(window, time.perf_counter() - window_start, bar)
+            self._log_window(state)
         finally:
             bar.close()
+        return self._end_epoch(state.epoch_meter, epoch)
+
+    def _train_batch(self, index: int, images: torch.Tensor, state: EpochState) -> bool:
+        """Forward and backward one batch of an accumulation group of grad_accum batches (the
+        epoch's last group may be shorter); the group's last batch also steps the optimiser.
+        Returns whether it did."""
+        accum, n_batches, p = self.train_config.grad_accum, len(self.train_batches), self.progress
+        group_start = index - index % accum
+        group_len = min(accum, n_batches - group_start)
+        meters = (state.window, state.epoch_meter)
+        if index - group_start < group_len - 1:  # accumulate without syncing gradients across ranks
+            with self.train_module.no_sync() if self.context.enabled else nullcontext():
+                self._forward_backward(images, group_len, meters)
+            return False
+        self._forward_backward(images, group_len, meters)
+        self._optimizer_step()
+        p.step, p.batch_in_epoch = p.step + 1, index + 1
+        state.bar.update(group_len)
+        return True
+
+    def _after_step(self, state: EpochState) -> str | None:
+        """The periodic hooks, then a stop request or a hook's status ends the epoch early."""
+        status = run_due_hooks(self.step_hooks, self.progress.step, state)
+        if self._should_stop():
+            self._log_window(state)
+            self._save_last()
+            return "interrupted"
+        if status is not None:
+            self._save_last()
+        return status
+
+    def _end_epoch(self, epoch_meter: LossMeter, epoch: int) -> str | None:
+        """After the epoch's last step: epoch means, validation, samples, last.pt."""
+        p = self.progress
         train_means = self._log_epoch(epoch_meter, epoch)
         p.epoch, p.batch_in_epoch = epoch + 1, 0
         status = self._validate_and_track()
         self.history.append({"epoch": epoch + 1, "step": p.step, "train": train_means,
                              "valid": self.last_validation if self.val_batches is not None else None})
-        self._write_samples(epoch + 1)
-        self.save("last")
+        if self.monitor is not None:
+            self.samples.write(self.model, self.monitor, epoch + 1)
+        self._save_last()
         return status
+
+    def _save_last(self) -> None:
+        self.save("last")
 
     def _should_stop(self) -> bool:
         """Whether Ctrl-C / SIGTERM arrived (on any rank). Ranks agree every DDP_STOP_CHECK
         steps: each check is a collective with a host sync, too costly for every GPU step."""
         if not self.context.enabled:
-            return self._stop_requested
+            return self.stop.requested
         if self.progress.step % DDP_STOP_CHECK:
             return False
-        return distributed.any_rank(self._stop_requested, self.device)
+        return distributed.any_rank(self.stop.requested, self.device)
 
     def _forward_backward(self, images: torch.Tensor, group_len: int, meters: tuple[LossMeter, ...]) -> None:
         try:
             terms = self._losses(self.train_module, images, self.progress.step)
             (terms.total / group_len).backward()
         except torch.cuda.OutOfMemoryError:
-            raise self._out_of_memory() from None
+            raise out_of_memory_error(self.train_config, self.device) from None
         for meter in meters:
             meter.add(terms, len(images), self.progress.step)
         self.progress.images_seen += len(images) * self.context.world_size
@@ -329,9 +279,11 @@ class Trainer:
         for images in batches:
             meter.add(self._losses(self.model, images, self.progress.step, noise=noise), len(images), self.progress.step)
         self.model.train()
-        totals = torch.cat([meter.sums, torch.tensor([meter.count], device=self.device, dtype=torch.float64)])
-        totals = distributed.all_reduce_sum(totals).tolist()
-        return {name: value / max(totals[-1], 1) for name, value in zip(TERMS, totals[:-1])}
+        return meter.global_means() or dict.fromkeys(TERMS, 0.0)
+
+    def _validate_mid_epoch(self, state: EpochState) -> str | None:
+        """The val_every_steps hook; the epoch's last step validates at the epoch's end instead."""
+        return None if state.at_epoch_end else self._validate_and_track()
 
     def _validate_and_track(self) -> str | None:
         """Validate, keep best.pt, step the plateau schedule; "early_stopped" when patience runs out."""
@@ -357,8 +309,11 @@ class Trainer:
             return "early_stopped"
         return None
 
-    def _log_window(self, window: LossMeter, seconds: float, bar: tqdm | None) -> None:
-        """Every log_every_steps steps: check for NaN, log the running losses and images/s."""
+    def _log_window(self, state: EpochState) -> None:
+        """Every log_every_steps steps: check for NaN, log the running losses and images/s,
+        and start a new window."""
+        window, seconds = state.window, time.perf_counter() - state.window_start
+        state.window, state.window_start = LossMeter(self.device), time.perf_counter()
         if window.count == 0:
             return
         self._check_finite(window)
@@ -368,20 +323,17 @@ class Trainer:
                        "train/lr": self.schedule.lr_at(self.progress.step), "train/images_per_s": rate,
                        "train/kl_weight": kl_weight_at(self.progress.step, self.train_config.kl_weight,
                                                        self.train_config.kl_warmup_steps)})
-        if bar is not None:
-            bar.set_postfix(loss=f"{means['total']:.3f}", recon=f"{means['weighted_recon']:.3f}",
-                            kl=f"{means['kl']:.3f}", img_s=f"{rate:,.0f}", refresh=False)
+        state.bar.set_postfix(loss=f"{means['total']:.3f}", recon=f"{means['weighted_recon']:.3f}",
+                              kl=f"{means['kl']:.3f}", img_s=f"{rate:,.0f}", refresh=False)
         self.last_images_per_second = rate
 
     def _log_epoch(self, meter: LossMeter, epoch: int) -> dict[str, float] | None:
         """The epoch's mean training loss terms over all ranks, logged against the epoch number;
         None when this process trained no batch of it (resumed from a checkpoint written after
         the epoch's last batch but before its end: only the end is left to do)."""
-        totals = torch.cat([meter.sums, torch.tensor([meter.count], device=self.device, dtype=torch.float64)])
-        totals = distributed.all_reduce_sum(totals).tolist()
-        if totals[-1] == 0:
+        means = meter.global_means()
+        if means is None:
             return None
-        means = {name: value / totals[-1] for name, value in zip(TERMS, totals[:-1])}
         self._scalars({f"epoch/train_{name}": value for name, value in means.items()}, step=epoch + 1)
         if self.val_batches is None and means["total"] < self.progress.best_val:
             self.progress.best_val = means["total"]  # no validation split: best = lowest training loss
@@ -391,22 +343,6 @@ class Trainer:
     def _scalars(self, values: dict[str, float], step: int | None = None) -> None:
         if self.monitor is not None:
             self.monitor.scalars(values, self.progress.step if step is None else step)
-
-    @torch.no_grad()
-    def _write_samples(self, epoch: int) -> None:
-        """Faces from the fixed latent codes, and fixed validation images next to their
-        reconstructions (from the encoder mean), as PNG grids and in TensorBoard."""
-        if self.monitor is None:
-            return
-        self.model.eval()
-        generated = self.model.decode(self.sample_latents).float()
-        originals = self.sample_images.permute(0, 3, 1, 2).float().div(255.0)
-        recon = self.model.decode(self.model.encode(originals)[0]).float()
-        self.model.train()
-        pairs = torch.stack([originals, recon], dim=1).flatten(0, 1)  # original, reconstruction, ...
-        self.monitor.image_grid("generated", generated, epoch, columns=math.ceil(math.sqrt(len(generated))))
-        self.monitor.image_grid("reconstructions", pairs, epoch, columns=8)
-        self.monitor.flush()
 
     # --- safety ------------------------------------------------------------------------
 
@@ -418,46 +354,8 @@ class Trainer:
             raise self._diverged(bad_step if bad_step >= 0 else self.progress.step, "the training loss")
 
     def _diverged(self, step: int, what: str) -> TrainingDivergedError:
-        tc = self.train_config
-        kept = (f"The last good checkpoint, {self.run_dir / 'checkpoints' / 'last.pt'}, is intact"
-                if self.run_dir is not None else "No checkpoint was written")
-        return TrainingDivergedError(
-            f"Training diverged: {what} became NaN or infinite at step {step} (epoch {self.progress.epoch + 1}). "
-            f"{kept}. Likely causes: a learning rate too high (train.lr = {tc.lr:g}; try {tc.lr / 10:g}), "
-            f"a reconstruction weight too large (train.recon_weight = {tc.recon_weight:g}), no gradient clipping "
-            f"(try --set train.grad_clip=1.0), bf16 overflow (try --set train.precision=fp32), or damaged images. "
-            f"Change the config, then continue with --resume"
-        )
-
-    def _out_of_memory(self) -> TrainingOutOfMemoryError:
-        tc = self.train_config
-        smaller = max(1, tc.batch_size // 2)
-        return TrainingOutOfMemoryError(
-            f"Out of GPU memory with a batch of {tc.batch_size} images on {self.device}. Use a smaller batch, e.g. "
-            f"--set train.batch_size={smaller} --set train.grad_accum={tc.grad_accum * 2} (same effective batch), "
-            f"turn off --compile, or free the GPU of other processes"
-        )
-
-    @contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """Ctrl-C / SIGTERM: finish the step, save last.pt, stop. A second Ctrl-C stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self._stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            if self.context.is_main:
-                tqdm.write("Stopping: saving a checkpoint after this step (Ctrl-C again to quit at once)")
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
+        return diverged_error(self.train_config, what, step, self.progress.epoch, last)
 
     # --- checkpoints -------------------------------------------------------------------
 
