@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                         help="decoder runtime for generate/decode: torch (the pipeline), or onnx (ONNX "
                              "Runtime on the CPU: the fastest float32 decoder; needs the export extra)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="torch decoder arithmetic: auto = bfloat16 on CPUs with native support (about "
                              "2x faster, pixels within one level of float32), else float32 (default: auto; "
@@ -71,7 +72,12 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.timeout_s <= 0 or args.batch_wait_ms < 0:
         raise UserError("--timeout-s must be positive and --batch-wait-ms at least 0")
-    on_gpu = not str(args.device).startswith("cpu")
+    device = args.device
+    if device == "auto":  # resolved once here, so every worker uses the same device
+        from ..runtime import resolve_device
+
+        device = "cpu" if args.backend == "onnx" else str(resolve_device("auto"))
+    on_gpu = not device.startswith("cpu")
     if args.backend == "onnx" and on_gpu:
         raise UserError("--backend onnx runs on the CPU; leave out --device, or use --backend torch on a GPU")
     if args.backend == "onnx" and args.precision == "bf16":
@@ -82,7 +88,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if threads < 1 or chunk < 1:
         raise UserError("--threads and --chunk must be at least 1")
     return ServerSettings(
-        backend=args.backend, device=args.device, precision=args.precision, max_batch=args.max_batch, chunk=chunk,
+        backend=args.backend, device=device, precision=args.precision, max_batch=args.max_batch, chunk=chunk,
         batch_wait_ms=args.batch_wait_ms, batching=not args.no_batching, queue_size=args.queue_size,
         timeout_s=args.timeout_s, inference_threads=threads,
         # each decoder call gets its share of the cores, so calls never fight over them

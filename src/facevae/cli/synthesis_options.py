@@ -31,7 +31,10 @@ def attribute_strength(text: str) -> tuple[str, float]:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
                         help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads (default: the cores not busy with other work, from the load average)")
 
 
 def add_attribute_option(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +60,18 @@ def attributes_of(args: argparse.Namespace) -> dict[str, float]:
 
 def load_pipeline(args: argparse.Namespace) -> "FacePipeline":
     from ..inference.pipeline import FacePipeline
+    from ..runtime import set_threads
 
-    return FacePipeline.load(args.model, device=args.device)
+    set_threads(args.threads)
+    pipeline = FacePipeline.load(args.model, device=args.device)
+    args.computed_on = pipeline.runtime.describe()  # said with the result, after any error message
+    return pipeline
 
 
 def write_result(result: "SynthesisResult", args: argparse.Namespace) -> int:
     """Save the images (and latents), then say what was written and any notes."""
+    if getattr(args, "computed_on", None):
+        print(f"device: {args.computed_on}", file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     paths = result.save(args.out, scale=args.scale)

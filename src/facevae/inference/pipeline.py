@@ -8,10 +8,10 @@
 Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
 decode to the generated faces, and how to lay them out in a grid. Decoding goes through
 FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
-uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
-differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
-and float32 elsewhere; "fp32" equals the plain decoder to ~1e-6; `fast=False` uses the
-plain decoder itself.
+uses bfloat16 where the hardware has bfloat16 arithmetic (facevae.runtime.pick_runtime: CPUs
+with AVX512-BF16/AMX, bf16-capable GPUs; pixels differ slightly from the plain float32
+decoder, docs/benchmarks.md measures by how much) and float32 elsewhere; "fp32" equals the
+plain decoder to float32 rounding; `fast=False` uses the plain decoder itself.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .. import imaging
 from ..errors import UserError
 from ..hub.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
-from ..runtime import cpu_has_native_bf16
+from ..runtime import pick_runtime, resolve_device
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
 # Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
@@ -115,33 +115,27 @@ def lerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     return (1 - t) * start[:, None] + t * end[:, None]
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> "bf16" on a CPU with native bfloat16 kernels, else "fp32"."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise UserError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
-
-
 class FacePipeline:
     """Generate, reconstruct, edit and morph faces with one loaded model."""
 
     def __init__(self, model: FaceModel, fast: bool = True, precision: str = "auto") -> None:
         self.model = model
-        self.precision = resolve_precision(precision, model.device) if fast else "fp32"
+        # the device is the model's; the precision follows facevae.runtime's rule (plain decoder: fp32)
+        self.runtime = pick_runtime(model.device, precision if fast else "fp32")
+        self.precision = self.runtime.precision
         self.decoder: torch.nn.Module = (FastDecoder(model.decoder, self.precision).to(model.device) if fast
                                          else model.decoder)
         self.decoder.eval()
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, device: str = "cpu", fast: bool = True,
+    def load(cls, name_or_path: str | Path | None = None, device: str = "auto", fast: bool = True,
              precision: str = "auto") -> "FacePipeline":
-        """A registry name (default celeba64-original), a bundle folder or a training run."""
+        """A registry name (default celeba64-original), a bundle folder or a training run, on
+        `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
         from ..hub.loading import load
         from ..hub.registry import DEFAULT_MODEL
 
-        return cls(load(name_or_path or DEFAULT_MODEL, device=device), fast=fast, precision=precision)
+        return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
 
     # --- latents ---------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class ServerSettings:
     """How the server batches, queues and limits work (the `facevae serve` options)."""
 
     backend: Backend = "torch"
-    device: str = "cpu"
+    device: str = "auto"  # facevae.runtime.pick_runtime's rule: a GPU if there is one, else the CPU
     precision: str = "auto"  # the pipeline's: auto (bf16 on CPUs that have it), fp32, bf16; onnx: fp32
     max_batch: int = 16  # codes decoded together at most
     chunk: int = 1  # rows per decoder call (same bytes at any batching); CPU: 1, GPU: max_batch
@@ -106,8 +106,8 @@ def create_app(model: str | Path | FacePipeline = DEFAULT_MODEL, settings: Serve
                                timeout_s=settings.timeout_s, workers=settings.inference_threads,
                                batching=settings.batching).start()
         app.state.pipeline, app.state.batcher = pipeline, batcher
-        log.info("facevae ready: model %s, backend %s, %s", pipeline.model.path or "in memory", settings.backend,
-                 {k: v for k, v in asdict(settings).items() if k not in ("backend",)})
+        log.info("facevae ready: model %s, backend %s, on %s, %s", pipeline.model.path or "in memory", settings.backend,
+                 pipeline.runtime.describe(), {k: v for k, v in asdict(settings).items() if k not in ("backend",)})
         try:
             yield
         finally:  # uvicorn has let in-flight requests finish; queued work is finished too
