@@ -121,19 +121,44 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cache:
     assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
 
 
-def test_lr_schedules() -> None:
-    cosine = LRSchedule(TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=4, min_lr=0.1), total_steps=104)
-    assert cosine.lr_at(0) == pytest.approx(0.25 * cosine.lr_at(0) / 0.25)  # ramp start
-    assert cosine.lr_at(0) < cosine.lr_at(3) < 1.0
-    assert cosine.lr_at(52) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert cosine.lr_at(104) == pytest.approx(0.1)
+def test_warm_up_ramps_linearly_to_the_base_rate() -> None:
+    # warm-up over 4 steps: step k (0-based) runs at (k + 1) / 4 of the rate, then the rate itself
+    constant = LRSchedule(TrainConfig(lr=0.8, lr_schedule="constant", warmup_steps=4), total_steps=100)
+    assert [constant.lr_at(step) for step in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
+
+
+def test_cosine_decays_from_lr_to_min_lr_over_the_run() -> None:
+    # lr 1.0 -> 0.1 over 8 steps, warm-up 2: 0.1 + 0.45 (1 + cos(pi k / 8)), times 1/2 at step 0
+    cosine = LRSchedule(TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=2, min_lr=0.1), total_steps=8)
+    expected = {0: 0.5, 1: 0.965746, 2: 0.868198, 4: 0.55, 6: 0.231802, 8: 0.1, 9: 0.1}
+    assert {step: cosine.lr_at(step) for step in expected} == pytest.approx(expected, abs=1e-6)
+
+
+def test_plateau_halves_the_rate_after_patience_validations_without_a_gain() -> None:
     plateau = LRSchedule(TrainConfig(lr=1.0, lr_schedule="plateau", plateau_patience=2, plateau_factor=0.5), 10)
-    for loss in (5.0, 4.0, 4.0, 4.0):  # a best, then two validations without improvement
+    rates = []
+    for loss in (5.0, 4.0, 4.0, 3.999, 3.0, 3.0, 3.0):  # 3.999 is under 0.1 % better: no gain
         plateau.on_validation(loss)
-    assert plateau.lr_at(5) == pytest.approx(0.5)
+        rates.append(plateau.lr_at(5))
+    assert rates == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25])
     restored = LRSchedule(TrainConfig(lr=1.0, lr_schedule="plateau"), 10)
     restored.load_state_dict(plateau.state_dict())
-    assert restored.lr_at(5) == pytest.approx(0.5)
+    assert restored.lr_at(5) == pytest.approx(0.25)
+
+
+def test_each_optimiser_step_runs_at_the_scheduled_rate(tiny_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rates the optimiser actually used, against the warm-up and cosine formulas written out."""
+    config = tiny_config(epochs=2, lr=0.01, lr_schedule="cosine", min_lr=0.001, warmup_steps=3)
+    trainer = Trainer(config, ImageCache.open(tiny_cache), None, device=CPU, progress=False)
+    used: list[float] = []
+    step = trainer.optimizer.step
+    monkeypatch.setattr(trainer.optimizer, "step", lambda: (used.append(trainer.optimizer.param_groups[0]["lr"]),
+                                                            step()))
+    trainer.fit()
+    total = 10  # 5 steps per epoch, 2 epochs
+    cosine = [0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * k / total)) for k in range(total)]
+    expected = [rate * min(1.0, (k + 1) / 3) for k, rate in enumerate(cosine)]
+    assert used == pytest.approx(expected)
 
 
 def test_early_stopping_stops_and_keeps_best(tiny_cache: Path, tmp_path: Path) -> None:
