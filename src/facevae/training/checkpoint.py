@@ -7,12 +7,11 @@ values only:
     config        the full run config as a dict (model, data, train)
     model         the FaceVAE state dict
     optimizer     Adam's state dict
-    schedule      the learning-rate schedule's state (see trainer.LRSchedule)
+    schedule      the learning-rate schedule's state (training.schedule.LRSchedule)
     progress      epoch, batch_in_epoch, step, best_val, bad_validations, images_seen
     rng           one entry per rank: python, numpy, torch and CUDA generator states
     data          the cache it trained on: path, preprocessing, source
 
-There is no GradScaler state: training runs in fp32 or bf16, and bf16 needs no loss scaling.
 Writing goes to a temporary file in the same folder that is renamed over the old one, so a
 crash (even SIGKILL) leaves either the old or the new checkpoint, never half of one.
 Checkpoints are for resuming; bundles (facevae.hub.bundle) are for inference.
