@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from facevae import imaging
+from facevae.config import Preprocessing
 from facevae.errors import UserError
-from facevae.hub.bundle import Preprocessing
 
 
 def _png_bytes(width: int, height: int, colour=(10, 200, 30), mode: str = "RGB") -> bytes:
@@ -158,9 +158,10 @@ def test_preprocess_squash_and_center():
 
 @pytest.mark.parametrize("crop", ["squash", "center"])
 def test_preprocess_matches_the_training_cache_definition(crop: str):
-    from facevae.data.decode import DecodeSpec, preprocess_image
+    from facevae.data.decode import decode_bytes
 
     frame = Image.fromarray(np.random.default_rng(2).integers(0, 256, (218, 178, 3), dtype=np.uint8))
-    ours = imaging.preprocess(frame, Preprocessing(image_size=64, crop=crop, crop_size=148))
-    cache = preprocess_image(frame, DecodeSpec(64, crop, 148))
+    preprocessing = Preprocessing(image_size=64, crop=crop, crop_size=148)
+    ours = imaging.preprocess(frame, preprocessing)
+    cache = decode_bytes(imaging.encode_png(frame), ".png", preprocessing)  # how `prepare` reads a PNG
     assert np.array_equal(imaging.to_uint8(ours)[0], cache)

@@ -23,7 +23,7 @@ from .errors import UserError
 if TYPE_CHECKING:  # torch is imported lazily so that reading an image stays light
     import torch
 
-    from .hub.bundle import Preprocessing
+    from .config import Preprocessing
 
 # Upload limits: a 20 MB file and 40 megapixels cover any phone photo.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -268,7 +268,4 @@ def preprocess(image: Image.Image, preprocessing: "Preprocessing") -> "torch.Ten
     """A CelebA-framed RGB image -> 3 x S x S float tensor in [0, 1], exactly as in the training
     cache: facevae.data.decode.crop_and_resize is the one crop/resize definition ("squash": the
     whole frame; "center": a centred square of crop_size CelebA pixels, scaled with the width)."""
-    if preprocessing.crop not in ("squash", "center"):
-        raise ImageError(f"unknown preprocessing crop '{preprocessing.crop}'; expected 'squash' or 'center'")
-    pixels = crop_and_resize(image, preprocessing.image_size, preprocessing.crop, preprocessing.crop_size)
-    return to_tensor(pixels)[0]
+    return to_tensor(crop_and_resize(image, preprocessing))[0]

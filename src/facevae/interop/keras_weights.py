@@ -86,17 +86,6 @@ def read_keras_archive(path: str | Path) -> tuple[dict, "h5py.File"]:  # noqa: F
     return config, weights
 
 
-def keras_kind(config: dict) -> str:
-    """'decoder', 'encoder' or 'vae' from the archive's class name."""
-    name = str(config.get("class_name", "")).lower()
-    if name in ("decoder", "encoder", "vae"):
-        return name
-    raise KerasFileError(
-        f"This .keras file holds a '{config.get('class_name')}', not the original project's "
-        f"Encoder, Decoder or VAE"
-    )
-
-
 def _convert(group, rows: list[tuple[str, str, str]], prefix: str) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for kind, keras_name, ours in rows:
