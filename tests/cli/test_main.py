@@ -33,3 +33,51 @@ def test_user_error_exits_2_with_the_message_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "is neither a bundle" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_importing_the_cli_does_not_import_torch():
+    result = _run_python("import sys, facevae.cli.main; assert 'torch' not in sys.modules, 'torch imported'")
+    assert result.returncode == 0, result.stderr
+
+
+def test_help_of_facevae_and_of_every_command_imports_no_torch():
+    code = f"""
+import contextlib, io, sys
+from facevae.cli.main import main
+for argv in [["--help"]] + [[name, "--help"] for name in {SUBCOMMANDS!r}]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(argv)
+    assert "torch" not in sys.modules, f"facevae {{' '.join(argv)}} imported torch"
+"""
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def _photo(path):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("command, blocked, extra", [
+    (["serve"], ["fastapi", "uvicorn"], "serve"),
+    (["gui"], ["streamlit"], "gui"),
+    (["export", "MODEL", "--format", "onnx"], ["onnx"], "export"),
+    (["edit", "PHOTO"], ["cv2"], "edit"),
+])
+def test_a_missing_optional_extra_names_its_pip_install(tiny_bundle, tmp_path, command, blocked, extra):
+    stand_ins = {"PHOTO": _photo(tmp_path / "me.png"), "MODEL": str(tiny_bundle)}
+    argv = [stand_ins.get(arg, arg) for arg in command]
+    argv += [] if "MODEL" in command else ["--model", str(tiny_bundle)]
+    argv += ["--out", str(tmp_path / "out.png")] if extra == "edit" else []
+    result = _run_python(f"import sys\nfor name in {blocked!r}: sys.modules[name] = None\n"
+                         f"from facevae.cli.main import main\nsys.exit(main({argv!r}))")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+    assert f'pip install "facevae[{extra}]"' in result.stderr

@@ -12,6 +12,7 @@ import sys
 
 from .. import __version__
 from ..errors import UserError
+from ..extras import missing_extra_error
 
 # Modules in facevae.cli, in the order `--help` lists their subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:  # an optional extra that is not installed: say which pip install brings it
+        missing = missing_extra_error(error)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
