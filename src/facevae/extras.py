@@ -54,7 +54,8 @@ def import_optional(module: str, hint: str = "") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingExtraError(_message(module, MODULES[module.split(".")[0]]) + (f" ({hint})" if hint else "")) from None
+        message = _message(module, MODULES[module.split(".")[0]])
+        raise MissingExtraError(message + (f" ({hint})" if hint else "")) from None
 
 
 def missing_extra_error(error: ImportError) -> MissingExtraError | None:

@@ -120,7 +120,8 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: 
     images, sizes = layout.list_images()
     problems = Problems()
     labels = _read_labels(layout, images, val_fraction, test_fraction, split_seed, problems)
-    key = {"image_size": spec.image_size, "crop": spec.crop, "crop_size": spec.crop_size if spec.crop == "center" else None,
+    key = {"image_size": spec.image_size, "crop": spec.crop,
+           "crop_size": spec.crop_size if spec.crop == "center" else None,
            "decoder": DECODER, "layout": layout.kind, "split": labels.split_params, "image_count": len(images),
            "fingerprint": _fingerprint(layout, images, sizes)}
     if not force and _reusable(target, key):
@@ -138,7 +139,8 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: 
         say(f"note: {note}")
     workers = workers or _available_cores()
     say(f"Preparing {target}: {len(chosen):,} images from {layout.describe()} {layout.data_dir}, "
-        f"{spec.image_size}x{spec.image_size} ({cache_name(spec)}), {workers} worker process{'es' if workers > 1 else ''}")
+        f"{spec.image_size}x{spec.image_size} ({cache_name(spec)}), "
+        f"{workers} worker process{'es' if workers > 1 else ''}")
     started = time.perf_counter()
     paths = [str(layout.data_dir / images[i]) for i in chosen]
     writer = _open_writer(target, len(chosen), spec)
