@@ -73,6 +73,9 @@ def test_png_is_deterministic_and_lossless():
 
 def test_save_images_grid_and_folder(tmp_path: Path):
     images = torch.rand(3, 3, 8, 8)
+    with pytest.raises(UserError, match="the folder .*sub does not exist. Create it first"):
+        imaging.save_images(images, tmp_path / "sub" / "grid.png", columns=2)
+    (tmp_path / "sub").mkdir()
     [grid] = imaging.save_images(images, tmp_path / "sub" / "grid.png", columns=2)
     assert Image.open(grid).size == (2 * 10 + 2, 2 * 10 + 2)
     paths = imaging.save_images(images, tmp_path / "faces", columns=2)

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import UserError
+
 # A staging folder whose owner cannot be checked (another host, an old name) is stale after
 # this long; one of a process on this host is stale as soon as that process is gone.
 STALE_SECONDS = 24 * 3600
@@ -66,6 +68,18 @@ def sweep_stale_staging(target: Path) -> list[Path]:
 
 def _glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def require_parent_folder(path: str | Path, what: str = "the output") -> Path:
+    """`path`, if the folder it goes in exists; a UserError saying to create that folder if not
+    (a mistyped folder name should not silently become a new folder)."""
+    path = Path(path).expanduser()
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        problem = "is not a folder" if parent.exists() else "does not exist"
+        raise UserError(f"cannot write {what} {path}: the folder {parent} {problem}. "
+                        f"Create it first (mkdir -p {parent}) or choose another path")
+    return path
 
 
 def make_staging_dir(target: Path) -> Path:

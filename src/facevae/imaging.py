@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .atomic import require_parent_folder
 from .data.decode import crop_and_resize
 from .errors import UserError
 
@@ -194,8 +195,9 @@ def save_images(images: "torch.Tensor | np.ndarray", out: str | Path, columns: i
                 row_labels: Sequence[str] | None = None, marked_column: int | None = None,
                 prefix: str = "face") -> list[Path]:
     """Save images: `out` ending in .png gets one grid; any other path is a folder that gets
-    one PNG per image (PREFIX_000.png, ...). Every file is written atomically."""
-    out = Path(out)
+    one PNG per image (PREFIX_000.png, ...). Every file is written atomically. The folder that
+    `out` goes in must exist (a grid's folder, or the parent of the folder of PNGs)."""
+    out = require_parent_folder(out)
     array = to_uint8(images)
     if out.suffix.lower() == ".png":
         grid = make_grid(array, columns, scale=scale, column_labels=column_labels,

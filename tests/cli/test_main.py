@@ -18,8 +18,8 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for name in SUBCOMMANDS:
         assert name in out
-    assert len(COMMAND_MODULES) == len(SUBCOMMANDS)
-    assert set(build_parser()._subparsers._group_actions[0].choices) == set(SUBCOMMANDS)
+    assert list(build_parser()._subparsers._group_actions[0].choices) == SUBCOMMANDS  # in --help order
+    assert len(COMMAND_MODULES) == len(SUBCOMMANDS) - 5  # synthesis registers six commands
 
 
 def test_no_subcommand_prints_help(capsys):

@@ -1,7 +1,7 @@
 """The `facevae` command: one entry point, one module per subcommand.
 
-Each module in facevae.cli (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser and
-sets `run` as the handler. Modules import heavy libraries inside `run`, so `--help` is fast.
+Each module in facevae.cli (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser(s)
+and sets `run` as the handler; `synthesis` registers the six synthesis commands from its table. Modules import heavy libraries inside `run`, so `--help` is fast.
 """
 
 from __future__ import annotations
@@ -25,12 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
-    "generate",
-    "reconstruct",
-    "arithmetic",
-    "morph",
-    "decode",
-    "edit",
+    "synthesis",  # generate, reconstruct, arithmetic, morph, decode, edit: one table
     "gui",
     "serve",
 )
