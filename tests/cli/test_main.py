@@ -81,3 +81,19 @@ def test_a_missing_optional_extra_names_its_pip_install(tiny_bundle, tmp_path, c
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
     assert f'pip install "facevae[{extra}]"' in result.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["import-keras", "decoder.keras", "--out", "MISSING/bundle"],
+    ["import-seed", "vae.pth", "--out", "MISSING/bundle"],
+    ["export", "BUNDLE", "--format", "keras", "--out", "MISSING/keras"],
+    ["bundle", "run", "--out", "MISSING/bundle"],
+    ["attributes", "--model", "BUNDLE", "--report", "MISSING/report"],
+])
+def test_every_output_folder_must_have_an_existing_parent(tiny_bundle, tmp_path, capsys, command):
+    missing = tmp_path / "no-such-folder"
+    argv = [str(missing) + arg[len("MISSING"):] if arg.startswith("MISSING") else arg for arg in command]
+    argv = [str(tiny_bundle) if arg == "BUNDLE" else arg for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the folder {missing} does not exist. Create it first" in err and not missing.exists()
