@@ -200,12 +200,13 @@ def _expected_shapes(module_class: type[torch.nn.Module], config: ModelConfig) -
         return {k: tuple(v.shape) for k, v in module_class(config).state_dict().items()}
 
 
-def _check_size(config: ModelConfig, path: Path) -> None:
-    """Refuse a config too large to be a face model before anything is allocated for it."""
+def check_model_size(config: ModelConfig, source: str) -> None:
+    """Refuse a config too large to be a face model before anything is allocated for it;
+    `source` names where the config came from."""
     count = sum(math.prod(shape) for cls in (Decoder, Encoder) for shape in _expected_shapes(cls, config).values())
     if count > MAX_PARAMETERS:
         raise BundleError(
-            f"{path}/config.json describes a model of {count:,} parameters ({count * 4 / 2**30:.1f} GiB), more "
+            f"{source} describes a model of {count:,} parameters ({count * 4 / 2**30:.1f} GiB), more "
             f"than the {MAX_PARAMETERS:,} facevae loads (its largest preset has about 20 million). Check the "
             f"model section (latent_dim {config.latent_dim}, channels {list(config.channels)}): the file is "
             f"damaged or not meant for facevae"
@@ -265,7 +266,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> FaceMod
     sections, the model's size, then each file's tensor names and shapes from its header."""
     path = Path(path)
     config, preprocessing, meta = _read_bundle_meta(path)
-    _check_size(config, path)
+    check_model_size(config, f"{path}/config.json")
     has_encoder = (path / "encoder.safetensors").is_file()
     if meta.get("has_encoder") and not has_encoder:
         raise BundleError(f"{path}/config.json says the bundle has an encoder but encoder.safetensors is missing")
