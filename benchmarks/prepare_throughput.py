@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facevae.config import Preprocessing
 from facevae.data.prepare import prepare
 from facevae.testing.celeba import CELEBA_ATTRIBUTES, face_image, jpeg_bytes
 
@@ -166,14 +167,14 @@ def main() -> None:
         workers = args.workers or cores
         with TreeMemory() as memory:
             started, cpu = time.perf_counter(), _cpu_seconds()
-            cache = prepare(work / "celeba", out=work / "cache", size=args.size, crop=args.crop,
+            cache = prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop),
                             workers=args.workers, progress=False)
             seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu - memory.cpu_seconds
         results.append((f"prepare: {workers} workers, DCT-scaled decode", seconds, cpu, min(workers, cores),
                         memory.peak_pss, memory.peak_rss))
         started = time.perf_counter()
-        prepare(work / "celeba", out=cache, size=args.size, crop=args.crop, progress=False)
+        prepare(work / "celeba", out=cache, preprocessing=Preprocessing(args.size, args.crop), progress=False)
         reuse = time.perf_counter() - started
 
         print(f"\n{count:,} images of 178x218 -> {args.size}x{args.size} ({args.crop}), load average "

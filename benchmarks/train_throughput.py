@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from facevae.config import MODEL_PRESETS, DataConfig, RunConfig, TrainConfig
+from facevae.config import MODEL_PRESETS, DataConfig, Preprocessing, RunConfig, TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.data.prepare import prepare
 from facevae.model.losses import kl_divergence
@@ -198,8 +198,8 @@ def main() -> int:
         started = time.perf_counter()
         paths = make_jpegs(Path(tmp) / "data", count)
         size = MODEL_PRESETS[args.preset].image_size
-        cache = ImageCache.open(prepare(Path(tmp) / "data", out=Path(tmp) / "cache", size=size, val_fraction=0.0,
-                                        test_fraction=0.0, progress=False))
+        cache = ImageCache.open(prepare(Path(tmp) / "data", out=Path(tmp) / "cache", preprocessing=Preprocessing(size),
+                                        val_fraction=0.0, test_fraction=0.0, progress=False))
         runtime = pick_runtime(device, args.precision)
         dtype = runtime.autocast_dtype
         print(f"device: {runtime.describe()}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from facevae import imaging
+from facevae.config import Preprocessing
 from facevae.errors import UserError
-from facevae.hub.bundle import Preprocessing
 
 
 def _png_bytes(width: int, height: int, colour=(10, 200, 30), mode: str = "RGB") -> bytes:
@@ -73,6 +73,9 @@ def test_png_is_deterministic_and_lossless():
 
 def test_save_images_grid_and_folder(tmp_path: Path):
     images = torch.rand(3, 3, 8, 8)
+    with pytest.raises(UserError, match="the folder .*sub does not exist. Create it first"):
+        imaging.save_images(images, tmp_path / "sub" / "grid.png", columns=2)
+    (tmp_path / "sub").mkdir()
     [grid] = imaging.save_images(images, tmp_path / "sub" / "grid.png", columns=2)
     assert Image.open(grid).size == (2 * 10 + 2, 2 * 10 + 2)
     paths = imaging.save_images(images, tmp_path / "faces", columns=2)
@@ -158,9 +161,40 @@ def test_preprocess_squash_and_center():
 
 @pytest.mark.parametrize("crop", ["squash", "center"])
 def test_preprocess_matches_the_training_cache_definition(crop: str):
-    from facevae.data.decode import DecodeSpec, preprocess_image
+    from facevae.data.decode import decode_bytes
 
     frame = Image.fromarray(np.random.default_rng(2).integers(0, 256, (218, 178, 3), dtype=np.uint8))
-    ours = imaging.preprocess(frame, Preprocessing(image_size=64, crop=crop, crop_size=148))
-    cache = preprocess_image(frame, DecodeSpec(64, crop, 148))
+    preprocessing = Preprocessing(image_size=64, crop=crop, crop_size=148)
+    ours = imaging.preprocess(frame, preprocessing)
+    cache = decode_bytes(imaging.encode_png(frame), ".png", preprocessing)  # how `prepare` reads a PNG
     assert np.array_equal(imaging.to_uint8(ours)[0], cache)
+
+
+def _label_ink_columns(grid: Image.Image, band: int) -> np.ndarray:
+    """x positions where the label band above the tiles has any non-background pixel."""
+    array = np.asarray(grid)[:band]
+    return np.flatnonzero((array != imaging.GRID_BACKGROUND).any(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("size, labels", [
+    (64, ["photo", "reconstruction", "edited"]),  # `facevae edit --out me.png` at scale 1
+    (32, ["photo", "reconstruction", "edited"]),  # a 32 px model: the long label is cut
+    (64, ["-3", "-2", "0 (original)", "+2", "+3"]),
+])
+def test_column_labels_stay_inside_their_own_column(size: int, labels: list[str]):
+    tiles = np.zeros((len(labels), size, size, 3), np.uint8)
+    band = imaging.make_grid(tiles, column_labels=labels).height - imaging.make_grid(tiles).height
+    cell = size + 2  # tile + padding
+    for column, label in enumerate(labels):
+        alone = ["" if other != column else label for other in range(len(labels))]
+        ink = _label_ink_columns(imaging.make_grid(tiles, column_labels=alone), band)
+        assert len(ink) > 0, f"label {label!r} not drawn"
+        assert column * cell <= ink.min() and ink.max() < (column + 1) * cell + 2, (label, ink.min(), ink.max())
+
+
+def test_labels_shrink_before_they_are_cut():
+    font, size, texts = imaging.fit_labels(["photo", "reconstruction", "edited"], 64, 16)
+    assert size < 16 and texts == ["photo", "reconstruction", "edited"]
+    assert max(font.getlength(text) for text in texts) <= 64
+    font, size, texts = imaging.fit_labels(["reconstruction"], 32, 16)
+    assert size == imaging.MIN_LABEL_SIZE and texts[0].endswith(".") and font.getlength(texts[0]) <= 32

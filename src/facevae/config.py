@@ -80,6 +80,33 @@ class ModelConfig:
         return self.channels[-1] * self.bottom_size**2
 
 
+CROPS = ("squash", "center")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a picture becomes a model input: the one definition shared by the training cache
+    (facevae.data.prepare), a bundle's config.json and every photo at inference time.
+
+    "squash" resizes the whole frame (the original's 178 x 218 CelebA images) to
+    image_size x image_size; "center" takes the centred square of crop_size CelebA pixels
+    (scaled with the picture's width; see facevae.data.decode).
+    """
+
+    image_size: int = 64
+    crop: Literal["squash", "center"] = "squash"
+    crop_size: int = 148  # side of the centred square for crop="center", in CelebA pixels
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise ConfigError(f"preprocessing crop must be one of {', '.join(CROPS)}; got {self.crop!r}")
+        for name in ("image_size", "crop_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"preprocessing {name} must be a positive whole number of pixels, got {value!r}; "
+                                  f"the usual values are image_size 64 and crop_size 148")
+
+
 MODEL_PRESETS: dict[str, ModelConfig] = {
     # The original TensorFlow/Keras project's architecture, exactly.
     "original": ModelConfig(),
@@ -119,10 +146,15 @@ class DataConfig:
     workers: int = 0  # decoding processes for `prepare`; 0 = all cores
 
     def __post_init__(self) -> None:
+        self.preprocessing(64)  # checks crop and crop_size now, not when the cache is made
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
             raise ConfigError("data.val_fraction and data.test_fraction must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("data.val_fraction + data.test_fraction must leave some training images (< 1)")
+
+    def preprocessing(self, image_size: int) -> Preprocessing:
+        """This data's crop at the model's image size."""
+        return Preprocessing(image_size=image_size, crop=self.crop, crop_size=self.crop_size)
 
 
 @dataclass(frozen=True)
@@ -173,9 +205,6 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
 
 
 # --- reading and writing -------------------------------------------------------------

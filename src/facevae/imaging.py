@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .atomic import require_parent_folder
 from .data.decode import crop_and_resize
 from .errors import UserError
 
 if TYPE_CHECKING:  # torch is imported lazily so that reading an image stays light
     import torch
 
-    from .hub.bundle import Preprocessing
+    from .config import Preprocessing
 
 # Upload limits: a 20 MB file and 40 megapixels cover any phone photo.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -40,6 +41,7 @@ PNG_COMPRESS_LEVEL = 1  # fast; grids of flat-shaded faces barely shrink at high
 GRID_BACKGROUND = (255, 255, 255)
 MARK_COLOUR = (220, 40, 40)
 LABEL_COLOUR = (40, 40, 40)
+MIN_LABEL_SIZE = 8  # smallest label font, in pixels; longer labels are cut instead
 
 
 class ImageError(UserError):
@@ -98,14 +100,33 @@ def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def fit_labels(labels: Sequence[str], width: int, size: int) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont,
+                                                                      int, list[str]]:
+    """(font, font size, texts) such that every label is at most `width` pixels wide: the font
+    shrinks down to MIN_LABEL_SIZE, then labels still too long are cut and end in '.'."""
+    texts = [str(label) for label in labels]
+    font = label_font(size)
+    while size > MIN_LABEL_SIZE and texts and max(font.getlength(text) for text in texts) > width:
+        size -= 1
+        font = label_font(size)
+    fitted = []
+    for text in texts:
+        cut = text
+        while len(cut) > 2 and font.getlength(cut) > width:
+            cut = cut[:-2].rstrip() + "."
+        fitted.append(cut)
+    return font, size, fitted
+
+
 def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, scale: int = 1,
               column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
               marked_column: int | None = None) -> Image.Image:
     """Tile N x H x W x 3 uint8 images row by row into one picture.
 
     columns: tiles per row (default: all in one row); scale: integer nearest-neighbour
-    enlargement of each tile; column_labels / row_labels: text above columns / left of rows;
-    marked_column: that column gets a coloured frame (e.g. the unmodified faces).
+    enlargement of each tile; column_labels / row_labels: text above columns / left of rows
+    (a column label is made to fit its column's width); marked_column: that column gets a
+    coloured frame (e.g. the unmodified faces).
     """
     images = to_uint8(images)
     count, height, width, _ = images.shape
@@ -118,11 +139,10 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, 
         images = images.repeat(scale, axis=1).repeat(scale, axis=2)
         height, width = height * scale, width * scale
     font_size = max(10, min(height // 4, 16))
-    top = font_size + 6 if column_labels else 0
-    left = 0
-    if row_labels:
-        font = label_font(font_size)
-        left = max(int(font.getlength(str(label))) for label in row_labels) + 8
+    column_font, column_size, column_texts = fit_labels(column_labels or (), width, font_size)
+    top = column_size + 6 if column_labels else 0
+    font = label_font(font_size)
+    left = max(int(font.getlength(str(label))) for label in row_labels) + 8 if row_labels else 0
     # padding around and between tiles; the canvas is filled with numpy for speed.
     cell_h, cell_w = height + padding, width + padding
     canvas = np.empty((top + rows * cell_h + padding, left + columns * cell_w + padding, 3), np.uint8)
@@ -135,14 +155,13 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, 
         y, x = top + padding + row * cell_h, left + padding + column * cell_w
         canvas[y:y + height, x:x + width] = images[index]
     grid = Image.fromarray(canvas, "RGB")
-    if column_labels or row_labels:
-        draw, font = ImageDraw.Draw(grid), label_font(font_size)
-        for column, label in enumerate(column_labels or ()):
-            x = left + padding + column * cell_w + width / 2
-            draw.text((x, 3), str(label), fill=LABEL_COLOUR, font=font, anchor="ma")
-        for row, label in enumerate(row_labels or ()):
-            y = top + padding + row * cell_h + height / 2
-            draw.text((4, y), str(label), fill=LABEL_COLOUR, font=font, anchor="lm")
+    draw = ImageDraw.Draw(grid)
+    for column, text in enumerate(column_texts):
+        x = left + padding + column * cell_w + width / 2
+        draw.text((x, 3), text, fill=LABEL_COLOUR, font=column_font, anchor="ma")
+    for row, label in enumerate(row_labels or ()):
+        y = top + padding + row * cell_h + height / 2
+        draw.text((4, y), str(label), fill=LABEL_COLOUR, font=font, anchor="lm")
     return grid
 
 
@@ -176,8 +195,9 @@ def save_images(images: "torch.Tensor | np.ndarray", out: str | Path, columns: i
                 row_labels: Sequence[str] | None = None, marked_column: int | None = None,
                 prefix: str = "face") -> list[Path]:
     """Save images: `out` ending in .png gets one grid; any other path is a folder that gets
-    one PNG per image (PREFIX_000.png, ...). Every file is written atomically."""
-    out = Path(out)
+    one PNG per image (PREFIX_000.png, ...). Every file is written atomically. The folder that
+    `out` goes in must exist (a grid's folder, or the parent of the folder of PNGs)."""
+    out = require_parent_folder(out)
     array = to_uint8(images)
     if out.suffix.lower() == ".png":
         grid = make_grid(array, columns, scale=scale, column_labels=column_labels,
@@ -268,7 +288,4 @@ def preprocess(image: Image.Image, preprocessing: "Preprocessing") -> "torch.Ten
     """A CelebA-framed RGB image -> 3 x S x S float tensor in [0, 1], exactly as in the training
     cache: facevae.data.decode.crop_and_resize is the one crop/resize definition ("squash": the
     whole frame; "center": a centred square of crop_size CelebA pixels, scaled with the width)."""
-    if preprocessing.crop not in ("squash", "center"):
-        raise ImageError(f"unknown preprocessing crop '{preprocessing.crop}'; expected 'squash' or 'center'")
-    pixels = crop_and_resize(image, preprocessing.image_size, preprocessing.crop, preprocessing.crop_size)
-    return to_tensor(pixels)[0]
+    return to_tensor(crop_and_resize(image, preprocessing))[0]

@@ -127,3 +127,22 @@ def test_edit_a_picture_without_a_face(pretrained_bundle: Path, tmp_path: Path, 
     assert run("edit", sky, "--model", pretrained_bundle, "--whole-image", "--refine-steps", 5,
                "--out", tmp_path / "e.png") == 0
     assert "whole image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--out", "--latents"])
+def test_an_output_in_a_missing_folder_is_refused_before_the_model_loads(tmp_path: Path, capsys, flag: str):
+    missing = tmp_path / "no-such-folder"
+    paths = {"--out": tmp_path / "faces.png", "--latents": tmp_path / "codes.npy"}
+    paths[flag] = missing / ("x.png" if flag == "--out" else "x.npy")
+    argv = ["generate", "--model", tmp_path / "not-a-model", "--out", paths["--out"], "--latents", paths["--latents"]]
+    assert run(*argv) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {flag}" in err and f"the folder {missing} does not exist" in err and "mkdir -p" in err
+    assert not missing.exists()
+
+
+def test_a_folder_of_pngs_may_be_new_but_its_parent_must_exist(tiny_bundle: Path, tmp_path: Path, capsys):
+    assert run("generate", "--model", tiny_bundle, "-n", 2, "--out", tmp_path / "new-folder") == 0
+    assert len(list((tmp_path / "new-folder").iterdir())) == 2
+    assert run("generate", "--model", tiny_bundle, "-n", 2, "--out", tmp_path / "missing" / "folder") == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()

@@ -59,3 +59,21 @@ def test_works_with_a_dataloader_and_rejects_unknown_splits(celeba_cache):
     assert first.shape == (8, 3, 64, 64) and first.dtype == torch.uint8
     with pytest.raises(CacheError, match="Unknown split 'validation'"):
         CacheDataset(celeba_cache, "validation")
+
+
+def _copy_cache(source, target):
+    import shutil
+
+    return shutil.copytree(source, target)
+
+
+@pytest.mark.parametrize("label_file, array", [
+    ("split.npy", np.array(["train", None], dtype=object)),  # needs pickle to load
+    ("split.npy", np.zeros(3, np.uint8)),  # wrong length
+    ("attributes.npy", np.zeros((2, 2), np.float64)),  # wrong type and shape
+])
+def test_a_damaged_label_file_is_a_cache_error_naming_the_fix(celeba_cache, tmp_path, label_file, array):
+    cache = _copy_cache(celeba_cache, tmp_path / "cache")
+    np.save(cache / label_file, array, allow_pickle=True)
+    with pytest.raises(CacheError, match=f"{label_file} .*delete it and run `facevae prepare` again"):
+        ImageCache.open(cache)

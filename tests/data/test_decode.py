@@ -8,7 +8,8 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from facevae.data.decode import DecodeSpec, crop_box, decode_bytes, decode_chunk, decode_file, preprocess_image
+from facevae.config import ConfigError, Preprocessing
+from facevae.data.decode import crop_and_resize, crop_box, decode_bytes, decode_chunk, decode_file
 from facevae.testing.celeba import face_image, jpeg_bytes
 
 
@@ -25,22 +26,22 @@ def jpegs(tmp_path_factory):
 
 
 def test_crop_boxes_for_celeba_frames():
-    assert crop_box(178, 218, DecodeSpec(64, "squash")) == (0, 0, 178, 218)
-    assert crop_box(178, 218, DecodeSpec(64, "center", 148)) == (15, 35, 163, 183)
-    assert crop_box(356, 436, DecodeSpec(64, "center", 148)) == (30, 70, 326, 366)  # scales with the width
-    assert crop_box(178, 100, DecodeSpec(64, "center", 148)) == (39, 0, 139, 100)  # never beyond the frame
+    assert crop_box(178, 218, Preprocessing(64, "squash")) == (0, 0, 178, 218)
+    assert crop_box(178, 218, Preprocessing(64, "center", 148)) == (15, 35, 163, 183)
+    assert crop_box(356, 436, Preprocessing(64, "center", 148)) == (30, 70, 326, 366)  # scales with the width
+    assert crop_box(178, 100, Preprocessing(64, "center", 148)) == (39, 0, 139, 100)  # never beyond the frame
 
 
 # The promise for CelebA-sized JPEGs: libjpeg-turbo decodes at the smallest scale M/8 whose
 # crop box still spans S pixels (never above full size), then Pillow's bilinear resize of
 # that box. Decoded sizes are ceil(178 M / 8) x ceil(218 M / 8).
 @pytest.mark.parametrize("spec, decoded", [
-    (DecodeSpec(32, "squash"), (45, 55)),          # M = 2
-    (DecodeSpec(64, "squash"), (67, 82)),          # M = 3
-    (DecodeSpec(64, "center", 148), (89, 109)),    # M = 4: the 148 box becomes 74 >= 64
-    (DecodeSpec(128, "squash"), (134, 164)),       # M = 6
-    (DecodeSpec(128, "center", 148), (156, 191)),  # M = 7
-    (DecodeSpec(256, "squash"), (178, 218)),       # full size, then upscaled
+    (Preprocessing(32, "squash"), (45, 55)),          # M = 2
+    (Preprocessing(64, "squash"), (67, 82)),          # M = 3
+    (Preprocessing(64, "center", 148), (89, 109)),    # M = 4: the 148 box becomes 74 >= 64
+    (Preprocessing(128, "squash"), (134, 164)),       # M = 6
+    (Preprocessing(128, "center", 148), (156, 191)),  # M = 7
+    (Preprocessing(256, "squash"), (178, 218)),       # full size, then upscaled
 ])
 def test_decode_matches_its_definition_exactly(jpegs, spec, decoded):
     for path in jpegs[:3]:
@@ -50,19 +51,19 @@ def test_decode_matches_its_definition_exactly(jpegs, spec, decoded):
         assert pixels.shape == (height, width, 3)
         left, top, right, bottom = crop_box(178, 218, spec)
         sx, sy = width / 178, height / 218
-        expected = Image.fromarray(pixels).resize((spec.size, spec.size), Image.Resampling.BILINEAR,
+        expected = Image.fromarray(pixels).resize((spec.image_size, spec.image_size), Image.Resampling.BILINEAR,
                                                   box=(left * sx, top * sy, right * sx, bottom * sy))
         result = decode_file(path, spec)
-        assert result.shape == (spec.size, spec.size, 3) and result.dtype == np.uint8
+        assert result.shape == (spec.image_size, spec.image_size, 3) and result.dtype == np.uint8
         np.testing.assert_array_equal(result, np.asarray(expected))
 
 
-@pytest.mark.parametrize("spec", [DecodeSpec(32), DecodeSpec(64), DecodeSpec(64, "center"), DecodeSpec(128, "center")])
+@pytest.mark.parametrize("spec", [Preprocessing(32), Preprocessing(64), Preprocessing(64, "center"), Preprocessing(128, "center")])
 def test_decode_is_close_to_a_full_resolution_decode(jpegs, spec):
     """Scaled decoding is an approximation of decoding fully then resizing: bound the gap."""
     for path in jpegs:
         with Image.open(path) as image:
-            reference = preprocess_image(image, spec).astype(np.float64)
+            reference = crop_and_resize(image, spec).astype(np.float64)
         difference = decode_file(path, spec).astype(np.float64) - reference
         psnr = 10 * math.log10(255**2 / max(np.mean(difference**2), 1e-12))
         assert np.abs(difference).mean() < 3.0 and psnr > 33, (path, spec, psnr)
@@ -73,13 +74,13 @@ def test_png_and_webp_use_the_full_resolution_definition(tmp_path):
     for suffix in (".png", ".webp"):
         path = tmp_path / f"face{suffix}"
         picture.save(path, lossless=True) if suffix == ".webp" else picture.save(path)
-        spec = DecodeSpec(64, "center", 148)
-        np.testing.assert_array_equal(decode_file(path, spec), preprocess_image(picture, spec))
+        spec = Preprocessing(64, "center", 148)
+        np.testing.assert_array_equal(decode_file(path, spec), crop_and_resize(picture, spec))
 
 
 def test_grayscale_rgba_and_cmyk_become_rgb(tmp_path):
     picture = face_image(np.random.default_rng(2))
-    spec = DecodeSpec(32)
+    spec = Preprocessing(32)
     for mode, fmt in (("L", "JPEG"), ("CMYK", "JPEG"), ("RGBA", "PNG")):
         buffer = io.BytesIO()
         picture.convert(mode).save(buffer, format=fmt)
@@ -96,15 +97,15 @@ def test_chunk_reports_damaged_files_and_keeps_going(tmp_path, jpegs):
     truncated.write_bytes(jpegs[0].read_bytes()[:3000])
     garbage.write_bytes(b"not an image" * 50)
     paths = [str(jpegs[1]), str(truncated), str(garbage), str(tmp_path / "missing.jpg"), str(jpegs[2])]
-    pixels, failures = decode_chunk(paths, DecodeSpec(64))
+    pixels, failures = decode_chunk(paths, Preprocessing(64))
     assert [position for position, _ in failures] == [1, 2, 3]
     assert "truncated" in failures[0][1] and "not a recognisable image" in failures[1][1]
     assert "FileNotFoundError" in failures[2][1]
-    np.testing.assert_array_equal(pixels[0], decode_file(jpegs[1], DecodeSpec(64)))
-    np.testing.assert_array_equal(pixels[4], decode_file(jpegs[2], DecodeSpec(64)))
+    np.testing.assert_array_equal(pixels[0], decode_file(jpegs[1], Preprocessing(64)))
+    np.testing.assert_array_equal(pixels[4], decode_file(jpegs[2], Preprocessing(64)))
 
 
-@pytest.mark.parametrize("kwargs", [{"size": 48}, {"crop": "fill"}, {"crop_size": 0}])
-def test_invalid_specs_are_rejected(kwargs):
-    with pytest.raises(ValueError):
-        DecodeSpec(**kwargs)
+@pytest.mark.parametrize("kwargs", [{"crop": "fill"}, {"crop_size": 0}, {"crop_size": -100}, {"image_size": 0}])
+def test_invalid_preprocessing_is_rejected(kwargs):
+    with pytest.raises(ConfigError, match="preprocessing (crop|crop_size|image_size) must be"):
+        Preprocessing(**kwargs)

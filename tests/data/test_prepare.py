@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import facevae.data.prepare as prepare_module
-from facevae.config import DataConfig
+from facevae.config import DataConfig, Preprocessing
 from facevae.data.cache import CacheError, ImageCache, is_cache
-from facevae.data.decode import DecodeSpec, decode_file
+from facevae.data.decode import decode_file
 from facevae.data.labels import CELEBA_ATTRIBUTES
 from facevae.data.prepare import default_cache_dir, describe_cache, ensure_cache, prepare
 from facevae.errors import UserError
@@ -31,7 +31,7 @@ def test_cache_holds_the_good_images_with_their_labels(celeba, celeba_cache):
 def test_cache_pixels_equal_a_direct_decode(celeba, celeba_cache):
     cache = ImageCache.open(celeba_cache)
     for row in (0, 1, 150, len(cache) - 1):
-        expected = decode_file(celeba.root / cache.filenames[row], DecodeSpec(64, "squash"))
+        expected = decode_file(celeba.root / cache.filenames[row], Preprocessing(64, "squash"))
         np.testing.assert_array_equal(cache.images[row], expected)
 
 
@@ -53,7 +53,7 @@ def test_problems_are_counted_and_listed(celeba, celeba_cache):
 
 def test_seeded_split_when_there_is_no_partition_file(tmp_path):
     make_celeba(tmp_path / "data", "official", count=40, partition=False)
-    cache = ImageCache.open(prepare(tmp_path / "data", size=32, val_fraction=0.2, test_fraction=0.1,
+    cache = ImageCache.open(prepare(tmp_path / "data", preprocessing=Preprocessing(32), val_fraction=0.2, test_fraction=0.1,
                                     split_seed=5, workers=1, progress=False))
     assert cache.meta["split_counts"] == {"train": 28, "valid": 8, "test": 4}
     assert cache.meta["reuse_key"]["split"] == {"mode": "seeded", "val_fraction": 0.2, "test_fraction": 0.1, "seed": 5}
@@ -62,7 +62,7 @@ def test_seeded_split_when_there_is_no_partition_file(tmp_path):
 @pytest.mark.parametrize("layout", ["kaggle", "torchvision"])
 def test_other_celeba_layouts_prepare_the_same_way(tmp_path, layout):
     fixture = make_celeba(tmp_path, layout, count=20, missing_row=1)
-    cache = ImageCache.open(prepare(tmp_path, size=32, workers=1, progress=False))
+    cache = ImageCache.open(prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False))
     assert cache.filenames == fixture.good and cache.meta["source"]["layout"] == layout
     rows = [fixture.names.index(name) for name in fixture.good]
     np.testing.assert_array_equal(cache.attributes, fixture.attributes[rows])
@@ -71,7 +71,7 @@ def test_other_celeba_layouts_prepare_the_same_way(tmp_path, layout):
 
 def test_image_folder_with_attribute_csv(tmp_path):
     fixture = make_celeba(tmp_path, "folder", count=25, missing_row=1)
-    cache = ImageCache.open(prepare(tmp_path, size=32, workers=1, progress=False))
+    cache = ImageCache.open(prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False))
     assert sorted(cache.filenames) == sorted(fixture.good)
     assert cache.attribute_names == list(CELEBA_ATTRIBUTES[:5])
     for row, name in enumerate(cache.filenames):
@@ -83,23 +83,23 @@ def test_csv_naming_bare_files_matches_images_in_subfolders(tmp_path):
     fixture = make_celeba(tmp_path, "folder", count=6, attributes=False)
     rows = "".join(f"{name.rsplit('/', 1)[-1]},{index % 2}\n" for index, name in enumerate(fixture.names))
     (tmp_path / "labels.csv").write_text("image_id,Smiling\n" + rows)
-    cache = ImageCache.open(prepare(tmp_path, size=32, workers=1, progress=False))
+    cache = ImageCache.open(prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False))
     smiling = {name: int(value) for name, value in zip(cache.filenames, cache.attributes[:, 0])}
     assert smiling == {name: index % 2 for index, name in enumerate(fixture.names)}
 
 
 def test_prepare_twice_reuses_and_a_changed_source_rebuilds(tmp_path):
     fixture = make_celeba(tmp_path, "official", count=12)
-    first = prepare(tmp_path, size=32, workers=1, progress=False)
-    assert first == default_cache_dir(tmp_path, DecodeSpec(32)) == tmp_path / ".facevae-cache" / "32-squash"
+    first = prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False)
+    assert first == default_cache_dir(tmp_path, Preprocessing(32)) == tmp_path / ".facevae-cache" / "32-squash"
     stamp = (first / "meta.json").stat().st_mtime_ns
-    assert prepare(tmp_path, size=32, workers=1, progress=False) == first
+    assert prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False) == first
     assert (first / "meta.json").stat().st_mtime_ns == stamp  # reused, not rewritten
-    assert prepare(tmp_path, size=32, crop="center", workers=1, progress=False).name == "32-center148"
+    assert prepare(tmp_path, preprocessing=Preprocessing(32, "center"), workers=1, progress=False).name == "32-center148"
     os.remove(tmp_path / fixture.names[-1])  # a file disappears: the fingerprint changes
-    assert ImageCache.open(prepare(tmp_path, size=32, workers=1, progress=False)).meta["count"] == 11
+    assert ImageCache.open(prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False)).meta["count"] == 11
     assert (first / "meta.json").stat().st_mtime_ns != stamp
-    assert prepare(tmp_path, size=32, workers=1, progress=False, force=True) == first
+    assert prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False, force=True) == first
 
 
 def test_an_interrupted_prepare_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
@@ -117,15 +117,15 @@ def test_an_interrupted_prepare_leaves_nothing_that_looks_complete(tmp_path, mon
     monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 10 * 32 * 32 * 3)  # 10 images per chunk
     target = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
-        prepare(tmp_path / "data", out=target, size=32, workers=1, progress=False)
+        prepare(tmp_path / "data", out=target, preprocessing=Preprocessing(32), workers=1, progress=False)
     assert len(calls) == 2 and not target.exists() and os.listdir(tmp_path) == ["data"]
     monkeypatch.setattr(prepare_module, "decode_chunk", real)
-    prepare(tmp_path / "data", out=target, size=32, workers=1, progress=False)
+    prepare(tmp_path / "data", out=target, preprocessing=Preprocessing(32), workers=1, progress=False)
     stamp = (target / "meta.json").read_text()
     calls.clear()
     monkeypatch.setattr(prepare_module, "decode_chunk", failing)
     with pytest.raises(KeyboardInterrupt):  # an interrupted rebuild keeps the old, complete cache
-        prepare(tmp_path / "data", out=target, size=32, workers=1, progress=False, force=True)
+        prepare(tmp_path / "data", out=target, preprocessing=Preprocessing(32), workers=1, progress=False, force=True)
     assert is_cache(target) and (target / "meta.json").read_text() == stamp
     assert sorted(os.listdir(tmp_path)) == ["cache", "data"]
 

@@ -59,3 +59,87 @@ def test_not_a_bundle(tmp_path: Path) -> None:
     assert not is_bundle(tmp_path)
     with pytest.raises(BundleError, match="not a facevae bundle"):
         load_bundle(tmp_path)
+
+
+def _edit_config(bundle: Path, edit) -> None:
+    meta = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps(edit(meta)))
+
+
+def _refuse_real_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building Decoder or Encoder anywhere but on the meta device fails the test: it would
+    allocate the weights the config asks for."""
+    import facevae.hub.bundle as bundle_module
+
+    for name in ("Decoder", "Encoder"):
+        real = getattr(bundle_module, name)
+
+        def build(config, real=real):
+            if torch.empty(0).device.type != "meta":
+                raise AssertionError(f"{real.__name__} allocated for latent_dim {config.latent_dim}")
+            return real(config)
+
+        monkeypatch.setattr(bundle_module, name, build)
+
+
+@pytest.mark.parametrize("model", [{"latent_dim": 1_000_000}, {"channels": [20000] * 4}])
+def test_a_huge_config_is_refused_before_anything_is_allocated(tiny_bundle: Path, monkeypatch, model) -> None:
+    _edit_config(tiny_bundle, lambda meta: {**meta, "model": {**meta["model"], **model}})
+    _refuse_real_modules(monkeypatch)
+    with pytest.raises(BundleError, match=r"model of [\d,]+ parameters .*more than the .*damaged or not meant"):
+        load_bundle(tiny_bundle)
+
+
+def test_shapes_are_checked_from_the_header_before_any_tensor_is_read(tiny_bundle: Path, monkeypatch) -> None:
+    import facevae.hub.bundle as bundle_module
+
+    _edit_config(tiny_bundle, lambda meta: {**meta, "model": {**meta["model"], "latent_dim": 32}})
+    monkeypatch.setattr(bundle_module, "load_file", lambda *a, **k: pytest.fail("tensors read before the check"))
+    with pytest.raises(BundleError, match="wrong shapes: dense.weight: file \\(256, 16\\), config \\(256, 32\\)"):
+        load_bundle(tiny_bundle)
+
+
+def test_a_weights_file_whose_data_is_cut_short_is_named(tiny_bundle: Path) -> None:
+    file = tiny_bundle / "decoder.safetensors"
+    file.write_bytes(file.read_bytes()[:-100])
+    with pytest.raises(BundleError, match="decoder.safetensors is (damaged|not a readable).*copy it again"):
+        load_bundle(tiny_bundle)
+
+
+MALFORMED_CONFIGS = {
+    "format_version as text": (lambda m: {**m, "format_version": "2"}, "'format_version' must be a JSON whole number"),
+    "model as a list": (lambda m: {**m, "model": [1, 2]}, "'model' must be a JSON object, not list"),
+    "attributes as a list": (lambda m: {**m, "attributes": ["Smiling"]}, "'attributes' must be a JSON object"),
+    "attribute names not a list": (lambda m: {**m, "attributes": {"names": "Smiling"}}, "'names' must be a JSON list"),
+    "provenance as text": (lambda m: {**m, "provenance": "me"}, "'provenance' must be a JSON object"),
+    "negative crop_size": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "center", "crop_size": -100}},
+                           "crop_size must be a positive whole number"),
+    "unknown crop": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "fill"}}, "crop must be one of"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_CONFIGS)
+def test_a_malformed_config_json_is_a_bundle_error_naming_the_section(tiny_bundle: Path, case: str) -> None:
+    edit, message = MALFORMED_CONFIGS[case]
+    _edit_config(tiny_bundle, edit)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(tiny_bundle)
+
+
+def test_config_json_that_is_a_list_is_not_a_bundle(tiny_bundle: Path) -> None:
+    (tiny_bundle / "config.json").write_text("[1, 2, 3]")
+    assert not is_bundle(tiny_bundle)
+    with pytest.raises(BundleError, match="not a facevae bundle"):
+        load_bundle(tiny_bundle)
+
+
+def test_garbage_attribute_vectors_are_a_bundle_error(tiny_bundle: Path) -> None:
+    (tiny_bundle / "attributes.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(BundleError, match="attributes.safetensors is not a readable safetensors file.*copy it again"):
+        load_bundle(tiny_bundle)
+
+
+def test_an_old_bundle_without_a_preprocessing_section_still_loads(tiny_bundle: Path) -> None:
+    _edit_config(tiny_bundle, lambda meta: {k: v for k, v in meta.items() if k != "preprocessing"})
+    model = load_bundle(tiny_bundle)
+    assert (model.preprocessing.image_size, model.preprocessing.crop) == (32, "squash")

@@ -14,6 +14,7 @@ from interop_models import SMALL_ORIGINAL, small_model
 
 from facevae.cli.main import main
 from facevae.config import ModelConfig
+from facevae.errors import UserError
 from facevae.hub.bundle import load_bundle
 from facevae.interop.keras import import_keras, read_attribute_vectors
 from facevae.interop.keras_export import export_keras
@@ -206,3 +207,59 @@ def test_encoder_given_as_the_model_and_mismatched_pairs(tmp_path: Path) -> None
         import_keras(tmp_path / "a" / "model_weights" / "decoder.keras", tmp_path / "b" / "model_weights" / "encoder.keras")
     with pytest.raises(KerasFileError, match="not an encoder"):
         import_keras(tmp_path / "a" / "model_weights" / "decoder.keras", tmp_path / "a" / "model_weights" / "decoder.keras")
+
+
+def _declare_member_size(archive_path: Path, member: str, size: int) -> None:
+    """Rewrite the uncompressed size a zip declares for `member` (local and central headers),
+    as a zip bomb does, without writing that many bytes."""
+    import struct
+
+    data = bytearray(archive_path.read_bytes())
+    name = member.encode()
+    for signature, size_offset, name_offset in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        start = data.find(signature)
+        while start != -1:
+            if data[start + name_offset:start + name_offset + len(name)] == name:
+                struct.pack_into("<I", data, start + size_offset, size)
+            start = data.find(signature, start + 4)
+    archive_path.write_bytes(bytes(data))
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_size_before_reading(tmp_path: Path, monkeypatch) -> None:
+    export_keras(small_model(), tmp_path / "orig")
+    bomb = tmp_path / "bomb.keras"
+    bomb.write_bytes((tmp_path / "orig" / "model_weights" / "decoder.keras").read_bytes())
+    _declare_member_size(bomb, "model.weights.h5", 3 * 2**30)  # the probe's 3 GiB model.weights.h5
+    with zipfile.ZipFile(bomb) as archive:
+        assert archive.getinfo("model.weights.h5").file_size == 3 * 2**30
+    real_read = zipfile.ZipFile.read
+
+    def read(self, name, *args):
+        assert name != "model.weights.h5", "the weights were read before their size was checked"
+        return real_read(self, name, *args)
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", read)
+    with pytest.raises(KerasFileError, match=r"model.weights.h5 unpacks to 3,072 MiB, more than any facevae model"):
+        import_keras(bomb)
+
+
+def test_weights_that_declare_a_huge_model_are_refused_before_it_is_built(tmp_path: Path) -> None:
+    export_keras(small_model(), tmp_path / "orig")
+
+    def huge_latent(h5) -> None:  # HDF5 stores no data for an unwritten chunked array: the file stays small
+        width = h5["dense1/vars/0"].shape[1]
+        del h5["dense1/vars/0"]
+        h5.create_dataset("dense1/vars/0", shape=(50_000_000, width), dtype="f4", chunks=(1024, width))
+
+    _rewrite_weights(tmp_path / "orig" / "model_weights" / "decoder.keras", tmp_path / "huge.keras", huge_latent)
+    assert (tmp_path / "huge.keras").stat().st_size < 2**20
+    with pytest.raises(UserError, match=r"huge.keras describes a model of [\d,]+ parameters"):
+        import_keras(tmp_path / "huge.keras")
+
+
+def test_a_config_json_that_is_not_json_is_a_keras_file_error(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
+        archive.writestr("config.json", b"\xff\xfe not json")
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(KerasFileError, match="not a readable .keras file"):
+        import_keras(tmp_path / "bad.keras")

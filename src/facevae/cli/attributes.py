@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ..atomic import require_parent_folder
     from ..config import DataConfig
     from ..data.prepare import ensure_cache
     from ..errors import UserError
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.data or args.orthogonal or args.report):
         raise UserError("nothing to do: give --data to compute vectors, --orthogonal TARGET:OTHER,... or --report DIR")
+    for flag, value in (("--out", args.out), ("--report", args.report)):
+        if value:
+            require_parent_folder(value, flag)
     path = resolve_model_path(args.model)
     model = load(path)
     changed = False

@@ -24,9 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import require_parent_folder
+    from ..extras import require_extra
     from ..hub.bundle import load_bundle
     from ..hub.loading import resolve_model_path
 
+    if args.format == "onnx":
+        require_extra("export")  # before the model is loaded
+    if args.out:
+        require_parent_folder(args.out, "--out")
     path = resolve_model_path(args.model)
     model = load_bundle(path)
     out = Path(args.out) if args.out else path.with_name(f"{path.name}-{args.format}")

@@ -22,10 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import require_parent_folder
     from ..hub.bundle import save_bundle
     from ..interop.keras import read_attribute_vectors
     from ..interop.seed import import_seed
 
+    require_parent_folder(args.out, "--out")
     model = import_seed(args.vae, args.encoder, args.decoder)
     if args.attributes:
         model.attributes = read_attribute_vectors(args.attributes, model.latent_dim)

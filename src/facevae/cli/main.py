@@ -1,7 +1,7 @@
 """The `facevae` command: one entry point, one module per subcommand.
 
-Each module in facevae.cli (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser and
-sets `run` as the handler. Modules import heavy libraries inside `run`, so `--help` is fast.
+Each module in facevae.cli (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser(s)
+and sets `run` as the handler; `synthesis` registers the six synthesis commands from its table. Modules import heavy libraries inside `run`, so `--help` is fast.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 
 from .. import __version__
 from ..errors import UserError
+from ..extras import missing_extra_error
 
 # Modules in facevae.cli, in the order `--help` lists their subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -24,12 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
-    "generate",
-    "reconstruct",
-    "arithmetic",
-    "morph",
-    "decode",
-    "edit",
+    "synthesis",  # generate, reconstruct, arithmetic, morph, decode, edit: one table
     "gui",
     "serve",
 )
@@ -58,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:  # an optional extra that is not installed: say which pip install brings it
+        missing = missing_extra_error(error)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

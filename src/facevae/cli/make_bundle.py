@@ -24,9 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import require_parent_folder
     from ..runtime import resolve_device
     from ..training.run import make_bundle
 
+    if args.out:
+        require_parent_folder(args.out, "--out")
     path = make_bundle(args.run_dir, args.checkpoint, args.out, attributes=not args.no_attributes,
                        device=resolve_device(args.device))
     print(f"Bundle written: {path}")

@@ -32,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..config import Preprocessing
     from ..data.prepare import describe_cache, prepare
 
-    path = prepare(args.data_dir, out=args.out, size=args.size, crop=args.crop, crop_size=args.crop_size,
+    path = prepare(args.data_dir, out=args.out, preprocessing=Preprocessing(args.size, args.crop, args.crop_size),
                    workers=args.workers, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                    split_seed=args.split_seed, progress=not args.quiet, force=args.force)
     print(describe_cache(path))

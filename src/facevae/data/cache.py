@@ -107,6 +107,18 @@ class CacheWriter:
         return self.target
 
 
+def _read_labels(file: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+    """A label array of the cache, read without pickle and checked against meta.json."""
+    fix = "the cache is damaged: delete it and run `facevae prepare` again"
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # object arrays need pickle: refused here
+        raise CacheError(f"{file} is not a plain NumPy array ({error}); {fix}") from None
+    if array.dtype != dtype or array.shape != shape:
+        raise CacheError(f"{file} holds {array.dtype} {array.shape}, expected {np.dtype(dtype)} {shape}; {fix}")
+    return array
+
+
 @dataclass
 class ImageCache:
     """A complete cache, opened read-only. `images` is a memmap: nothing is loaded until used."""
@@ -139,7 +151,9 @@ class ImageCache:
         images = (np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=(count, size, size, 3))
                   if count else np.zeros((0, size, size, 3), np.uint8))
         filenames = (path / "filenames.txt").read_text(encoding="utf-8").splitlines()
-        return cls(path, meta, images, np.load(path / "attributes.npy"), np.load(path / "split.npy"), filenames)
+        attributes = _read_labels(path / "attributes.npy", np.int8, (count, len(meta.get("attribute_names", []))))
+        split = _read_labels(path / "split.npy", np.uint8, (count,))
+        return cls(path, meta, images, attributes, split, filenames)
 
     @property
     def image_size(self) -> int:

@@ -8,8 +8,9 @@ The definition, for an image of width W and height H:
        (side min(crop_size * W / 178, W, H)), e.g. (15, 35, 163, 183) for a 178 x 218 CelebA
        image with crop_size 148 (the usual practice); facevae.imaging.preprocess calls it too;
   2. the box resized to S x S with Pillow's bilinear filter (antialiased when shrinking).
+The parameters (S, the crop mode, crop_size) are a facevae.config.Preprocessing.
 
-`preprocess_image` applies it to a fully decoded picture (a photo, a PNG). For JPEG files,
+`crop_and_resize` applies it to a fully decoded picture (a photo, a PNG). For JPEG files,
 `decode_file` first decodes at a reduced size with libjpeg-turbo's DCT scaling (simplejpeg
 with min_width/min_height): the smallest scale M/8 at which the crop box still covers
 S x S pixels. That skips most of the decoding work; the result differs from a full decode
@@ -22,103 +23,75 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import simplejpeg
 from PIL import Image
 
-SIZES = (32, 64, 128, 256)
-CROPS = ("squash", "center")
+from ..config import Preprocessing
+
 CELEBA_WIDTH = 178  # crop_size is measured on CelebA's 178-pixel-wide aligned frame
 RESAMPLE = Image.Resampling.BILINEAR
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 _FAST_COLORSPACES = ("Gray", "YCbCr", "RGB")  # libjpeg-turbo converts these to RGB exactly
 
 
-@dataclass(frozen=True)
-class DecodeSpec:
-    """How every image of a cache is made: output side, crop mode, crop side."""
-
-    size: int = 64
-    crop: str = "squash"
-    crop_size: int = 148
-
-    def __post_init__(self) -> None:
-        if self.size not in SIZES:
-            raise ValueError(f"image size must be one of {SIZES}, not {self.size}")
-        if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, not {self.crop!r}")
-        if self.crop_size < 1:
-            raise ValueError(f"crop_size must be positive, not {self.crop_size}")
-
-
-def crop_box(width: int, height: int, spec: DecodeSpec) -> tuple[float, float, float, float]:
+def crop_box(width: int, height: int, preprocessing: Preprocessing) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) of the region that becomes the output, in full-size pixels."""
-    return _crop_box(width, height, spec.crop, spec.crop_size)
-
-
-def _crop_box(width: int, height: int, crop: str, crop_size: int) -> tuple[float, float, float, float]:
-    if crop == "squash":
+    if preprocessing.crop == "squash":
         return (0.0, 0.0, float(width), float(height))
-    side = min(crop_size * width / CELEBA_WIDTH, width, height)
+    side = min(preprocessing.crop_size * width / CELEBA_WIDTH, width, height)
     left, top = (width - side) / 2, (height - side) / 2
     return (left, top, left + side, top + side)
 
 
-def crop_and_resize(image: Image.Image, size: int, crop: str, crop_size: int) -> np.ndarray:
-    """The definition on a fully decoded picture: crop box, bilinear resize -> size x size x 3
-    uint8. Any size: the cache's sizes are checked by DecodeSpec, a bundle's by its config."""
+def crop_and_resize(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
+    """The definition on a fully decoded picture: crop box, bilinear resize -> S x S x 3 uint8."""
     image = image if image.mode == "RGB" else image.convert("RGB")
-    box = _crop_box(image.width, image.height, crop, crop_size)
-    return np.asarray(image.resize((size, size), RESAMPLE, box=box))
+    size = preprocessing.image_size
+    return np.asarray(image.resize((size, size), RESAMPLE, box=crop_box(image.width, image.height, preprocessing)))
 
 
-def preprocess_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
-    """crop_and_resize with a cache's DecodeSpec."""
-    return crop_and_resize(image, spec.size, spec.crop, spec.crop_size)
-
-
-def decode_bytes(data: bytes, suffix: str, spec: DecodeSpec) -> np.ndarray:
+def decode_bytes(data: bytes, suffix: str, preprocessing: Preprocessing) -> np.ndarray:
     """Decode one encoded image (JPEG fast path, anything else through Pillow)."""
     if suffix.lower() in JPEG_SUFFIXES:
         try:
-            return _decode_jpeg_scaled(data, spec)
+            return _decode_jpeg_scaled(data, preprocessing)
         except ValueError:
             pass  # not a JPEG libjpeg-turbo accepts strictly: Pillow decides (and explains)
     with Image.open(io.BytesIO(data)) as image:
         image.load()
-        return preprocess_image(image, spec)
+        return crop_and_resize(image, preprocessing)
 
 
-def _decode_jpeg_scaled(data: bytes, spec: DecodeSpec) -> np.ndarray:
+def _decode_jpeg_scaled(data: bytes, spec: Preprocessing) -> np.ndarray:
     height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     if colorspace not in _FAST_COLORSPACES:
         raise ValueError(f"colorspace {colorspace} goes through Pillow")
     left, top, right, bottom = crop_box(width, height, spec)
     # Smallest DCT scale at which the box still spans S pixels each way (never upscale).
-    min_width = min(width, math.ceil(width * spec.size / (right - left)))
-    min_height = min(height, math.ceil(height * spec.size / (bottom - top)))
+    min_width = min(width, math.ceil(width * spec.image_size / (right - left)))
+    min_height = min(height, math.ceil(height * spec.image_size / (bottom - top)))
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=min_width, min_height=min_height)
     scale_x, scale_y = pixels.shape[1] / width, pixels.shape[0] / height
     box = (left * scale_x, top * scale_y, right * scale_x, bottom * scale_y)
-    return np.asarray(Image.fromarray(pixels).resize((spec.size, spec.size), RESAMPLE, box=box))
+    return np.asarray(Image.fromarray(pixels).resize((spec.image_size, spec.image_size), RESAMPLE, box=box))
 
 
-def decode_file(path: str | Path, spec: DecodeSpec) -> np.ndarray:
+def decode_file(path: str | Path, spec: Preprocessing) -> np.ndarray:
     """Read and decode one file -> S x S x 3 uint8. Raises OSError/ValueError when unreadable."""
     path = Path(path)
     return decode_bytes(path.read_bytes(), path.suffix, spec)
 
 
-def decode_chunk(paths: list[str], spec: DecodeSpec) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def decode_chunk(paths: list[str], spec: Preprocessing) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Decode a list of files (one task of the process pool).
 
     Returns (pixels, failures): pixels is len(paths) x S x S x 3 uint8 (zero rows where a
     file failed); failures lists (position in `paths`, reason) for unreadable files.
     """
-    pixels = np.zeros((len(paths), spec.size, spec.size, 3), np.uint8)
+    pixels = np.zeros((len(paths), spec.image_size, spec.image_size, 3), np.uint8)
     failures: list[tuple[int, str]] = []
     for position, path in enumerate(paths):
         try:

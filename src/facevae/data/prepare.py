@@ -35,13 +35,15 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__
+from ..config import Preprocessing, to_dict
 from ..errors import UserError
 from .cache import CacheError, CacheWriter, ImageCache, is_cache
-from .decode import DecodeSpec, decode_chunk
+from .decode import decode_chunk
 from .labels import CELEBA_ATTRIBUTES, read_attributes, read_partition
 from .layouts import Layout, detect_layout
 from .splits import CELEBA_IMAGE_COUNT, OFFICIAL_COUNTS, seeded_split, split_counts
 
+CACHE_SIZES = (32, 64, 128, 256)
 CACHE_FOLDER = ".facevae-cache"  # default caches live in DATA_DIR/.facevae-cache/<size>-<crop>
 DECODER = "simplejpeg-dct-scaled+pillow-bilinear/1"  # bump when decode.py's output changes
 CHUNK_BYTES = 2 << 20  # output pixels per pool task
@@ -90,20 +92,23 @@ class Labels:
     split_params: dict[str, Any]
 
 
-def cache_name(spec: DecodeSpec) -> str:
-    return f"{spec.size}-squash" if spec.crop == "squash" else f"{spec.size}-center{spec.crop_size}"
+def cache_name(spec: Preprocessing) -> str:
+    return f"{spec.image_size}-squash" if spec.crop == "squash" else f"{spec.image_size}-center{spec.crop_size}"
 
 
-def default_cache_dir(data_dir: str | Path, spec: DecodeSpec) -> Path:
+def default_cache_dir(data_dir: str | Path, spec: Preprocessing) -> Path:
     return Path(data_dir).expanduser().absolute() / CACHE_FOLDER / cache_name(spec)
 
 
-def prepare(data_dir: str | Path, out: str | Path | None = None, size: int = 64, crop: str = "squash",
-            crop_size: int = 148, workers: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
+def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: Preprocessing = Preprocessing(),
+            workers: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
             split_seed: int = 0, progress: bool = True, force: bool = False) -> Path:
     """Make (or reuse) the cache of data_dir and return its folder. See the module docstring."""
+    spec = preprocessing
     try:
-        spec = DecodeSpec(size, crop, crop_size)
+        if spec.image_size not in CACHE_SIZES:
+            raise ValueError(f"a cache's image size must be one of {', '.join(map(str, CACHE_SIZES))}, "
+                             f"not {spec.image_size}")
         seeded_split(0, val_fraction, test_fraction, split_seed)  # validates the fractions
         if workers < 0:
             raise ValueError(f"workers must be 0 (all cores) or more, not {workers}")
@@ -115,7 +120,8 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, size: int = 64,
     images, sizes = layout.list_images()
     problems = Problems()
     labels = _read_labels(layout, images, val_fraction, test_fraction, split_seed, problems)
-    key = {"image_size": spec.size, "crop": spec.crop, "crop_size": spec.crop_size if spec.crop == "center" else None,
+    key = {"image_size": spec.image_size, "crop": spec.crop,
+           "crop_size": spec.crop_size if spec.crop == "center" else None,
            "decoder": DECODER, "layout": layout.kind, "split": labels.split_params, "image_count": len(images),
            "fingerprint": _fingerprint(layout, images, sizes)}
     if not force and _reusable(target, key):
@@ -133,7 +139,8 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, size: int = 64,
         say(f"note: {note}")
     workers = workers or _available_cores()
     say(f"Preparing {target}: {len(chosen):,} images from {layout.describe()} {layout.data_dir}, "
-        f"{spec.size}x{spec.size} ({cache_name(spec)}), {workers} worker process{'es' if workers > 1 else ''}")
+        f"{spec.image_size}x{spec.image_size} ({cache_name(spec)}), "
+        f"{workers} worker process{'es' if workers > 1 else ''}")
     started = time.perf_counter()
     paths = [str(layout.data_dir / images[i]) for i in chosen]
     writer = _open_writer(target, len(chosen), spec)
@@ -146,7 +153,7 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, size: int = 64,
                             f"(e.g. {first[1]}: {first[2]})")
         problems.write(writer.tmp / REPORT_FILE)
         rows = chosen[kept]
-        meta = {"preprocessing": {"image_size": spec.size, "crop": spec.crop, "crop_size": spec.crop_size},
+        meta = {"preprocessing": to_dict(spec),
                 "reuse_key": key, "source": {"data_dir": str(layout.data_dir), "layout": layout.kind,
                                              "image_dir": str(layout.image_dir), "notes": layout.notes},
                 "problems": problems.counts(), "report": REPORT_FILE,
@@ -247,26 +254,26 @@ def _reusable(target: Path, key: dict[str, Any]) -> bool:
         return False  # damaged: rebuild
 
 
-def _open_writer(target: Path, count: int, spec: DecodeSpec) -> CacheWriter:
+def _open_writer(target: Path, count: int, spec: Preprocessing) -> CacheWriter:
     """A CacheWriter, or a message that says why the folder cannot hold the cache."""
     fix = "Pass --out CACHE_DIR with a writable folder (data.cache_dir in a run config)"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        needed, free = count * spec.size * spec.size * 3, shutil.disk_usage(target.parent).free
+        needed, free = count * spec.image_size * spec.image_size * 3, shutil.disk_usage(target.parent).free
         if needed > free:
             raise UserError(f"the cache needs {needed / 1e9:.1f} GB but {target.parent} has {free / 1e9:.1f} GB free. {fix}")
-        return CacheWriter(target, count, spec.size)  # published with normal permissions by replace_dir
+        return CacheWriter(target, count, spec.image_size)  # published with normal permissions by replace_dir
     except OSError as error:
         raise UserError(f"cannot write the cache in {target.parent} ({error.strerror or error}). {fix}") from None
 
 
-def _decode_into(writer: CacheWriter, paths: list[str], spec: DecodeSpec, workers: int, progress: bool,
+def _decode_into(writer: CacheWriter, paths: list[str], spec: Preprocessing, workers: int, progress: bool,
                  problems: Problems, names: list[str]) -> np.ndarray:
     """Decode every path and append the readable ones, in order, to the writer's image file.
 
     Returns the mask of paths that were readable."""
     kept = np.ones(len(paths), bool)
-    row_bytes = spec.size * spec.size * 3
+    row_bytes = spec.image_size * spec.image_size * 3
     written = 0
     handle = os.open(writer.tmp / "images.u8", os.O_WRONLY)
     try:
@@ -291,13 +298,13 @@ def _write_all(handle: int, data: memoryview, offset: int) -> None:
         data, offset = data[done:], offset + done
 
 
-def _chunk_rows(spec: DecodeSpec, count: int, workers: int) -> int:
+def _chunk_rows(spec: Preprocessing, count: int, workers: int) -> int:
     """Images per pool task: about CHUNK_BYTES of output, and at least 4 tasks per worker."""
-    by_memory = max(8, min(512, CHUNK_BYTES // (spec.size * spec.size * 3)))
+    by_memory = max(8, min(512, CHUNK_BYTES // (spec.image_size * spec.image_size * 3)))
     return max(1, min(by_memory, -(-count // (4 * workers))))
 
 
-def _decode_chunks(paths: list[str], spec: DecodeSpec, workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
+def _decode_chunks(paths: list[str], spec: Preprocessing, workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
     """(start, pixels, failures) per chunk, in order. At most 2 chunks per worker are in
     flight, so memory stays bounded however many images there are."""
     rows = _chunk_rows(spec, len(paths), workers)
@@ -367,7 +374,7 @@ def ensure_cache(path: str | Path, data_config: Any, image_size: int) -> ImageCa
     if is_cache(path):
         cache = ImageCache.open(path)
         made = cache.meta.get("preprocessing", {})
-        wanted = {"image_size": image_size, "crop": data_config.crop, "crop_size": data_config.crop_size}
+        wanted = to_dict(data_config.preprocessing(image_size))
         differing = [key for key in wanted if made.get(key) != wanted[key] and
                      not (key == "crop_size" and wanted["crop"] == made.get("crop") == "squash")]
         if differing:
@@ -379,8 +386,8 @@ def ensure_cache(path: str | Path, data_config: Any, image_size: int) -> ImageCa
         raise UserError(f"--data {path} does not exist")
     print(f"{path} is a raw data folder, not a prepared cache: preparing one first "
           f"(later runs reuse it)", file=sys.stderr, flush=True)
-    target = prepare(path, out=data_config.cache_dir or None, size=image_size, crop=data_config.crop,
-                     crop_size=data_config.crop_size, workers=data_config.workers,
+    target = prepare(path, out=data_config.cache_dir or None, preprocessing=data_config.preprocessing(image_size),
+                     workers=data_config.workers,
                      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,
                      split_seed=data_config.split_seed, progress=True)
     print(describe_cache(target), file=sys.stderr, flush=True)

@@ -8,29 +8,36 @@ A bundle is a folder:
     encoder.safetensors       optional: without it, reconstruction needs optimisation
     attributes.safetensors    optional: one latent_dim vector per attribute name
 
-No pickle anywhere: weights are safetensors, metadata is JSON. `load_bundle` checks every
-tensor's shape against the config and that attribute vectors match the latent size.
+No pickle anywhere: weights are safetensors, metadata is JSON. `load_bundle` checks
+config.json, the model's size and every tensor's shape (from the safetensors headers)
+before it allocates anything, so a damaged or hostile bundle gets a BundleError, not a
+traceback or an 8 GB allocation.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..atomic import staged_dir
-from ..config import ConfigError, ModelConfig, from_dict, to_dict
+from ..config import ConfigError, ModelConfig, Preprocessing, from_dict, to_dict
 from ..errors import UserError
 from ..model.vae import Decoder, Encoder
 
 BUNDLE_FORMAT = "facevae-bundle"
 BUNDLE_VERSION = 1
+# Far above any face model facevae makes (its largest preset has about 20 million parameters),
+# far below what would exhaust memory: 1 GiB of float32 weights.
+MAX_PARAMETERS = 256 * 2**20
 
 
 class BundleError(UserError):
@@ -39,15 +46,6 @@ class BundleError(UserError):
 
 class EncoderMissingError(BundleError):
     """The bundle has no encoder, so images cannot be encoded directly."""
-
-
-@dataclass
-class Preprocessing:
-    """How photos become model inputs; must match how the training cache was made."""
-
-    image_size: int = 64
-    crop: str = "squash"  # "squash" (full 178x218 frame resized) or "center"
-    crop_size: int = 148  # side of the centred square for crop="center"
 
 
 @dataclass
@@ -148,27 +146,90 @@ def save_bundle(model: FaceModel, path: str | Path) -> Path:
     return path
 
 
-def is_bundle(path: str | Path) -> bool:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return False
+def _read_json(file: Path) -> Any:
     try:
-        return json.loads(config.read_text()).get("format") == BUNDLE_FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def is_bundle(path: str | Path) -> bool:
+    meta = _read_json(Path(path) / "config.json") if (Path(path) / "config.json").is_file() else None
+    return isinstance(meta, dict) and meta.get("format") == BUNDLE_FORMAT
+
+
+def _section(meta: dict, key: str, kind: type, where: Path, default: Any) -> Any:
+    """meta[key] if it has the expected JSON type, else a BundleError that names it."""
+    value = meta.get(key, default)
+    if not isinstance(value, kind) or isinstance(value, bool):  # JSON true is a Python int too
+        raise BundleError(f"{where}: '{key}' must be a JSON {_JSON_NAMES[kind]}, not {type(value).__name__} "
+                          f"({str(value)[:60]!r}); restore the file from the bundle's source or save the bundle again")
+    return value
+
+
+_JSON_NAMES = {dict: "object", list: "list", int: "whole number"}
+
+
+def _read_bundle_meta(path: Path) -> tuple[ModelConfig, Preprocessing, dict]:
+    """config.json checked section by section: (model config, preprocessing, the whole dict)."""
+    file = path / "config.json"
+    meta = _read_json(file)
+    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is not a facevae bundle (no config.json with format '{BUNDLE_FORMAT}')")
+    version = _section(meta, "format_version", int, file, 0)
+    if version > BUNDLE_VERSION:
+        raise BundleError(f"{path} uses bundle format {version}; upgrade facevae to read it")
+    attributes = _section(meta, "attributes", dict, file, {})
+    _section(attributes, "names", list, file, [])
+    _section(attributes, "counts", dict, file, {})
+    if not all(isinstance(name, str) for name in attributes.get("names", [])):
+        raise BundleError(f"{file}: attributes.names must be a list of names (strings)")
+    _section(meta, "provenance", dict, file, {})
+    try:
+        config = from_dict(ModelConfig, _section(meta, "model", dict, file, None), "model")
+        default = {"image_size": config.image_size}
+        preprocessing = from_dict(Preprocessing, _section(meta, "preprocessing", dict, file, default), "preprocessing")
+    except ConfigError as error:
+        raise BundleError(f"{file} has an invalid section: {error}") from None
+    return config, preprocessing, meta
+
+
+def _expected_shapes(module_class: type[torch.nn.Module], config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a module built on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in module_class(config).state_dict().items()}
+
+
+def check_model_size(config: ModelConfig, source: str) -> None:
+    """Refuse a config too large to be a face model before anything is allocated for it;
+    `source` names where the config came from."""
+    count = sum(math.prod(shape) for cls in (Decoder, Encoder) for shape in _expected_shapes(cls, config).values())
+    if count > MAX_PARAMETERS:
+        raise BundleError(
+            f"{source} describes a model of {count:,} parameters ({count * 4 / 2**30:.1f} GiB), more "
+            f"than the {MAX_PARAMETERS:,} facevae loads (its largest preset has about 20 million). Check the "
+            f"model section (latent_dim {config.latent_dim}, channels {list(config.channels)}): the file is "
+            f"damaged or not meant for facevae"
+        )
+
+
+def _header_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a safetensors file, read from its header only."""
+    try:
+        with safe_open(file, framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
+        raise BundleError(f"{file} is not a readable safetensors file ({error}); copy it again") from None
 
 
 def _load_weights(module: torch.nn.Module, file: Path) -> None:
-    """Load a safetensors file into a module, naming every missing, extra or misshapen tensor."""
-    try:
-        state = load_file(file)
-    except Exception as error:  # safetensors raises its own error types
-        raise BundleError(f"{file} is not a readable safetensors file ({error}); copy it again") from None
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    wrong = [f"{k}: file {tuple(state[k].shape)}, config {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    """Load a safetensors file into a module, naming every missing, extra or misshapen tensor
+    (checked on the file's header, before any tensor is read)."""
+    found = _header_shapes(file)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = [f"{k}: file {found[k]}, config {v}" for k, v in expected.items() if k in found and found[k] != v]
     if missing or extra or wrong:
         details = "; ".join(filter(None, [
             f"missing {', '.join(missing)}" if missing else "",
@@ -176,44 +237,47 @@ def _load_weights(module: torch.nn.Module, file: Path) -> None:
             f"wrong shapes: {', '.join(wrong)}" if wrong else "",
         ]))
         raise BundleError(f"{file} does not match the model config in config.json ({details})")
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(load_file(file))
+    except Exception as error:  # noqa: BLE001 - a header that lies about its data
+        raise BundleError(f"{file} is damaged ({error}); copy it again") from None
+
+
+def _load_attributes(file: Path, names: list[str], latent_dim: int) -> dict[str, torch.Tensor]:
+    """The attribute vectors listed in config.json, each checked to be latent_dim long."""
+    if not file.is_file():
+        raise BundleError(f"{file.parent}/config.json lists attributes but {file.name} is missing")
+    shapes = _header_shapes(file)
+    for name in names:
+        if name not in shapes:
+            raise BundleError(f"{file} lacks the vector for attribute '{name}' listed in config.json")
+        if shapes[name] != (latent_dim,):
+            raise BundleError(f"Attribute vector '{name}' in {file} has shape {shapes[name]}, "
+                              f"but the model's latent size is {latent_dim}")
+    try:
+        with safe_open(file, framework="pt") as handle:
+            return {name: handle.get_tensor(name).float() for name in names}
+    except Exception as error:  # noqa: BLE001
+        raise BundleError(f"{file} is damaged ({error}); copy it again") from None
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> FaceModel:
-    """Load a bundle folder, checking shapes and attribute sizes."""
+    """Load a bundle folder. Everything is checked before it is allocated: config.json's
+    sections, the model's size, then each file's tensor names and shapes from its header."""
     path = Path(path)
-    if not is_bundle(path):
-        raise BundleError(f"{path} is not a facevae bundle (no config.json with format '{BUNDLE_FORMAT}')")
-    meta = json.loads((path / "config.json").read_text())
-    if meta.get("format_version", 0) > BUNDLE_VERSION:
-        raise BundleError(f"{path} uses bundle format {meta['format_version']}; upgrade facevae to read it")
-    try:
-        config = from_dict(ModelConfig, meta["model"], "model")
-        preprocessing = Preprocessing(**meta.get("preprocessing", {}))
-    except (ConfigError, TypeError, KeyError) as error:
-        raise BundleError(f"{path}/config.json has an invalid model section: {error}") from None
+    config, preprocessing, meta = _read_bundle_meta(path)
+    check_model_size(config, f"{path}/config.json")
+    has_encoder = (path / "encoder.safetensors").is_file()
+    if meta.get("has_encoder") and not has_encoder:
+        raise BundleError(f"{path}/config.json says the bundle has an encoder but encoder.safetensors is missing")
     decoder = Decoder(config)
     _load_weights(decoder, path / "decoder.safetensors")
     encoder = None
-    if (path / "encoder.safetensors").is_file():
+    if has_encoder:
         encoder = Encoder(config)
         _load_weights(encoder, path / "encoder.safetensors")
-    elif meta.get("has_encoder"):
-        raise BundleError(f"{path}/config.json says the bundle has an encoder but encoder.safetensors is missing")
-    attributes: dict[str, torch.Tensor] = {}
     names = meta.get("attributes", {}).get("names", [])
-    if names:
-        file = path / "attributes.safetensors"
-        if not file.is_file():
-            raise BundleError(f"{path}/config.json lists attributes but {file.name} is missing")
-        vectors = load_file(file)
-        for name in names:
-            if name not in vectors:
-                raise BundleError(f"{file} lacks the vector for attribute '{name}' listed in config.json")
-            if tuple(vectors[name].shape) != (config.latent_dim,):
-                raise BundleError(f"Attribute vector '{name}' in {file} has shape {tuple(vectors[name].shape)}, "
-                                  f"but the model's latent size is {config.latent_dim}")
-            attributes[name] = vectors[name].float()
+    attributes = _load_attributes(path / "attributes.safetensors", names, config.latent_dim) if names else {}
     model = FaceModel(config, decoder, encoder, attributes, meta.get("attributes", {}).get("counts", {}),
                       preprocessing, meta.get("provenance", {}), path)
     return model.to(device)

@@ -51,12 +51,9 @@ class AlignedFace:
 
 def _cv2():
     """OpenCV, or a clear error naming the extra that installs it."""
-    try:
-        import cv2
-    except ImportError:
-        raise UserError("finding faces in photos needs OpenCV: pip install 'facevae[edit]' "
-                        "(or use --whole-image for a picture that is already a face crop)") from None
-    return cv2
+    from ..extras import import_optional
+
+    return import_optional("cv2", "or use --whole-image for a picture that is already a face crop")
 
 
 def _cascade(name: str):

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from ..config import MODEL_PRESETS, ModelConfig
-from ..hub.bundle import FaceModel, Preprocessing
+from ..config import MODEL_PRESETS, ModelConfig, Preprocessing
+from ..hub.bundle import FaceModel, check_model_size
 from ..model.vae import Decoder, Encoder
 from .keras_weights import (
     KerasFileError,
@@ -153,6 +153,7 @@ def import_keras(model_file: str | Path, encoder_file: str | Path | None = None,
         )
     prefix = "dec/" if kind == "vae" else ""
     config = decoder_config_from_h5(weights, prefix)
+    check_model_size(config, str(model_file))  # HDF5 can declare huge arrays it never stores
     decoder = Decoder(config)
     _load_into(decoder, decoder_state_from_h5(weights, len(config.channels), prefix), model_file)
     sources = {kind: str(model_file)}

@@ -22,10 +22,28 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..hub.bundle import MAX_PARAMETERS
 
 
 class KerasFileError(UserError):
     """A file that is not a readable `.keras` archive of the original project."""
+
+
+# What an archive member may unpack to: the weights of the largest model facevae loads
+# (hub.bundle.MAX_PARAMETERS float32 numbers) plus room for HDF5's own structures.
+MAX_MEMBER_BYTES = {"config.json": 16 * 2**20, "model.weights.h5": MAX_PARAMETERS * 4 + 64 * 2**20}
+
+
+def _check_declared_sizes(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse members whose declared (uncompressed) size is beyond any facevae model, before
+    reading them: a few MB of zip can unpack to gigabytes."""
+    for name, limit in MAX_MEMBER_BYTES.items():
+        size = archive.getinfo(name).file_size
+        if size > limit:
+            raise KerasFileError(
+                f"{path}: its {name} unpacks to {size / 2**20:,.0f} MiB, more than any facevae model needs "
+                f"({limit / 2**20:,.0f} MiB); the file is damaged or not the original project's model"
+            )
 
 
 def _dense(prefix: str, ours: str, group) -> dict[str, np.ndarray]:
@@ -76,25 +94,15 @@ def read_keras_archive(path: str | Path) -> tuple[dict, "h5py.File"]:  # noqa: F
                 f"{path} is a zip but not a Keras 3 archive: it lacks config.json or model.weights.h5 "
                 f"(has: {', '.join(sorted(names)) or 'nothing'})"
             )
+        _check_declared_sizes(archive, path)
         config = json.loads(archive.read("config.json"))
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise KerasFileError(
             f"{path} is not a readable .keras file ({error}); was the download interrupted? "
             f"Fetch it again or point to an intact copy"
         ) from None
     return config, weights
-
-
-def keras_kind(config: dict) -> str:
-    """'decoder', 'encoder' or 'vae' from the archive's class name."""
-    name = str(config.get("class_name", "")).lower()
-    if name in ("decoder", "encoder", "vae"):
-        return name
-    raise KerasFileError(
-        f"This .keras file holds a '{config.get('class_name')}', not the original project's "
-        f"Encoder, Decoder or VAE"
-    )
 
 
 def _convert(group, rows: list[tuple[str, str, str]], prefix: str) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MODEL_PRESETS, ModelConfig
+from ..config import ModelConfig
 
 # TensorFlow's 'same' padding for stride 2 on an even size pads k - 2 pixels in total and puts
 # the odd one after: (before, after) = ((k - 3) / 2, (k - 1) / 2) for odd k, (0, 1) for k = 3,
@@ -168,10 +168,6 @@ class FaceVAE(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
-
-    @classmethod
-    def from_preset(cls, name: str) -> "FaceVAE":
-        return cls(MODEL_PRESETS[name])
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(images)
