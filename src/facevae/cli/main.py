@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
+    "directions",
     "generate",
     "reconstruct",
     "arithmetic",
