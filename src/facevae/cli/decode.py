@@ -8,7 +8,7 @@ from .synthesis_options import (
     add_attribute_option,
     add_model_options,
     add_output_options,
-    attributes_of,
+    edits_of,
     load_pipeline,
     write_result,
 )
@@ -53,4 +53,4 @@ def read_latents(path: str):
 def run(args: argparse.Namespace) -> int:
     codes = read_latents(args.latents_file)
     pipe = load_pipeline(args)
-    return write_result(pipe.decode(codes, attributes=attributes_of(args), columns=args.columns), args)
+    return write_result(pipe.decode(codes, **edits_of(args), columns=args.columns), args)

@@ -8,7 +8,7 @@ from .synthesis_options import (
     add_attribute_option,
     add_model_options,
     add_output_options,
-    attributes_of,
+    edits_of,
     load_pipeline,
     write_result,
 )
@@ -34,5 +34,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
-    result = pipe.edit(args.photo, attributes_of(args), refine_steps=args.refine_steps, whole_image=args.whole_image)
+    result = pipe.edit(args.photo, **edits_of(args), refine_steps=args.refine_steps, whole_image=args.whole_image)
     return write_result(result, args)

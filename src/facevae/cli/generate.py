@@ -8,7 +8,7 @@ from .synthesis_options import (
     add_attribute_option,
     add_model_options,
     add_output_options,
-    attributes_of,
+    edits_of,
     load_pipeline,
     write_result,
 )
@@ -34,5 +34,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     result = pipe.generate(n=args.n, seed=args.seed, temperature=args.temperature,
-                           attributes=attributes_of(args), columns=args.columns)
+                           **edits_of(args), columns=args.columns)
     return write_result(result, args)

@@ -8,7 +8,7 @@ from .synthesis_options import (
     add_attribute_option,
     add_model_options,
     add_output_options,
-    attributes_of,
+    edits_of,
     load_pipeline,
     write_result,
 )
@@ -42,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give both --from and --to images, or neither for random faces")
     pipe = load_pipeline(args)
     result = pipe.morph(n_pairs=args.n, steps=args.steps, seed=args.seed, method=args.method,
-                        start=args.start, end=args.end, temperature=args.temperature, attributes=attributes_of(args))
+                        start=args.start, end=args.end, temperature=args.temperature, **edits_of(args))
     return write_result(result, args)

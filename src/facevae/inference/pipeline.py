@@ -301,7 +301,7 @@ class FacePipeline:
         codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         self._check_count(len(codes))
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(steps), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
