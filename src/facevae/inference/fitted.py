@@ -61,7 +61,10 @@ def score_samples(pipeline: "FacePipeline", score: Scorer, samples: int, seed: i
 
 def fit_direction(codes: np.ndarray, has: np.ndarray, seed: int) -> np.ndarray:
     """Unit normal of a logistic-regression boundary, scaled to the mean difference along it (D)."""
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise UserError("fitting directions needs scikit-learn: pip install 'facevae[eval]'") from None
 
     classifier = LogisticRegression(C=1.0, max_iter=1000, random_state=seed)
     classifier.fit(codes, has)
