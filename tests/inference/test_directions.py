@@ -141,3 +141,19 @@ def test_plain_projection_leaks_through_a_bent_decoder_and_the_decoded_mode_does
     # ... while the edit itself is as strong as the projected one's
     assert decoder.mean_change(corrected, male) == pytest.approx(decoder.mean_change(projected, male), rel=1e-6)
     assert abs(decoder.mean_change(corrected, male)) > 3.0
+
+
+def test_cli_keep_and_the_strength_warning(tiny_bundle, tmp_path, capsys):
+    from facevae.cli.main import main
+
+    out = tmp_path / "faces.npy"
+    args = ["generate", "--model", str(tiny_bundle), "-n", "2", "--out", str(tmp_path / "f.png"), "--latents", str(out)]
+    assert main([*args, "--attr", "Smiling=12", "--keep", "Eyeglasses"]) == 0
+    assert "Smiling=12 is beyond +-10" in capsys.readouterr().err
+    pipe = FacePipeline.load(str(tiny_bundle))
+    import numpy as np
+
+    expected = pipe.sample_latents(2, 0) + pipe.resolve_attributes({"Smiling": 12}, keep=["Eyeglasses"])
+    assert np.allclose(np.load(out), expected.numpy(), atol=1e-6)
+    assert main([*args, "--attr", "Smiling=1", "--keep", "Eyeglases"]) == 2
+    assert "Unknown attribute 'Eyeglases'. Did you mean 'Eyeglasses'?" in capsys.readouterr().err
