@@ -340,3 +340,17 @@ def test_the_real_decoder_serves_attribute_edits(pretrained_bundle: Path):
     pipe = FacePipeline(load_bundle(pretrained_bundle))
     assert np.array_equal(plain, pipe.generate(1, seed=11).images[0])
     assert np.array_equal(smiling, pipe.generate(1, seed=11, attributes={"Smiling": 3}).images[0])
+
+
+def test_keep_holds_the_kept_attributes_and_unknown_kept_names_are_422(client: TestClient, pipe: FacePipeline):
+    body = {"n": 2, "seed": 3, "attributes": {"Smiling": 2.0}, "keep": ["Eyeglasses"], "format": "json"}
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 200
+    expected = pipe.sample_latents(2, 3) + pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"])
+    assert np.allclose(np.array(response.json()["latents"]), expected.numpy(), atol=1e-5)
+    error = assert_error(client.post("/v1/generate", json={**body, "keep": ["Eyeglases"]}), 422, "unknown_attribute")
+    assert "Eyeglases" in error["detail"]
+    error = assert_error(client.post("/v1/decode", json={"latents": expected.tolist(), "attributes": {"Smiling": 1},
+                                                          "keep": ["Smiling"]}), 422, "invalid_input")
+    assert "both edited and kept" in error["detail"]
+    assert client.post("/v1/generate", json={**body, "keep_mode": "decoded"}).status_code == 422

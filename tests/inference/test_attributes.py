@@ -67,8 +67,13 @@ def test_cosine_report(tmp_path: Path):
     rows = list(csv.reader(table.open()))
     assert rows[0] == ["attribute", "A", "B", "C"] and float(rows[3][1]) == pytest.approx(-0.7071, abs=1e-4)
     picture = np.asarray(Image.open(png))
-    assert picture.shape[0] == picture.shape[1] > 3 * 14
-    assert (picture[-7, -7] == attrs._colour(1.0)).all()  # the diagonal cell at the bottom right
+    label = picture.shape[0] - 3 * 14 - 1 - 44  # the names' margin: the picture is names + cells + legend
+    corner = label + 2 * 14 + 7
+    assert (picture[corner, corner] == attrs._colour(1.0)).all()  # the diagonal cell at the bottom right
+    assert (picture[corner, corner - 14] == attrs._colour(0.7071)).all()  # B, C
+    legend = label + 3 * 14 + 10 + 6  # the colour bar's middle row: blue (-1) on the left, red (+1) on the right
+    for x, cosine in ((label + 2, -1.0), (label + 80, 0.0), (label + 157, 1.0)):
+        assert np.abs(picture[legend, x].astype(int) - attrs._colour(cosine)).max() <= 8
     with pytest.raises(UserError, match="at least two"):
         attrs.write_report({"A": vectors["A"]}, tmp_path)
 

@@ -1,11 +1,15 @@
-"""`facevae attributes`: compute attribute vectors from labels into a bundle, orthogonal
-variants, and a report of how the vectors are entangled."""
+"""`facevae attributes`: compute attribute vectors from labels (or fit them from a classifier's
+scores) into a bundle, orthogonal variants, and a report of how the vectors are entangled."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..hub.registry import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from ..hub.bundle import FaceModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-images", type=int, default=None, help="use only the first N images of the split")
     parser.add_argument("--orthogonal", action="append", default=[], metavar="TARGET:OTHER,OTHER",
                         help="add TARGET_orthogonal: TARGET without its components along OTHERs (repeatable)")
+    parser.add_argument("--from-classifier", metavar="CLASSIFIER_DIR",
+                        help="fit directions from a facevae classifier's scores of sampled faces (InterFaceGAN-style; "
+                             "works for decoder-only models); stored as NAME + --suffix")
+    parser.add_argument("--samples", type=int, default=2000, help="with --from-classifier: faces to sample (2000)")
+    parser.add_argument("--seed", type=int, default=0, help="with --from-classifier: sampling seed (default 0)")
+    parser.add_argument("--suffix", default="_fitted",
+                        help="with --from-classifier: appended to each name (default _fitted; '' replaces the "
+                             "mean-difference vectors of the same name)")
     parser.add_argument("--report", metavar="DIR", help="write cosine.png and cosine.csv of the vectors to DIR")
     parser.add_argument("--out", metavar="BUNDLE_DIR",
                         help="write the updated bundle here instead of updating the model's bundle in place")
@@ -46,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from ..hub.loading import load, resolve_model_path
     from ..inference import attributes as attrs
 
-    if not (args.data or args.orthogonal or args.report):
-        raise UserError("nothing to do: give --data to compute vectors, --orthogonal TARGET:OTHER,... or --report DIR")
+    if not (args.data or args.orthogonal or args.report or args.from_classifier):
+        raise UserError("nothing to do: give --data to compute vectors, --from-classifier DIR, "
+                        "--orthogonal TARGET:OTHER,... or --report DIR")
     for flag, value in (("--out", args.out), ("--report", args.report)):
         if value:
             require_parent_folder(value, flag)
@@ -67,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                                           "images": sum(next(iter(result.counts.values())))}
         print(f"computed {len(result.vectors)} attribute vectors from {cache.path} ({args.split} split)")
         changed = True
+    if args.from_classifier:
+        add_fitted(model, args)
+        changed = True
     for spec in args.orthogonal:
         target, others = attrs.parse_orthogonal(spec)
         name = target + attrs.ORTHOGONAL_SUFFIX
@@ -83,3 +99,30 @@ def run(args: argparse.Namespace) -> int:
         for written in attrs.write_report(model.attributes, args.report):
             print(f"wrote {written}")
     return 0
+
+
+def add_fitted(model: "FaceModel", args: argparse.Namespace) -> None:
+    """Fit one direction per classifier attribute and add it to the model's vectors."""
+    import sys
+
+    from ..errors import UserError
+    from ..evaluation.classifier import load as load_classifier
+    from ..inference.fitted import fit_directions
+    from ..inference.pipeline import FacePipeline
+
+    classifier = load_classifier(args.from_classifier)
+    if classifier.image_size != model.config.image_size:
+        raise UserError(f"the classifier in {args.from_classifier} takes {classifier.image_size}x"
+                        f"{classifier.image_size} images but the model draws {model.config.image_size}x"
+                        f"{model.config.image_size}; train a classifier at the model's size")
+    classifier = classifier.to(model.device).eval()
+    fitted = fit_directions(FacePipeline(model), classifier.probabilities, list(classifier.attribute_names),
+                            samples=args.samples, seed=args.seed)
+    for name, reason in fitted.skipped.items():
+        print(f"left out {name}: {reason}", file=sys.stderr)
+    for name, vector in fitted.vectors.items():
+        model.attributes[name + args.suffix] = vector
+        model.attribute_counts[name + args.suffix] = fitted.counts[name]
+    model.provenance["fitted"] = {"classifier": str(args.from_classifier), "samples": args.samples,
+                                  "seed": args.seed, "names": [n + args.suffix for n in fitted.vectors]}
+    print(f"fitted {len(fitted.vectors)} directions from {args.from_classifier} on {args.samples} sampled faces")

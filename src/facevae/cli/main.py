@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
+    "directions",
     "synthesis",  # generate, reconstruct, arithmetic, morph, decode, edit: one table
     "gui",
     "serve",

@@ -74,21 +74,53 @@ def read_latents(path: str):
     return array
 
 
+def attribute_names(text: str) -> list[str]:
+    """`Male,Young` -> ["Male", "Young"]."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of attribute names, e.g. Male,Young")
+    return names
+
+
 def attributes_of(args: argparse.Namespace) -> dict[str, float]:
-    """Repeated --attr options as a dict; a repeated name adds up."""
+    """Repeated --attr options as a dict; a repeated name adds up. Warns beyond STRENGTH_WARNING."""
     strengths: dict[str, float] = {}
     for name, strength in getattr(args, "attr", []):
         strengths[name] = strengths.get(name, 0.0) + strength
+    for name, strength in strengths.items():
+        if abs(strength) > STRENGTH_WARNING:
+            print(f"warning: {name}={strength:g} is beyond +-{STRENGTH_WARNING:g}; strengths that large give noise "
+                  f"and silhouettes, not more {name} (1 = the mean difference between faces with and without it)",
+                  file=sys.stderr)
     return strengths
 
+
+def edits_of(args: argparse.Namespace) -> dict:
+    """The pipeline keywords of the attribute options: attributes, keep, keep_mode."""
+    return {"attributes": attributes_of(args), "keep": list(dict.fromkeys(args.keep)), "keep_mode": args.keep_mode}
+
+
+# Beyond this, strengths only give noise and silhouettes (the REST API refuses them: schemas.MAX_STRENGTH).
+STRENGTH_WARNING = 10.0
+KEEP_MODES = ("orthogonal", "group", "decoded")  # facevae.inference.directions.KEEP_MODES (no torch import here)
 
 # --- the arguments the commands share, and the table -----------------------------------
 
 SEED = _arg("--seed", type=int, default=0, help="random seed (default 0)")
 COLUMNS = _arg("--columns", type=int, default=None, help="faces per grid row (default: up to 10)")
 PRIOR_SCALE = _arg("--temperature", type=float, default=1.0, help="scale of the prior samples (default 1)")
-ATTRIBUTE_EDITS = _arg("--attr", action="append", type=attribute_strength, default=[], metavar="NAME=STRENGTH",
-                       help="add an attribute vector times STRENGTH (repeatable), e.g. --attr Smiling=1.5")
+ATTRIBUTE_EDITS = (
+    _arg("--attr", action="append", type=attribute_strength, default=[], metavar="NAME=STRENGTH",
+         help="add an attribute vector times STRENGTH (repeatable), e.g. --attr Smiling=1.5. "
+              "Strength 1 = the mean difference between faces with and without the attribute; "
+              "useful strengths lie within +-3, beyond +-10 only noise"),
+    _arg("--keep", type=attribute_names, action="extend", default=[], metavar="NAME,NAME",
+         help="keep these attributes unchanged while editing, e.g. --keep Male,Young"),
+    _arg("--keep-mode", choices=KEEP_MODES, default="orthogonal",
+         help="orthogonal (default): edits made orthogonal to the kept vectors; group: also to "
+              "vectors within cosine 0.8 of a kept one; decoded: plus a correction that keeps the "
+              "kept attributes' look in decoded faces (slower; see docs/usage.md)"),
+)
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
@@ -150,7 +182,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--temperature", type=float, default=1.0,
               help="scale of the prior samples: below 1 gives more typical faces (default 1)"), COLUMNS),
         lambda pipe, args: pipe.generate(n=args.n, seed=args.seed, temperature=args.temperature,
-                                         attributes=attributes_of(args), columns=args.columns),
+                                         **edits_of(args), columns=args.columns),
     ),
     SynthesisCommand(
         "reconstruct", "encode and decode images (originals above reconstructions)",
@@ -176,7 +208,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--strengths", type=strengths, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
               help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")),
         lambda pipe, args: pipe.arithmetic(args.attribute, n=args.n, seed=args.seed, strengths=args.strengths,
-                                           temperature=args.temperature, attributes=attributes_of(args)),
+                                           temperature=args.temperature, **edits_of(args)),
     ),
     SynthesisCommand(
         "morph", "interpolate between pairs of faces (random or your images)",
@@ -194,7 +226,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--to", dest="end", nargs="+", metavar="IMAGE", help="end faces from images, as many as --from")),
         lambda pipe, args: pipe.morph(n_pairs=args.n, steps=args.steps, seed=args.seed, method=args.method,
                                       start=args.start, end=args.end, temperature=args.temperature,
-                                      attributes=attributes_of(args)),
+                                      **edits_of(args)),
         check=_check_morph,
     ),
     SynthesisCommand(
@@ -203,7 +235,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "example: facevae generate --latents codes.npy && facevae decode codes.npy --attr Smiling=1",
         "decoded.png",
         (_arg("latents_file", metavar="LATENTS.npy", help="the codes to decode"), COLUMNS),
-        lambda pipe, args: pipe.decode(args.codes, attributes=attributes_of(args), columns=args.columns),
+        lambda pipe, args: pipe.decode(args.codes, **edits_of(args), columns=args.columns),
         check=_check_decode,
     ),
     SynthesisCommand(
@@ -217,7 +249,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
               help="optimisation steps for a closer likeness (0 = encoder only; default 100)"),
          _arg("--whole-image", action="store_true",
               help="skip face detection: the picture is already a face framed like CelebA")),
-        lambda pipe, args: pipe.edit(args.photo, attributes_of(args), refine_steps=args.refine_steps,
+        lambda pipe, args: pipe.edit(args.photo, **edits_of(args), refine_steps=args.refine_steps,
                                      whole_image=args.whole_image),
     ),
 )
@@ -229,7 +261,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for command in COMMANDS:
         parser = subparsers.add_parser(command.name, help=command.help, description=command.description,
                                        epilog=command.epilog)
-        shared = (ATTRIBUTE_EDITS,) if command.edits else ()
+        shared = ATTRIBUTE_EDITS if command.edits else ()
         for flags, options in (*command.arguments, *shared, *MODEL_OPTIONS, *output_options(command.default_out)):
             parser.add_argument(*flags, **options)
         parser.set_defaults(run=lambda args, command=command: run(command, args))

@@ -167,12 +167,17 @@ def _colour(value: float) -> tuple[int, int, int]:
     return (255, fade, fade) if v >= 0 else (fade, fade, 255)
 
 
+LEGEND_TICKS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
 def heatmap(names: list[str], matrix: np.ndarray, cell: int = 14) -> Image.Image:
-    """The cosine matrix as a picture with the names along the left and the top."""
+    """The cosine matrix as a picture with the names along the left and the top, and a colour
+    legend (cosine -1 to +1) below."""
     font = label_font(11)
     label = max(int(font.getlength(name)) for name in names) + 8
     count = len(names)
-    image = Image.new("RGB", (label + count * cell + 1, label + count * cell + 1), (255, 255, 255))
+    legend_width, legend_height = max(count * cell, 160), 44  # 12 pixels either side for the end ticks' text
+    image = Image.new("RGB", (label + legend_width + 13, label + count * cell + 1 + legend_height), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     for i in range(count):
         for j in range(count):
@@ -185,7 +190,20 @@ def heatmap(names: list[str], matrix: np.ndarray, cell: int = 14) -> Image.Image
     for j, name in enumerate(names):
         strip_draw.text((4, j * cell + cell / 2), name, fill=(0, 0, 0), font=font, anchor="lm")
     image.paste(strip.rotate(90, expand=True), (label, 0))
+    _draw_legend(draw, font, label, label + count * cell + 10, legend_width)
     return image
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw, font: object, left: int, top: int, width: int) -> None:
+    """A colour bar from cosine -1 (blue) through 0 (white) to +1 (red), with ticks."""
+    for x in range(width):
+        draw.line((left + x, top, left + x, top + 12), fill=_colour(-1 + 2 * x / max(width - 1, 1)))
+    draw.rectangle((left, top, left + width - 1, top + 12), outline=(120, 120, 120))
+    for tick in LEGEND_TICKS:
+        x = left + (tick + 1) / 2 * (width - 1)
+        draw.line((x, top + 12, x, top + 16), fill=(0, 0, 0))
+        draw.text((x, top + 17), f"{tick:+g}" if tick else "0", fill=(0, 0, 0), font=font, anchor="mt")
+    draw.text((left - 4, top + 6), "cosine", fill=(0, 0, 0), font=font, anchor="rm")
 
 
 def write_report(vectors: dict[str, torch.Tensor], out_dir: str | Path) -> list[Path]:

@@ -151,14 +151,24 @@ class FacePipeline:
     def attribute_names(self) -> list[str]:
         return list(self.model.attributes)
 
-    def resolve_attributes(self, strengths: Mapping[str, float] | None) -> torch.Tensor:
-        """Sum of strength x vector over the given attributes: a D vector (zeros for none)."""
-        offset = torch.zeros(self.latent_dim, device=self.model.device)
-        for name, strength in (strengths or {}).items():
+    def resolve_attributes(self, strengths: Mapping[str, float] | None, keep: Sequence[str] = (),
+                           keep_mode: str = "orthogonal") -> torch.Tensor:
+        """Sum of strength x vector over the given attributes: a D vector (zeros for none).
+
+        keep: attributes to leave unchanged; each edited vector is made orthogonal to the kept
+        ones (keep_mode "orthogonal"), also to their correlated group ("group"), or corrected in
+        decoded pixels ("decoded"). See facevae.inference.directions.
+        """
+        from .directions import check_keep, conditional_offset
+
+        strengths = dict(strengths or {})
+        check_keep(strengths, keep, keep_mode)
+        for name in [*strengths, *keep]:
             if name not in self.model.attributes:
                 raise self.unknown_attribute(name)
-            offset = offset + float(strength) * self.model.attributes[name]
-        return offset
+        if not strengths:
+            return torch.zeros(self.latent_dim, device=self.model.device)
+        return conditional_offset(self.model.attributes, strengths, keep, keep_mode, decode=self.decode_tensor)
 
     def unknown_attribute(self, name: str) -> UnknownAttributeError:
         valid = self.attribute_names
@@ -234,17 +244,18 @@ class FacePipeline:
     # --- what users ask for ----------------------------------------------------------
 
     def generate(self, n: int = 10, seed: int = 0, temperature: float = 1.0,
-                 attributes: Mapping[str, float] | None = None, columns: int | None = None) -> SynthesisResult:
+                 attributes: Mapping[str, float] | None = None, columns: int | None = None,
+                 keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
         """n faces from the prior, with each attribute vector added times its strength."""
-        latents = self.sample_latents(n, seed, temperature) + self.resolve_attributes(attributes)
+        latents = self.sample_latents(n, seed, temperature) + self.resolve_attributes(attributes, keep, keep_mode)
         return self._result(latents, columns or min(n, GRID_COLUMNS))
 
-    def decode(self, latents: Any, attributes: Mapping[str, float] | None = None,
-               columns: int | None = None) -> SynthesisResult:
+    def decode(self, latents: Any, attributes: Mapping[str, float] | None = None, columns: int | None = None,
+               keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
         """Faces for given codes (e.g. a saved .npy), optionally with attribute edits."""
         codes = self.as_latents(latents)
         self._check_count(len(codes))
-        codes = codes + self.resolve_attributes(attributes)
+        codes = codes + self.resolve_attributes(attributes, keep, keep_mode)
         return self._result(codes, columns or min(len(codes), GRID_COLUMNS))
 
     def reconstruct(self, images: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS) -> SynthesisResult:
@@ -269,30 +280,34 @@ class FacePipeline:
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
                    strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
-                   latents: Any = None, attributes: Mapping[str, float] | None = None) -> SynthesisResult:
+                   latents: Any = None, attributes: Mapping[str, float] | None = None,
+                   keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
-        unmodified column (strength 0) is marked. `attributes` are applied to every face first."""
+        unmodified column (strength 0) is marked. `attributes` are applied to every face first;
+        `keep` holds for the walked attribute too."""
         if attribute not in self.model.attributes:
             raise self.unknown_attribute(attribute)
         base = self.as_latents(latents) if latents is not None else self.sample_latents(n, seed, temperature)
-        base = base + self.resolve_attributes(attributes)
-        steps = torch.tensor([float(s) for s in strengths], device=base.device)  # S
-        vector = self.model.attributes[attribute]
-        codes = (base[:, None, :] + steps[None, :, None] * vector).reshape(-1, self.latent_dim)  # (n*S) x D
+        fixed = dict(attributes or {})
+        offsets = torch.stack([  # S x D: one offset per column ("decoded" keep depends on the strength)
+            self.resolve_attributes({**fixed, attribute: fixed.get(attribute, 0.0) + float(s)}, keep, keep_mode)
+            for s in strengths])
+        codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         self._check_count(len(codes))
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(steps), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
               start: Any = None, end: Any = None, temperature: float = 1.0,
-              attributes: Mapping[str, float] | None = None) -> SynthesisResult:
+              attributes: Mapping[str, float] | None = None, keep: Sequence[str] = (),
+              keep_mode: str = "orthogonal") -> SynthesisResult:
         """One row per pair of faces, `steps` faces from start to end (both included).
 
         start / end: codes (N x D), images (N x 3 x S x S, PIL images, paths), or None for
         random faces (seeds `seed` and `seed + 1`). `attributes` shift the whole path.
         """
-        offset = self.resolve_attributes(attributes)
+        offset = self.resolve_attributes(attributes, keep, keep_mode)
         if method not in ("linear", "slerp"):
             raise UserError(f"morph method must be 'linear' or 'slerp', got '{method}'")
         if steps < 2:
@@ -315,7 +330,7 @@ class FacePipeline:
         return self.as_latents(value) if is_codes else self.encode(self.prepare_images(value))
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
-             whole_image: bool = False) -> SynthesisResult:
+             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
         """Your photo with attribute edits: [aligned photo, reconstruction, edited].
 
         photo: a path, bytes or PIL image. The face is found and framed like CelebA's aligned
@@ -323,7 +338,7 @@ class FacePipeline:
         """
         from .face import align_face
 
-        offset = self.resolve_attributes(attributes)  # unknown names fail before any work
+        offset = self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
         picture = photo if isinstance(photo, Image.Image) else imaging.read_image(photo)
         aligned = align_face(picture, whole_image=whole_image)
         original = imaging.preprocess(aligned.image, self.model.preprocessing)[None].to(self.model.device)

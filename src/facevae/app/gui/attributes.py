@@ -1,4 +1,5 @@
-"""GUI mode "Attribute similarities": the cosine between every pair of attribute vectors.
+"""GUI mode "Attribute similarities": the cosine between every pair of attribute vectors, and the
+discovered directions (SeFa) of any model, labelled or not.
 
 Attributes whose vectors point the same way move together when you edit: adding
 "Eyeglasses" may also add age or change gender. facevae.inference.attributes computes the matrix and
@@ -20,6 +21,13 @@ EXPLANATION = (
     "attributes are entangled: editing one changes the other as well."
 )
 
+DISCOVERED_EXPLANATION = (
+    "Directions found without labels, from the decoder's weights alone (closed-form factorisation, SeFa): "
+    "the moves in latent space that change the decoder's first layer most. Each row moves the same face "
+    "along one of them; strength 1 is one standard deviation of the prior."
+)
+DISCOVERED_HELP = "Name and store them with `facevae directions --name 0=Pose --store`; then they work like sliders."
+
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def heatmap(_pipeline: FacePipeline, model_ref: str) -> tuple[bytes, list[tuple[str, str, float]]]:
@@ -34,10 +42,33 @@ def heatmap(_pipeline: FacePipeline, model_ref: str) -> tuple[bytes, list[tuple[
     return png, pairs
 
 
+@st.cache_data(max_entries=4, show_spinner="Finding directions...")
+def discovered_grid(_pipeline: FacePipeline, model_ref: str, count: int, seed: int) -> bytes:
+    """PNG: one row per discovered (SeFa) direction, the same face from -3 to +3."""
+    from facevae.inference.discovered import direction_grid, direction_names, sefa_directions
+
+    directions, _ = sefa_directions(_pipeline.model.decoder, count)
+    return encode_png(direction_grid(_pipeline, directions, direction_names(count, {}), seed=seed).grid(scale=2))
+
+
+def discovered_section(pipeline: FacePipeline, model_ref: str) -> None:
+    st.subheader("Discovered directions", help=DISCOVERED_HELP)
+    st.markdown(DISCOVERED_EXPLANATION)
+    count_column, seed_column = st.columns(2)
+    count = count_column.slider("Directions", 1, 12, value=6, key="discovered-count")
+    with seed_column:
+        seed = common.seed_input("discovered-seed")
+    png = discovered_grid(pipeline, model_ref, count, seed)
+    st.image(png, output_format="PNG", caption="Rows: discovered directions, largest first; columns: strength")
+    st.download_button("Download PNG", png, file_name="discovered-directions.png", mime="image/png",
+                       key="discovered-png", on_click="ignore")
+
+
 def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) -> None:
     st.markdown(EXPLANATION)
     if len(pipeline.attribute_names) < 2:
         st.warning("This model has fewer than two attribute vectors, so there is nothing to compare.")
+        discovered_section(pipeline, model_ref)
         return
     png, pairs = heatmap(pipeline, model_ref)
     st.image(png, output_format="PNG", caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
@@ -47,3 +78,4 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
     st.table({"attribute": [common.attribute_label(a) for a, _, _ in pairs[:10]],
               "and": [common.attribute_label(b) for _, b, _ in pairs[:10]],
               "cosine": [f"{c:+.2f}" for _, _, c in pairs[:10]]})
+    discovered_section(pipeline, model_ref)

@@ -292,3 +292,21 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
         strengths[name] = float(columns[index % 3].slider(
             f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key))
     return strengths
+
+
+KEEP_MODES = {"orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
+              "decoded": "Corrected on decoded faces (slower)"}
+
+
+def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -> tuple[tuple[str, ...], str]:
+    """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
+    if not strengths:
+        return (), "orthogonal"
+    left, right = st.columns([3, 1])
+    kept = left.multiselect("Keep unchanged", [n for n in names if n not in strengths], key=f"{key}-keep",
+                            format_func=attribute_label,
+                            help="The edits are made orthogonal to these attributes' directions, so they "
+                                 "change them as little as possible (docs/usage.md, Conditional edits)")
+    mode = right.selectbox("Keep mode", list(KEEP_MODES), format_func=KEEP_MODES.get, key=f"{key}-keep-mode",
+                           disabled=not kept)
+    return tuple(kept), mode

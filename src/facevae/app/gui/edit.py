@@ -27,11 +27,12 @@ EXPLANATION = (
 def _editor(pipeline: FacePipeline, framed: np.ndarray, latents: np.ndarray) -> None:
     """framed: 1 x S x S x 3 uint8 model input; latents: its 1 x D code."""
     strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
+    keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
             before = pipeline.decode(latents, columns=1)
-            after = pipeline.decode(latents, attributes=strengths, columns=1)
+            after = pipeline.decode(latents, attributes=strengths, columns=1, keep=keep, keep_mode=keep_mode)
         except UserError as error:
             st.error(str(error))
             return

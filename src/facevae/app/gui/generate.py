@@ -26,10 +26,12 @@ EXPLANATION = (
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def generated_grid(_pipeline: FacePipeline, model_ref: str, count: int, seed: int,
-                   strengths: tuple[tuple[str, float], ...]) -> tuple[bytes, np.ndarray]:
+                   strengths: tuple[tuple[str, float], ...], keep: tuple[str, ...] = (),
+                   keep_mode: str = "orthogonal") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid at the model's resolution, N x latent_dim latents); model_ref stands
     for the unhashed pipeline. The browser enlarges the unlabelled grid (see show_png)."""
-    result = _pipeline.generate(count, seed=seed, attributes=dict(strengths), columns=COLUMNS)
+    result = _pipeline.generate(count, seed=seed, attributes=dict(strengths), columns=COLUMNS, keep=keep,
+                                keep_mode=keep_mode)
     return encode_png(result.grid()), result.latents
 
 
@@ -47,9 +49,10 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
         seed = common.seed_input("generate-seed")
     button_column.button("New faces", on_click=_new_faces, key="generate-new", help="Draw new random faces")
     strengths = common.attribute_sliders(names, "generate")
+    keep, keep_mode = common.keep_controls(names, strengths, "generate")
     common.set_url(seed=seed, faces=count if count != 70 else "", attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
-        png, latents = generated_grid(pipeline, model_ref, count, seed, tuple(strengths.items()))
+        png, latents = generated_grid(pipeline, model_ref, count, seed, tuple(strengths.items()), keep, keep_mode)
     edited = ", ".join(f"{common.attribute_label(n)} {v:+g}" for n, v in strengths.items()) or "no attributes"
     common.show_png(png, name=f"generated-seed{seed}", caption=f"{count} faces, seed {seed}, {edited}",
                     latents=latents, seconds=timer.seconds,

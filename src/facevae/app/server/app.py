@@ -176,7 +176,8 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
         pipeline, batcher = _ready(request)
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
         # Each request draws from its own seeded generator, so batching cannot change its codes.
-        latents = pipeline.sample_latents(body.n, seed, body.temperature) + pipeline.resolve_attributes(body.attributes)
+        offset = pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
+        latents = pipeline.sample_latents(body.n, seed, body.temperature) + offset
         decoded = await batcher.decode(latents)
         return await _faces(decoded, latents, body, seed)
 
@@ -184,7 +185,8 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
               responses={**PNG, 200: {**PNG[200], "model": schemas.FacesResponse}})
     async def decode(body: schemas.DecodeRequest, request: Request) -> Response:
         pipeline, batcher = _ready(request)
-        latents = pipeline.as_latents(body.latents) + pipeline.resolve_attributes(body.attributes)
+        latents = pipeline.as_latents(body.latents) + pipeline.resolve_attributes(body.attributes, body.keep,
+                                                                                  body.keep_mode)
         decoded = await batcher.decode(latents)
         return await _faces(decoded, latents, body)
 
@@ -210,6 +212,8 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
         request: Request,
         image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
         attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
+        keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
+        keep_mode: Annotated[Literal["orthogonal", "group"], Form()] = "orthogonal",
         refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                           description="Optimisation steps after encoding (slower, closer)")] = 0,
         whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
@@ -220,10 +224,11 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
     ) -> Response:
         pipeline, batcher = _ready(request)
         strengths = _parse_attributes(attributes)
-        pipeline.resolve_attributes(strengths)  # unknown names: 422 before any image work
+        kept = [name.strip() for name in keep.split(",") if name.strip()]
+        pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
         picture = await _read_upload(image, settings)
         result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
-                                                         whole_image=whole_image))
+                                                         whole_image=whole_image, keep=kept, keep_mode=keep_mode))
         options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
         if view == "edited":
             result = SynthesisResult(result.images[2:], result.latents[1:], 1, notes=result.notes)

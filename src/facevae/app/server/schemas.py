@@ -27,6 +27,15 @@ Attributes = Annotated[
     Field(max_length=MAX_ATTRIBUTES, description="Attribute name -> strength (see GET /v1/model for the names)",
           examples=[{"Smiling": 1.5, "Eyeglasses": -1.0}]),
 ]
+Keep = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=100)]],
+    Field(max_length=MAX_ATTRIBUTES, description="Attributes to keep unchanged while editing (names as in "
+          "GET /v1/model); an attribute cannot be both edited and kept", examples=[["Male", "Young"]]),
+]
+# The pipeline's third mode, "decoded", decodes ~200 faces per request: CLI, Python and GUI only.
+KeepMode = Annotated[Literal["orthogonal", "group"], Field(
+    description="orthogonal: edits made orthogonal to the kept vectors; group: also to vectors within cosine 0.8 "
+                "of a kept one")]
 Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
@@ -54,6 +63,8 @@ class GenerateRequest(OutputOptions):
     temperature: float = Field(1.0, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False,
                                description="Standard deviation of the sampled codes (1 = the prior)")
     attributes: Attributes = Field(default_factory=dict)
+    keep: Keep = Field(default_factory=list)
+    keep_mode: KeepMode = "orthogonal"
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -64,6 +75,8 @@ class DecodeRequest(OutputOptions):
 
     latents: list[Latent] = Field(min_length=1, max_length=MAX_FACES, description="N x latent_dim codes")
     attributes: Attributes = Field(default_factory=dict)
+    keep: Keep = Field(default_factory=list)
+    keep_mode: KeepMode = "orthogonal"
 
 
 class MorphEndpoint(StrictModel):

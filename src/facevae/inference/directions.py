@@ -1,0 +1,153 @@
+"""Conditional edits: move along some attribute directions while keeping others unchanged.
+
+`conditional_offset(vectors, strengths, keep, mode)` is the latent offset (a D vector) behind
+`FacePipeline.resolve_attributes(strengths, keep=..., keep_mode=...)`. Three modes:
+
+- "orthogonal": each edited vector minus its projection onto span(kept vectors), computed
+  exactly (QR in float64), then rescaled to the edited vector's length so strength 1 stays a
+  step as long as the plain vector's. The offset's dot product with every kept vector is 0
+  up to float32 rounding. This is first-order: the decoder is not linear, so a kept attribute
+  can still drift at large strengths.
+- "group": as "orthogonal", but the kept set grows by every attribute whose vector has
+  |cosine| >= GROUP_COSINE with a kept one (its correlated group: Smiling brings
+  High_Cheekbones, Mouth_Slightly_Open, Rosy_Cheeks on celeba64-original), except attributes
+  that are themselves that close to an edited vector, which would remove the edit itself.
+- "decoded": "orthogonal", then a second-order correction solved in pixels. For each kept
+  attribute k, its pixel signature d_k is the mean change of SAMPLES decoded faces when u_k
+  (the kept vector) is added. The edit's image change, averaged over the same faces, is
+  regressed on the signatures: c = lstsq([d_k], mean(g(z + offset) - g(z))), how many units of
+  each kept attribute the edit adds as seen in pixels. The offset moves by -sum_k c_k u_k, and
+  this repeats (CORRECTION_STEPS times), so the kept signatures stay constant at this strength.
+  The correction lies in span(kept vectors), so this mode is NOT exactly orthogonal; it
+  depends on the strength and on the decoder, and is deterministic (fixed sample seed).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import torch
+
+from ..errors import UserError
+
+KEEP_MODES = ("orthogonal", "group", "decoded")
+GROUP_COSINE = 0.8  # the correlated group of a kept attribute: |cosine| at or above this
+CORRECTION_SAMPLES = 32  # faces the "decoded" mode averages over
+CORRECTION_STEPS = 3
+CORRECTION_SEED = 0
+LINEAR_STEP = 0.1  # the fraction of the edit whose central difference gives the first-order readout
+
+Decode = Callable[[torch.Tensor], torch.Tensor]  # N x D codes -> N x 3 x S x S images in [0, 1]
+
+
+def check_keep(strengths: Mapping[str, float], keep: Sequence[str], mode: str) -> list[str]:
+    """The kept names without repeats; errors for a bad mode or a name both edited and kept."""
+    if mode not in KEEP_MODES:
+        raise UserError(f"keep mode must be one of {', '.join(KEEP_MODES)}, not {mode!r}")
+    both = [name for name in keep if name in strengths]
+    if both:
+        raise UserError(f"{', '.join(both)} is both edited and kept unchanged; an attribute cannot be both: "
+                        f"remove it from keep (or from the edits)")
+    return list(dict.fromkeys(keep))
+
+
+def orthonormal_basis(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """D x r orthonormal basis (float64) of the span of the vectors; r <= len(vectors)."""
+    stacked = torch.stack([v.double() for v in vectors], 1)  # D x k
+    q, r = torch.linalg.qr(stacked)
+    scale = r.diagonal().abs().max().clamp_min(1e-300)
+    return q[:, r.diagonal().abs() > 1e-9 * scale]  # drop directions that repeat others
+
+
+def project_out(vector: torch.Tensor, basis: torch.Tensor, name: str = "the edit") -> torch.Tensor:
+    """`vector` without its components in span(basis), rescaled to the vector's length (float64)."""
+    v = vector.double()
+    residual = v - basis @ (basis.T @ v)
+    # QR of the residual against the basis once more: one pass of Gram-Schmidt leaves ~1e-12
+    residual = residual - basis @ (basis.T @ residual)
+    if residual.norm() < 1e-6 * v.norm():
+        raise UserError(f"{name} lies in the span of the kept attributes: nothing is left after keeping them "
+                        f"unchanged; keep fewer attributes")
+    return residual * (v.norm() / residual.norm())
+
+
+def group_of(vectors: Mapping[str, torch.Tensor], keep: Sequence[str], edited: Sequence[str],
+             threshold: float = GROUP_COSINE) -> list[str]:
+    """The kept names plus their correlated group (|cosine| >= threshold with a kept vector),
+    leaving out attributes as close to an edited vector (projecting those out removes the edit)."""
+    def cosine(a: str, b: str) -> float:
+        return float(torch.nn.functional.cosine_similarity(vectors[a].double(), vectors[b].double(), dim=0))
+
+    group = list(keep)
+    for name in vectors:
+        if name in group or name in edited:
+            continue
+        near_kept = any(abs(cosine(name, k)) >= threshold for k in keep)
+        near_edit = any(abs(cosine(name, e)) >= threshold for e in edited)
+        if near_kept and not near_edit:
+            group.append(name)
+    return group
+
+
+def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[str, float],
+                       keep: Sequence[str], mode: str = "orthogonal", decode: Decode | None = None) -> torch.Tensor:
+    """Sum of strength x (edited vector made to keep the kept attributes): a D float32 vector.
+    Names must be valid keys of `vectors` (the pipeline checks them with a friendly message)."""
+    keep = check_keep(strengths, keep, mode)
+    edited = [name for name, s in strengths.items() if float(s) != 0.0]
+    reference = next(iter(vectors.values()))
+    if not edited:
+        return torch.zeros_like(reference, dtype=torch.float32)
+    plain = sum(float(strengths[n]) * vectors[n].double() for n in edited)
+    if not keep:
+        return plain.float()
+    kept = group_of(vectors, keep, edited) if mode == "group" else keep
+    basis = orthonormal_basis([vectors[name] for name in kept])
+    offset = sum(float(strengths[n]) * project_out(vectors[n], basis, n) for n in edited)
+    if mode == "decoded":
+        if decode is None:
+            raise UserError("keep mode 'decoded' needs the decoder; call it through FacePipeline")
+        offset = decoded_correction(offset, [vectors[name].double() for name in keep], decode)
+    return offset.float().to(reference.device)
+
+
+class PixelSignatures:
+    """The kept attributes as seen in pixels, over `samples` faces from the prior (fixed seed).
+
+    signatures: P x k, column k the mean change of the decoded faces when u_k is added.
+    `units(offset)` regresses the faces' mean change under `offset` on them: how many units
+    of each kept attribute the offset adds, as seen in pixels (k floats).
+    """
+
+    @torch.inference_mode()
+    def __init__(self, kept: Sequence[torch.Tensor], decode: Decode, samples: int = CORRECTION_SAMPLES,
+                 seed: int = CORRECTION_SEED) -> None:
+        self.decode = decode
+        self.kept = torch.stack([u.double() for u in kept], 1)  # D x k
+        generator = torch.Generator().manual_seed(seed)
+        self.codes = torch.randn(samples, self.kept.shape[0], generator=generator, dtype=torch.float64)
+        self.codes = self.codes.to(self.kept.device)  # n x D
+        self.base = decode(self.codes.float()).double()  # n x 3 x S x S
+        self.signatures = torch.stack([self.mean_change(u) for u in self.kept.T], 1)  # P x k
+
+    @torch.inference_mode()
+    def mean_change(self, delta: torch.Tensor) -> torch.Tensor:
+        """D offset -> P: the mean pixel change of the faces."""
+        moved = self.decode((self.codes + delta.double()).float()).double()
+        return (moved - self.base).flatten(1).mean(0)
+
+    def units(self, offset: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.lstsq(self.signatures, self.mean_change(offset)[:, None]).solution[:, 0]
+
+
+def decoded_correction(offset: torch.Tensor, kept: Sequence[torch.Tensor], decode: Decode,
+                       steps: int = CORRECTION_STEPS) -> torch.Tensor:
+    """The offset moved within span(kept) until the kept attributes' pixel readouts lie on the
+    straight line they follow for small steps (see the module docstring)."""
+    signatures = PixelSignatures(kept, decode)
+    offset = offset.double()
+    small = LINEAR_STEP * offset
+    target = (signatures.units(small) - signatures.units(-small)) / (2 * LINEAR_STEP)  # k: first-order readout
+    for _ in range(steps):
+        offset = offset - signatures.kept @ (signatures.units(offset) - target)
+    return offset
