@@ -25,8 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
-    "directions",
     "synthesis",  # generate, reconstruct, arithmetic, morph, decode, edit: one table
+    "directions",
     "gui",
     "serve",
 )
