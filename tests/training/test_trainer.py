@@ -11,9 +11,9 @@ from training_helpers import tiny_config
 from facevae.config import TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.training.checkpoint import load_checkpoint
+from facevae.training.failures import TrainingDivergedError, TrainingOutOfMemoryError
 from facevae.training.run import train
 from facevae.training.schedule import LRSchedule
-from facevae.training.failures import TrainingDivergedError, TrainingOutOfMemoryError
 from facevae.training.trainer import Trainer
 
 CPU = torch.device("cpu")

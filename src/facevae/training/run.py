@@ -53,13 +53,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _open_cache(data: str | Path, config: RunConfig, context: distributed.DistributedContext) -> ImageCache:
+def _open_cache(data: str | Path, config: RunConfig, context: distributed.DistributedContext,
+                progress: bool) -> ImageCache:
     """Rank 0 opens the cache, preparing it first from a raw folder; the others then open it."""
     from ..data.prepare import ensure_cache
 
     path = [None]
     if context.is_main:
-        cache = ensure_cache(data, config.data, config.model.image_size)
+        cache = ensure_cache(data, config.data, config.model.image_size, progress=progress)
         path = [str(cache.path)]
     if dist.is_initialized():
         dist.broadcast_object_list(path, src=0)
@@ -93,7 +94,7 @@ def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = F
 def _train(config: RunConfig, data: str | Path, run_dir: Path, resume: bool, progress: bool,
            context: distributed.DistributedContext, device: torch.device) -> None:
     last = run_dir / CHECKPOINTS / "last.pt"
-    cache = _open_cache(data, config, context)
+    cache = _open_cache(data, config, context, progress)
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
     trainer = Trainer(config, cache, run_dir, device=device, context=context, progress=progress)
     if resume:
@@ -173,11 +174,11 @@ def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path |
     made = state["data"].get("preprocessing", {})
     preprocessing = Preprocessing(image_size=int(made.get("image_size", config.model.image_size)),
                                   crop=made.get("crop", "squash"), crop_size=int(made.get("crop_size", 148)))
-    progress = state["progress"]
+    trained = state["progress"]  # not `progress`: that flag decides whether bars are shown
     provenance = {
         "source": f"facevae training run {run_dir.resolve()}",
-        "checkpoint": path.name, "epoch": progress["epoch"], "step": progress["step"],
-        "best_validation_loss": progress["best_val"] if progress["best_val"] != float("inf") else None,
+        "checkpoint": path.name, "epoch": trained["epoch"], "step": trained["step"],
+        "best_validation_loss": trained["best_val"] if trained["best_val"] != float("inf") else None,
         "data": state["data"],
         "train_config": state["config"]["train"], "trained_with": f"torch {torch.__version__.split('+')[0]}",
     }
