@@ -288,6 +288,13 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+def _is_original_format(values: dict[str, Any]) -> bool:
+    """Flat keys, at least one of them the original project's and none a section: a misspelt
+    key in such a file is reported as a misspelt original key, not as a missing section."""
+    keys = set(values)
+    return bool(keys & set(_ORIGINAL_KEYS)) and not keys & {"model", "data", "train", "preset"}
+
+
 def _from_original(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
     for key, value in values.items():
@@ -302,7 +309,7 @@ def run_config_from_dict(values: dict[str, Any], preset: str | None = None) -> R
     """A RunConfig from sections {model, data, train} (each optional), an optional
     `preset = "NAME"` key naming a model preset, or the original project's flat keys."""
     values = dict(values)
-    if values and set(values) <= set(_ORIGINAL_KEYS):
+    if _is_original_format(values):
         values = _from_original(values)
     preset = values.pop("preset", preset)
     model_values = dict(values.pop("model", {}))
@@ -353,7 +360,7 @@ def load_run_config(path: str | Path | None = None, preset: str | None = None,
                     overrides: list[str] | None = None) -> RunConfig:
     """The resolved config: file (if any), then preset, then overrides."""
     values = load_config_file(path) if path else {}
-    if values and set(values) <= set(_ORIGINAL_KEYS):
+    if _is_original_format(values):
         values = _from_original(values)
     if preset is not None:
         values["preset"] = preset

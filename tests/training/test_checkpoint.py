@@ -11,6 +11,7 @@ from training_helpers import tiny_config
 
 from facevae.training.checkpoint import (
     CheckpointError,
+    CheckpointWriteError,
     check_same_model,
     load_checkpoint,
     rng_state,
@@ -49,7 +50,7 @@ def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path: Path,
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full.*previous last.pt is unchanged"):
         save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left

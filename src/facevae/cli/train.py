@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("train.compile=true")
     config_file = args.config
     run_dir = Path(args.out) if args.out else None
-    if args.resume and run_dir is None:
-        raise UserError("--resume needs --out RUN_DIR: the run folder to continue")
-    if args.resume and config_file is None and args.preset is None and (run_dir / "config.json").is_file():
+    if args.resume and run_dir is None and config_file is None:
+        raise UserError("--resume needs the run folder to continue: --out RUN_DIR, or the --config that "
+                        "names it (train.out_dir, or model_save_path in the original project's config.json)")
+    if args.resume and run_dir is not None and config_file is None and args.preset is None and (
+            run_dir / "config.json").is_file():
         config_file = run_dir / "config.json"  # the run's own resolved config
     config = load_run_config(config_file, args.preset, overrides)
-    run_dir = run_dir or Path(config.train.out_dir)
+    run_dir = run_dir or Path(config.train.out_dir)  # the same folder for a first run and its --resume
     data = args.data or config.data.path
     if not data and args.resume:
         data = load_checkpoint(run_dir / "checkpoints" / "last.pt")["data"]["cache"]

@@ -356,8 +356,8 @@ def describe_cache(path: str | Path) -> str:
              f"  split: train {counts.get('train', 0):,} / valid {counts.get('valid', 0):,} / test {counts.get('test', 0):,} ({how})"]
     prepared = meta.get("prepared", {})
     if prepared:
-        lines.append(f"  decoded in {prepared['seconds']:.1f} s ({prepared['images_per_second']:,} images/s, "
-                     f"{prepared['workers']} workers)")
+        lines.append(f"  decoded in {prepared['seconds']:.1f} s when first prepared "
+                     f"({prepared['images_per_second']:,} images/s, {prepared['workers']} workers)")
     for kind, count in meta.get("problems", {}).items():
         lines.append(f"  {PROBLEMS.get(kind, kind)}: {count:,}")
     if meta.get("problems"):
@@ -365,7 +365,7 @@ def describe_cache(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def ensure_cache(path: str | Path, data_config: Any, image_size: int) -> ImageCache:
+def ensure_cache(path: str | Path, data_config: Any, image_size: int, progress: bool = True) -> ImageCache:
     """The cache for `train --data PATH`: a prepared cache is opened (its image size and crop
     must match), a raw data folder is prepared first, or reused if prepared before (and we say so).
 
@@ -389,6 +389,6 @@ def ensure_cache(path: str | Path, data_config: Any, image_size: int) -> ImageCa
     target = prepare(path, out=data_config.cache_dir or None, preprocessing=data_config.preprocessing(image_size),
                      workers=data_config.workers,
                      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,
-                     split_seed=data_config.split_seed, progress=True)
+                     split_seed=data_config.split_seed, progress=progress)
     print(describe_cache(target), file=sys.stderr, flush=True)
     return ImageCache.open(target)

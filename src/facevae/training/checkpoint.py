@@ -19,9 +19,11 @@ Checkpoints are for resuming; bundles (facevae.hub.bundle) are for inference.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +42,42 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: unreadable, or from an incompatible run."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint that could not be written (a full or read-only disk); the old one is kept."""
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: a temporary sibling file, flushed to disk, renamed over `path`."""
+    """Write atomically: a temporary sibling file, flushed to disk, renamed over `path`.
+    A write that fails (disk full, read-only) leaves the old file and raises CheckpointWriteError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
                "facevae_version": __version__, "torch_version": torch.__version__.split("+")[0], **state}
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        raise CheckpointWriteError(write_failure(path, error)) from None
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def write_failure(path: Path, error: OSError, then: str = "continue with --resume") -> str:
+    """Why `path` could not be written, what is still on disk, and how to go on."""
+    cause = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+             errno.EPERM: "permission denied"}.get(error.errno, error.strerror or str(error))
+    kept = (f"The previous {path.name} is unchanged: nothing saved before was lost" if path.is_file()
+            else "Nothing saved before was lost")
+    return (f"Could not write {path}: {cause}. {kept}. Free some space or make "
+            f"{path.parent} writable (or train into another --out), then {then}")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -66,13 +87,39 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"Checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch raises many types for damaged or foreign files
-        raise CheckpointError(f"{path} is not a readable facevae checkpoint ({type(error).__name__}: {error})") from None
+    except Exception:  # torch raises many types for damaged or foreign files; its advice to
+        # retry with weights_only=False would unpickle arbitrary code, so it is not repeated
+        raise CheckpointError(unreadable(path)) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a facevae training checkpoint (a bundle or another program's file?)")
     if state.get("format_version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} was written by a newer facevae ({state.get('facevae_version')}); upgrade to resume it")
     return state
+
+
+def unreadable(path: Path) -> str:
+    """Why `path` did not load, and the intact checkpoint beside it to resume from instead."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        what = f"{path} is damaged: it ends early (truncated, e.g. by a full disk or an interrupted copy)"
+    elif head == b"PK\x03\x04":
+        what = (f"{path} is not a facevae checkpoint: it holds Python objects other than tensors and plain "
+                f"values, which facevae never unpickles")
+    else:
+        what = f"{path} is not a readable facevae checkpoint (not a PyTorch checkpoint file)"
+    for sibling in sorted(path.parent.glob("*.pt")):
+        if sibling != path and _loads(sibling):
+            return (f"{what}. {sibling} is intact: to resume from it, copy it over {path.name} "
+                    f"(cp {sibling} {path}) and run with --resume again")
+    return f"{what}. Start a new run, or restore the file from a backup"
+
+
+def _loads(path: Path) -> bool:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("format") == CHECKPOINT_FORMAT
+    except Exception:
+        return False
 
 
 def check_same_model(state: dict[str, Any], model_config: ModelConfig, path: str | Path) -> None:

@@ -15,9 +15,12 @@ process calls it, rank 0 alone writes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -31,10 +34,15 @@ from ..model.losses import beta_vae_equivalent
 from ..model.vae import FaceVAE
 from ..runtime import resolve_device
 from . import distributed
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, write_failure
 from .trainer import Trainer
 
 CHECKPOINTS = "checkpoints"
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class RunWriteError(UserError):
+    """A file of the run could not be written (a full or read-only disk)."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -45,13 +53,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _open_cache(data: str | Path, config: RunConfig, context: distributed.DistributedContext) -> ImageCache:
+def _open_cache(data: str | Path, config: RunConfig, context: distributed.DistributedContext,
+                progress: bool) -> ImageCache:
     """Rank 0 opens the cache, preparing it first from a raw folder; the others then open it."""
     from ..data.prepare import ensure_cache
 
     path = [None]
     if context.is_main:
-        cache = ensure_cache(data, config.data, config.model.image_size)
+        cache = ensure_cache(data, config.data, config.model.image_size, progress=progress)
         path = [str(cache.path)]
     if dist.is_initialized():
         dist.broadcast_object_list(path, src=0)
@@ -75,30 +84,51 @@ def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = F
     context = distributed.context_from_env()
     device = distributed.init(context, resolve_device(config.train.device))
     try:
-        cache = _open_cache(data, config, context)
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
-        trainer = Trainer(config, cache, run_dir, device=device, context=context, progress=progress)
-        if resume:
-            trainer.restore(load_checkpoint(last, device), last)
-        if context.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            for partial in (run_dir / CHECKPOINTS).glob(".*.partial"):  # left by a killed process
-                partial.unlink(missing_ok=True)
-            write_atomic(run_dir / "config.json", json.dumps(to_dict(config), indent=2).encode())
-            _say(_summary(trainer, run_dir, resume))
-        result = trainer.fit()
-        if result.status == "interrupted":
-            raise TrainingInterrupted(
-                f"Training stopped at step {result.progress.step} (epoch {result.progress.epoch + 1}); "
-                f"saved {last}. Continue with: facevae train --out {run_dir} --resume")
-        if context.is_main:
-            bundle = make_bundle(run_dir, device=device, progress=progress)
-            _say(f"Training {result.status.replace('_', ' ')} at step {result.progress.step}; best validation "
-                 f"loss {result.progress.best_val:.4f}. Bundle: {bundle}  (facevae.load('{run_dir}'))")
-        distributed.barrier()
+        with _disk_errors_explained(last):
+            _train(config, data, run_dir, resume, progress, context, device)
     finally:
         distributed.shutdown()
     return run_dir
+
+
+def _train(config: RunConfig, data: str | Path, run_dir: Path, resume: bool, progress: bool,
+           context: distributed.DistributedContext, device: torch.device) -> None:
+    last = run_dir / CHECKPOINTS / "last.pt"
+    cache = _open_cache(data, config, context, progress)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
+    trainer = Trainer(config, cache, run_dir, device=device, context=context, progress=progress)
+    if resume:
+        trainer.restore(load_checkpoint(last, device), last)
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for partial in (run_dir / CHECKPOINTS).glob(".*.partial"):  # left by a killed process
+            partial.unlink(missing_ok=True)
+        write_atomic(run_dir / "config.json", json.dumps(to_dict(config), indent=2).encode())
+        _say(_summary(trainer, run_dir, resume))
+    result = trainer.fit()
+    if result.status == "interrupted":
+        raise TrainingInterrupted(
+            f"Training stopped at step {result.progress.step} (epoch {result.progress.epoch + 1}); "
+            f"saved {last}. Continue with: facevae train --out {run_dir} --resume")
+    if context.is_main:
+        bundle = make_bundle(run_dir, device=device, progress=progress)
+        _say(f"Training {result.status.replace('_', ' ')} at step {result.progress.step}; best validation "
+             f"loss {result.progress.best_val:.4f}. Bundle: {bundle}  (facevae.load('{run_dir}'))")
+    distributed.barrier()
+
+
+@contextmanager
+def _disk_errors_explained(last: Path) -> Iterator[None]:
+    """A write that fails for lack of space or permission (config.json, samples, TensorBoard,
+    the bundle) becomes a message saying so and what is safe on disk, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        where = Path(error.filename) if error.filename else last.parent.parent
+        then = "continue with --resume" if last.is_file() else "start the run again"
+        raise RunWriteError(write_failure(where, error, then)) from None
 
 
 def _summary(trainer: Trainer, run_dir: Path, resume: bool) -> str:
@@ -144,11 +174,11 @@ def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path |
     made = state["data"].get("preprocessing", {})
     preprocessing = Preprocessing(image_size=int(made.get("image_size", config.model.image_size)),
                                   crop=made.get("crop", "squash"), crop_size=int(made.get("crop_size", 148)))
-    progress = state["progress"]
+    trained = state["progress"]  # not `progress`: that flag decides whether bars are shown
     provenance = {
         "source": f"facevae training run {run_dir.resolve()}",
-        "checkpoint": path.name, "epoch": progress["epoch"], "step": progress["step"],
-        "best_validation_loss": progress["best_val"] if progress["best_val"] != float("inf") else None,
+        "checkpoint": path.name, "epoch": trained["epoch"], "step": trained["step"],
+        "best_validation_loss": trained["best_val"] if trained["best_val"] != float("inf") else None,
         "data": state["data"],
         "train_config": state["config"]["train"], "trained_with": f"torch {torch.__version__.split('+')[0]}",
     }
