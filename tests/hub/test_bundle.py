@@ -112,7 +112,7 @@ MALFORMED_CONFIGS = {
     "attributes as a list": (lambda m: {**m, "attributes": ["Smiling"]}, "'attributes' must be a JSON object"),
     "attribute names not a list": (lambda m: {**m, "attributes": {"names": "Smiling"}}, "'names' must be a JSON list"),
     "provenance as text": (lambda m: {**m, "provenance": "me"}, "'provenance' must be a JSON object"),
-    "negative crop_size": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "center", "crop_size": -100}},
+    "negative crop_size": (lambda m: {**m, "preprocessing": {"image_size": 32, "crop": "center", "crop_size": -100}},
                            "crop_size must be a positive whole number"),
     "unknown crop": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "fill"}}, "crop must be one of"),
 }
