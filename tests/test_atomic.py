@@ -71,3 +71,14 @@ def test_every_file_of_a_bundle_gets_the_same_normal_mode(tiny_bundle: Path, tmp
     assert set(modes) >= {"config.json", "decoder.safetensors", "encoder.safetensors", "attributes.safetensors"}
     assert set(modes.values()) == {0o666 & ~umask}, modes
     assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~umask
+
+
+def test_installing_any_model_sweeps_what_killed_installs_left(tiny_bundle: Path, facevae_home: Path) -> None:
+    from facevae.hub import install, registry
+
+    models = facevae_home / "models"
+    leftover = _killed_while_staging(models / "some-other-model")
+    target = registry.bundle_path(registry.DEFAULT_MODEL)
+    save_bundle(load_bundle(tiny_bundle), target)  # installed: install() returns it without converting
+    assert install.install(registry.DEFAULT_MODEL) == target
+    assert not leftover.exists()

@@ -53,16 +53,17 @@ def _is_stale(folder: Path, now: float) -> bool:
         return False
 
 
-def sweep_stale_staging(target: Path) -> list[Path]:
-    """Delete the leftovers of interrupted writes of `target` (staging and moved-aside folders)."""
+def sweep_stale_staging(folder: Path, name: str | None = None) -> list[Path]:
+    """Delete the leftovers of interrupted writes in `folder` (staging and moved-aside folders):
+    those of the target `name` only, or of every target when name is None."""
     swept, now = [], time.time()
-    if not target.parent.is_dir():
+    if not folder.is_dir():
         return swept
-    for folder in target.parent.glob(f".{_glob_escape(target.name)}.*"):
-        match = _LEFTOVER.fullmatch(folder.name)
-        if match and match["target"] == target.name and folder.is_dir() and _is_stale(folder, now):
-            shutil.rmtree(folder, ignore_errors=True)
-            swept.append(folder)
+    for leftover in folder.glob(f".{_glob_escape(name)}.*" if name else ".*"):
+        match = _LEFTOVER.fullmatch(leftover.name)
+        if match and match["target"] == (name or match["target"]) and leftover.is_dir() and _is_stale(leftover, now):
+            shutil.rmtree(leftover, ignore_errors=True)
+            swept.append(leftover)
     return swept
 
 
@@ -85,7 +86,7 @@ def require_parent_folder(path: str | Path, what: str = "the output") -> Path:
 def make_staging_dir(target: Path) -> Path:
     """An empty temporary folder next to `target` (same file system, so the rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_staging(target)
+    sweep_stale_staging(target.parent, target.name)
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{_HOST}-{os.getpid()}-", dir=target.parent))
 
 

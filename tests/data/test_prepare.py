@@ -189,3 +189,12 @@ def test_label_files_for_other_images_are_an_error_with_examples(tmp_path):
         image.rename(image.with_name("x" + image.name))
     with pytest.raises(UserError, match=r"none of the 4 images .* has its label rows \(e.g. img_align_celeba/x000001.jpg not in"):
         prepare(tmp_path, workers=1, progress=False)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"preprocessing": Preprocessing(48)}, "image size must be one of 32, 64, 128, 256, not 48"),
+    ({"workers": -1}, "workers must be 0"),
+])
+def test_options_a_cache_cannot_have_are_user_errors(tmp_path, options, message):
+    with pytest.raises(UserError, match=message):
+        prepare(tmp_path, progress=False, **options)

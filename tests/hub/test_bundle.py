@@ -112,7 +112,7 @@ MALFORMED_CONFIGS = {
     "attributes as a list": (lambda m: {**m, "attributes": ["Smiling"]}, "'attributes' must be a JSON object"),
     "attribute names not a list": (lambda m: {**m, "attributes": {"names": "Smiling"}}, "'names' must be a JSON list"),
     "provenance as text": (lambda m: {**m, "provenance": "me"}, "'provenance' must be a JSON object"),
-    "negative crop_size": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "center", "crop_size": -100}},
+    "negative crop_size": (lambda m: {**m, "preprocessing": {"image_size": 32, "crop": "center", "crop_size": -100}},
                            "crop_size must be a positive whole number"),
     "unknown crop": (lambda m: {**m, "preprocessing": {**m["preprocessing"], "crop": "fill"}}, "crop must be one of"),
 }
@@ -127,10 +127,14 @@ def test_a_malformed_config_json_is_a_bundle_error_naming_the_section(tiny_bundl
 
 
 def test_config_json_that_is_a_list_is_not_a_bundle(tiny_bundle: Path) -> None:
+    from facevae.hub.loading import load
+
     (tiny_bundle / "config.json").write_text("[1, 2, 3]")
     assert not is_bundle(tiny_bundle)
     with pytest.raises(BundleError, match="not a facevae bundle"):
         load_bundle(tiny_bundle)
+    with pytest.raises(BundleError, match="config.json is not a facevae bundle's config .*restore the file"):
+        load(tiny_bundle)
 
 
 def test_garbage_attribute_vectors_are_a_bundle_error(tiny_bundle: Path) -> None:

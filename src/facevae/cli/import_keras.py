@@ -31,7 +31,5 @@ def run(args: argparse.Namespace) -> int:
     require_parent_folder(args.out, "--out")
     model = import_keras(args.model, args.encoder, args.attributes)
     path = save_bundle(model, args.out)
-    parts = ["decoder"] + (["encoder"] if model.has_encoder else []) + (
-        [f"{len(model.attributes)} attribute vectors"] if model.attributes else [])
-    print(f"Wrote bundle {path} ({', '.join(parts)}; {model.config.image_size}px, latent {model.latent_dim})")
+    print(f"Wrote bundle {path} ({model.contents()}; {model.config.image_size}px, latent {model.latent_dim})")
     return 0

@@ -33,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
         model.attributes = read_attribute_vectors(args.attributes, model.latent_dim)
         model.provenance["imported_files"]["attributes"] = args.attributes
     path = save_bundle(model, args.out)
-    parts = ["decoder"] + (["encoder"] if model.has_encoder else []) + (
-        [f"{len(model.attributes)} attribute vectors"] if model.attributes else [])
-    print(f"Wrote bundle {path} ({', '.join(parts)}; seed architecture, {model.config.image_size}px, "
+    print(f"Wrote bundle {path} ({model.contents()}; seed architecture, {model.config.image_size}px, "
           f"latent {model.latent_dim})")
     return 0

@@ -1,7 +1,8 @@
 """The `facevae` command: one entry point, one module per subcommand.
 
 Each module in facevae.cli (listed in COMMAND_MODULES) exposes `register(subparsers)`, which adds its parser(s)
-and sets `run` as the handler; `synthesis` registers the six synthesis commands from its table. Modules import heavy libraries inside `run`, so `--help` is fast.
+and sets `run` as the handler; `synthesis` registers the six synthesis commands from its table.
+Modules import heavy libraries inside `run`, so `--help` is fast.
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ MODEL_OPTIONS = (
 def output_options(default_out: str) -> tuple[Argument, ...]:
     return (
         _arg("--out", default=default_out,
-             help=f"a .png file gets a grid; any other path is a folder with one PNG per face (default: {default_out})"),
+             help=f"a .png file gets a grid; any other path is a folder with one PNG per face "
+                  f"(default: {default_out})"),
         _arg("--latents", metavar="PATH.npy", help="also save the latent codes of the result (.npy)"),
         _arg("--scale", type=int, default=1, help="enlarge each face by this integer factor"),
     )

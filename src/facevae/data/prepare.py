@@ -100,11 +100,8 @@ def default_cache_dir(data_dir: str | Path, spec: Preprocessing) -> Path:
     return Path(data_dir).expanduser().absolute() / CACHE_FOLDER / cache_name(spec)
 
 
-def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: Preprocessing = Preprocessing(),
-            workers: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
-            split_seed: int = 0, progress: bool = True, force: bool = False) -> Path:
-    """Make (or reuse) the cache of data_dir and return its folder. See the module docstring."""
-    spec = preprocessing
+def _check_options(spec: Preprocessing, workers: int, val_fraction: float, test_fraction: float,
+                   split_seed: int) -> None:
     try:
         if spec.image_size not in CACHE_SIZES:
             raise ValueError(f"a cache's image size must be one of {', '.join(map(str, CACHE_SIZES))}, "
@@ -114,6 +111,14 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: 
             raise ValueError(f"workers must be 0 (all cores) or more, not {workers}")
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: Preprocessing = Preprocessing(),
+            workers: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
+            split_seed: int = 0, progress: bool = True, force: bool = False) -> Path:
+    """Make (or reuse) the cache of data_dir and return its folder. See the module docstring."""
+    spec = preprocessing
+    _check_options(spec, workers, val_fraction, test_fraction, split_seed)
     say = (lambda message: print(message, file=sys.stderr, flush=True)) if progress else (lambda message: None)
     layout = detect_layout(data_dir)
     target = Path(out).expanduser().absolute() if out else default_cache_dir(layout.data_dir, spec)

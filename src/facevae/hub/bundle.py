@@ -88,6 +88,11 @@ class FaceModel:
     def has_encoder(self) -> bool:
         return self.encoder is not None
 
+    def contents(self) -> str:
+        """What the bundle holds, for messages: "decoder, encoder, 40 attribute vectors"."""
+        parts = ["decoder"] + (["encoder"] if self.encoder is not None else [])
+        return ", ".join(parts + ([f"{len(self.attributes)} attribute vectors"] if self.attributes else []))
+
     def to(self, device: str | torch.device) -> "FaceModel":
         self.decoder.to(device)
         if self.encoder is not None:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..atomic import sweep_stale_staging
 from .bundle import FaceModel, is_bundle, load_bundle, save_bundle
 from .download import file_digests, gather_local, gather_remote, offline_instructions
 from .registry import PretrainedError, PretrainedModel, base_url_for, bundle_path, download_dir, facevae_home, get
@@ -30,8 +31,9 @@ def _published_bundle(files: dict[str, Path], provenance: dict) -> FaceModel:
         for role, path in files.items():
             shutil.copyfile(path, Path(tmp) / BUNDLE_FILES[role])
         meta = json.loads((Path(tmp) / "config.json").read_text())
-        meta["has_encoder"] = "encoder" in files  # the encoder may be optional in the registry
-        (Path(tmp) / "config.json").write_text(json.dumps(meta))
+        if isinstance(meta, dict):  # anything else: load_bundle below says what is wrong
+            meta["has_encoder"] = "encoder" in files  # the encoder may be optional in the registry
+            (Path(tmp) / "config.json").write_text(json.dumps(meta))
         model = load_bundle(tmp)
     model.provenance = {**model.provenance, **provenance}
     return model
@@ -73,6 +75,7 @@ def install(name: str, source_dir: str | Path | None = None, base_url: str | Non
     """
     spec = get(name)
     target = bundle_path(name)
+    sweep_stale_staging(target.parent)  # what killed installs of any model left behind
     if is_bundle(target) and not force:
         return target
     if source_dir is not None:

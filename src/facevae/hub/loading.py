@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .bundle import BundleError, FaceModel, is_bundle, load_bundle
+from .bundle import BUNDLE_FORMAT, BundleError, FaceModel, is_bundle, load_bundle
 from .registry import DEFAULT_MODEL
 
 
@@ -21,6 +21,9 @@ def resolve_model_path(name_or_path: str | Path, download: bool = True) -> Path:
         return path
     if is_bundle(path / "bundle"):
         return path / "bundle"
+    if (path / "config.json").is_file():
+        raise BundleError(f"{path}/config.json is not a facevae bundle's config (a JSON object with format "
+                          f"'{BUNDLE_FORMAT}'); restore the file from where the bundle came from, or save it again")
     if path.exists():
         raise BundleError(
             f"{path} is neither a bundle (a folder with config.json and decoder.safetensors) nor a "
