@@ -64,7 +64,7 @@ def orthonormal_basis(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def project_out(vector: torch.Tensor, basis: torch.Tensor, name: str = "the edit",
-                kept: Sequence[str] = (), least: float = 1e-6) -> torch.Tensor:
+                kept: str = "the kept attributes", least: float = 1e-6) -> torch.Tensor:
     """`vector` without its components in span(basis), rescaled to the vector's length (float64).
     Fails when less than `least` of its length is left: what is left is no longer that edit."""
     v = vector.double()
@@ -75,7 +75,7 @@ def project_out(vector: torch.Tensor, basis: torch.Tensor, name: str = "the edit
         raise UserError(f"{name} lies in the span of the kept attributes: nothing is left after keeping them "
                         f"unchanged; keep fewer attributes")
     if left < least:
-        raise UserError(f"keeping {', '.join(kept)} unchanged leaves {left:.0%} of {name}'s direction, which is no "
+        raise UserError(f"keeping {kept} unchanged leaves {left:.0%} of {name}'s direction, which is no "
                         f"longer {name}; use keep mode 'orthogonal' or keep fewer attributes")
     return residual * (v.norm() / residual.norm())
 
@@ -113,7 +113,9 @@ def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[s
     kept = group_of(vectors, keep, edited) if mode == "group" else keep
     basis = orthonormal_basis([vectors[name] for name in kept])
     least = GROUP_LEAST if mode == "group" else 0.0
-    offset = sum(float(strengths[n]) * project_out(vectors[n], basis, n, kept, least) for n in edited)
+    described = ", ".join(keep) + (f" and their correlated group ({', '.join(kept[len(keep):])})"
+                                   if len(kept) > len(keep) else "")
+    offset = sum(float(strengths[n]) * project_out(vectors[n], basis, n, described, least) for n in edited)
     if mode == "decoded":
         if decode is None:
             raise UserError("keep mode 'decoded' needs the decoder; call it through FacePipeline")
