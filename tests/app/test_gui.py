@@ -240,6 +240,20 @@ def test_keep_unchanged_changes_the_faces_and_offers_only_unedited_attributes(gu
     app.selectbox(key="generate-keep-mode").select("decoded").run()
     check_clean(app)
     assert image_urls(app) not in (edited, kept)
+    app.checkbox(key="generate-use-Eyeglasses").check().run()  # the kept attribute becomes an edited one
+    check_clean(app)
+    assert app.multiselect(key="generate-keep").value == []
+
+
+def test_arithmetic_keeps_the_chosen_attributes(gui, tiny_model_bundle: Path):
+    app = gui(tiny_model_bundle, query={"mode": "arithmetic", "attr": "Smiling"}).run()
+    plain = image_urls(app)
+    app.multiselect(key="arithmetic-keep").select("Eyeglasses").run()
+    check_clean(app)
+    assert image_urls(app) != plain
+    app.selectbox(key="arithmetic-attribute").select("Eyeglasses").run()
+    check_clean(app)
+    assert app.multiselect(key="arithmetic-keep").options == ["Smiling"]
 
 
 def test_discovered_directions_are_shown_for_a_model_without_labels(gui, tiny_model_bundle: Path, tmp_path: Path):

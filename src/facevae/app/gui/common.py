@@ -302,8 +302,11 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
     """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
     if not strengths:
         return (), "orthogonal"
+    options = [n for n in names if n not in strengths]
+    if f"{key}-keep" in st.session_state:  # an attribute kept earlier may be the one edited now
+        st.session_state[f"{key}-keep"] = [n for n in st.session_state[f"{key}-keep"] if n in options]
     left, right = st.columns([3, 1])
-    kept = left.multiselect("Keep unchanged", [n for n in names if n not in strengths], key=f"{key}-keep",
+    kept = left.multiselect("Keep unchanged", options, key=f"{key}-keep",
                             format_func=attribute_label,
                             help="The edits are made orthogonal to these attributes' directions, so they "
                                  "change them as little as possible (docs/usage.md, Conditional edits)")
