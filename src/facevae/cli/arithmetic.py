@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="scale of the prior samples (default 1)")
     parser.add_argument("--strengths", type=strengths, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-                        help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")
+                        help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3); "
+                             "1 = the mean difference between faces with and without the attribute")
     add_attribute_option(parser)
     add_model_options(parser)
     add_output_options(parser, "arithmetic.png")

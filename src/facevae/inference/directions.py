@@ -15,13 +15,16 @@
   Where the group's span holds most of an edited vector (less than GROUP_LEAST of its length
   left: Smiling keeping Male's group of 13 on celeba64-original keeps 16%), it is an error.
 - "decoded": "orthogonal", then a second-order correction solved in pixels. For each kept
-  attribute k, its pixel signature d_k is the mean change of SAMPLES decoded faces when u_k
-  (the kept vector) is added. The edit's image change, averaged over the same faces, is
-  regressed on the signatures: c = lstsq([d_k], mean(g(z + offset) - g(z))), how many units of
-  each kept attribute the edit adds as seen in pixels. The offset moves by -sum_k c_k u_k, and
-  this repeats (CORRECTION_STEPS times), so the kept signatures stay constant at this strength.
-  The correction lies in span(kept vectors), so this mode is NOT exactly orthogonal; it
-  depends on the strength and on the decoder, and is deterministic (fixed sample seed).
+  attribute k, its pixel signature d_k is the mean change of CORRECTION_SAMPLES decoded faces
+  from the prior when u_k (the kept vector) is added. An offset's mean image change is
+  regressed on the signatures: units(offset) = lstsq([d_k], mean(g(z + offset) - g(z))), how
+  many units of each kept attribute it adds as seen in pixels. Its first-order part, the
+  central difference of units along LINEAR_STEP x offset scaled up, is what a linear decoder
+  would give, and projection already made the edit orthogonal to the kept vectors; what the
+  nonlinearity adds on top, units(offset) minus that line, is removed by moving the offset
+  within span(kept vectors), a Newton step per round (adding u_k adds one unit of k by
+  construction), CORRECTION_STEPS rounds. So the correction depends on the strength and the
+  decoder, is deterministic (fixed seed), and is NOT exactly orthogonal to the kept vectors.
 """
 
 from __future__ import annotations
@@ -107,9 +110,8 @@ def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[s
     reference = next(iter(vectors.values()))
     if not edited:
         return torch.zeros_like(reference, dtype=torch.float32)
-    plain = sum(float(strengths[n]) * vectors[n].double() for n in edited)
     if not keep:
-        return plain.float()
+        return sum(float(strengths[n]) * vectors[n].double() for n in edited).float()
     kept = group_of(vectors, keep, edited) if mode == "group" else keep
     basis = orthonormal_basis([vectors[name] for name in kept])
     least = GROUP_LEAST if mode == "group" else 0.0

@@ -290,7 +290,8 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
         if slider_key not in st.session_state:
             st.session_state[slider_key] = float(initial.get(name, 1.0))
         strengths[name] = float(columns[index % 3].slider(
-            f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key))
+            f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key,
+            help="1 = the mean difference between faces with and without the attribute"))
     return strengths
 
 
