@@ -224,3 +224,49 @@ def test_decoder_only_model_offers_optimisation(gui, decoder_only_bundle: Path):
     assert app.slider(key="reconstruct-steps").value >= 100
     assert image_urls(app)
     assert "no encoder" in app.sidebar.caption[0].value
+
+
+def test_keep_unchanged_changes_the_faces_and_offers_only_unedited_attributes(gui, tiny_model_bundle: Path):
+    app = gui(tiny_model_bundle).run()
+    assert "generate-keep" not in [select.key for select in app.multiselect]  # nothing edited, nothing to keep
+    app.checkbox(key="generate-use-Smiling").check().run()
+    edited = image_urls(app)
+    keep = app.multiselect(key="generate-keep")
+    assert keep.options == ["Eyeglasses"]  # the edited attribute cannot also be kept
+    keep.select("Eyeglasses").run()
+    check_clean(app)
+    kept = image_urls(app)
+    assert kept != edited
+    app.selectbox(key="generate-keep-mode").select("decoded").run()
+    check_clean(app)
+    assert image_urls(app) not in (edited, kept)
+    app.checkbox(key="generate-use-Eyeglasses").check().run()  # the kept attribute becomes an edited one
+    check_clean(app)
+    assert app.multiselect(key="generate-keep").value == []
+
+
+def test_arithmetic_keeps_the_chosen_attributes(gui, tiny_model_bundle: Path):
+    app = gui(tiny_model_bundle, query={"mode": "arithmetic", "attr": "Smiling"}).run()
+    plain = image_urls(app)
+    app.multiselect(key="arithmetic-keep").select("Eyeglasses").run()
+    check_clean(app)
+    assert image_urls(app) != plain
+    app.selectbox(key="arithmetic-attribute").select("Eyeglasses").run()
+    check_clean(app)
+    assert app.multiselect(key="arithmetic-keep").options == ["Smiling"]
+
+
+def test_discovered_directions_are_shown_for_a_model_without_labels(gui, tiny_model_bundle: Path, tmp_path: Path):
+    from facevae.hub.bundle import load_bundle, save_bundle
+
+    model = load_bundle(tiny_model_bundle)
+    model.attributes, model.attribute_counts = {}, {}
+    unlabelled = save_bundle(model, tmp_path / "unlabelled")
+    app = gui(unlabelled, query={"mode": "attributes"}).run()
+    check_clean(app)
+    assert any("Discovered directions" in header.value for header in app.subheader)
+    first = image_urls(app)
+    assert len(first) == 1
+    app.slider(key="discovered-count").set_value(3).run()
+    check_clean(app)
+    assert image_urls(app) != first

@@ -157,3 +157,12 @@ def test_cli_keep_and_the_strength_warning(tiny_bundle, tmp_path, capsys):
     assert np.allclose(np.load(out), expected.numpy(), atol=1e-6)
     assert main([*args, "--attr", "Smiling=1", "--keep", "Eyeglases"]) == 2
     assert "Unknown attribute 'Eyeglases'. Did you mean 'Eyeglasses'?" in capsys.readouterr().err
+
+
+def test_group_refuses_an_edit_its_group_nearly_swallows():
+    basis = torch.eye(4)
+    vectors = {"Edit": basis[0] + 0.2 * basis[2], "Kept": basis[1], "KeptTwin": 0.9 * basis[1] + 0.35 * basis[0]}
+    # KeptTwin is in Kept's group (cosine 0.93) and removes the Edit's main component: 20% of it is left
+    with pytest.raises(UserError, match="leaves 20% of Edit's direction.*keep mode 'orthogonal'"):
+        directions.conditional_offset(vectors, {"Edit": 1.0}, ["Kept"], "group")
+    assert directions.conditional_offset(vectors, {"Edit": 1.0}, ["Kept"], "orthogonal").norm() > 0

@@ -17,11 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "attributes", help="compute attribute vectors from labelled images into a bundle; entanglement report",
         description="With --data: encode one split of a CelebA folder or prepared cache once and store, for each "
                     "labelled attribute, mean code with it minus mean code without it (and the counts) in the "
-                    "bundle. --orthogonal adds directions with other attributes projected out. --report writes "
+                    "bundle: strength 1 of a vector is the mean difference between faces with and without the "
+                    "attribute. --from-classifier fits directions in the same unit from a classifier's scores of "
+                    "sampled faces. --orthogonal adds directions with other attributes projected out. --report writes "
                     "the cosine-similarity matrix of the bundle's vectors (cosine.png, cosine.csv).",
         epilog="examples:\n"
                "  facevae attributes --model runs/celeba --data ~/data/celeba --report report/\n"
                "  facevae attributes --model celeba64-original --orthogonal Eyeglasses:Male,Young\n"
+               "  facevae attributes --model celeba64-original --from-classifier my-classifier --out my-bundle\n"
                "  facevae generate --attr Eyeglasses_orthogonal=2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

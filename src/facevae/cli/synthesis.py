@@ -207,7 +207,8 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         (_arg("attribute", metavar="ATTRIBUTE", help="attribute name, e.g. Smiling"),
          _arg("-n", type=int, default=5, help="number of faces (rows, default 5)"), SEED, PRIOR_SCALE,
          _arg("--strengths", type=strengths, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-              help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")),
+              help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3); "
+                   "1 = the mean difference between faces with and without the attribute")),
         lambda pipe, args: pipe.arithmetic(args.attribute, n=args.n, seed=args.seed, strengths=args.strengths,
                                            temperature=args.temperature, **edits_of(args)),
     ),

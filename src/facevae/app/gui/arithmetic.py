@@ -21,10 +21,10 @@ EXPLANATION = (
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, rows: int,
-                    seed: int) -> tuple[bytes, np.ndarray]:
+def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, rows: int, seed: int,
+                    keep: tuple[str, ...] = (), keep_mode: str = "orthogonal") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid, latents in grid order); model_ref stands for the unhashed pipeline."""
-    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS)
+    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode)
     result.column_labels = [f"{s:+d}" if s else "0 (original)" for s in STRENGTHS]
     return common.result_png(result, _pipeline.image_size), result.latents
 
@@ -41,9 +41,10 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     rows = middle.slider("Number of faces", 1, 12, value=5, key="arithmetic-rows")
     with right:
         seed = common.seed_input("arithmetic-seed")
+    keep, keep_mode = common.keep_controls(names, {attribute: 1.0}, "arithmetic")
     common.set_url(seed=seed, attr=attribute)
     with common.Timer() as timer:
-        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed)
+        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode)
     common.show_png(png, name=f"arithmetic-{attribute}-seed{seed}",
                     caption=f"{common.attribute_label(attribute)} from -3 to +3; seed {seed}",
                     latents=latents, seconds=timer.seconds)

@@ -290,7 +290,8 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
         if slider_key not in st.session_state:
             st.session_state[slider_key] = float(initial.get(name, 1.0))
         strengths[name] = float(columns[index % 3].slider(
-            f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key))
+            f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key,
+            help="1 = the mean difference between faces with and without the attribute"))
     return strengths
 
 
@@ -302,8 +303,11 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
     """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
     if not strengths:
         return (), "orthogonal"
+    options = [n for n in names if n not in strengths]
+    if f"{key}-keep" in st.session_state:  # an attribute kept earlier may be the one edited now
+        st.session_state[f"{key}-keep"] = [n for n in st.session_state[f"{key}-keep"] if n in options]
     left, right = st.columns([3, 1])
-    kept = left.multiselect("Keep unchanged", [n for n in names if n not in strengths], key=f"{key}-keep",
+    kept = left.multiselect("Keep unchanged", options, key=f"{key}-keep",
                             format_func=attribute_label,
                             help="The edits are made orthogonal to these attributes' directions, so they "
                                  "change them as little as possible (docs/usage.md, Conditional edits)")
