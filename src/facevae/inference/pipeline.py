@@ -8,8 +8,8 @@
 Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
 decode to the generated faces, and how to lay them out in a grid. Decoding goes through
 FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
-uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
-differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
+uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: faster; pixels differ
+from the plain float32 decoder by a few levels of 255; docs/benchmarks.md measures both)
 and float32 elsewhere; "fp32" equals the plain decoder to ~1e-6; `fast=False` uses the
 plain decoder itself.
 """
@@ -35,7 +35,7 @@ from ..runtime import cpu_has_native_bf16
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
 # Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
-# caches: on the 2-core test machine, 70 faces decode ~1.3x faster in chunks of 8 than at once.
+# caches, where one call for a whole 70-face grid would not.
 DECODE_BATCH = 8
 GRID_COLUMNS = 10
 

@@ -3,8 +3,7 @@
 Precision "auto" picks bf16 autocast where it makes training faster:
 - CUDA GPUs that support bf16 (Ampere and newer);
 - CPUs with bf16 instructions (AVX512-BF16, e.g. AMD Zen 4 and Intel Cooper Lake; AMX, Intel
-  Sapphire Rapids and newer): 1.23x faster than fp32 on the 2-core Zen 4 test machine, more
-  with AMX.
+  Sapphire Rapids and newer), where it trains faster than fp32 (docs/benchmarks.md).
 Other CPUs emulate bf16 (slower), so "auto" keeps fp32 there; `precision = "bf16"` still
 forces it. Apple MPS stays fp32.
 """
