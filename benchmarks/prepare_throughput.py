@@ -1,21 +1,26 @@
-"""Throughput and memory of `facevae prepare` against the seed's way of loading CelebA.
+"""Throughput and memory of `facevae prepare` against the seed's DataLoader decoding CelebA.
 
 Makes N CelebA-sized JPEGs (178 x 218, quality 90, face-like content, official layout with
 label files), then in this one process runs
-  baseline: Pillow full decode, then resize, one image at a time (what the seed's
-            DataLoader did for every image of every epoch), and
-  prepare:  facevae.data.prepare.prepare (all cores, DCT-scaled decoding, bounded chunks),
-and prints images/s, the speed-up and peak memory (summed PSS of prepare's process tree,
-sampled every 0.2 s, plus the largest RSS of any of its processes).
+  baseline: one epoch of the seed's DataLoader (benchmarks/seed_style.py: Pillow full decode,
+            resize, float32 tensor, batch 256) with --seed-workers worker processes, which
+            the seed pays every epoch, and
+  prepare:  facevae.data.prepare.prepare with --workers processes (DCT-scaled decoding with
+            simplejpeg, bounded chunks), paid once,
+both with the same number of processes (default: every core, at most 8), and prints for each
+the wall-clock rate and the rate per CPU second (user + system of this process and its
+reaped worker processes), the speed-ups by both, and peak memory (summed PSS of the process
+tree, sampled every 0.2 s, and the largest RSS of any of its processes).
 
-On a shared machine wall-clock rates depend on what else runs, so the table also gives CPU
-seconds (user + system, this process and its reaped worker processes) and images per CPU
-second: the rate one idle core would reach. "idle-core estimate" multiplies that by the cores
-prepare used.
+Wall-clock rates depend on what else runs on the machine; images per CPU second do much
+less, so on a shared machine compare those.
 
     python benchmarks/prepare_throughput.py --count 20000
     python benchmarks/prepare_throughput.py --count 200000 --unique 5000 --skip-baseline
     python benchmarks/prepare_throughput.py --quick
+
+Torch's intra-op threads are set to 1 (OMP_NUM_THREADS=1, before torch is imported): both
+sides parallelise with processes, and the DataLoader's workers use one thread each anyway.
 
 --unique K writes K distinct JPEGs and hard-links the rest to them (decoding work per image is
 the same; generating 200,000 distinct pictures would take minutes), to show that memory does
@@ -26,20 +31,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import shutil
-import tempfile
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported; see the docstring
 
-from facevae.config import Preprocessing
-from facevae.data.prepare import prepare
-from facevae.testing.celeba import CELEBA_ATTRIBUTES, face_image, jpeg_bytes
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from seed_style import SEED_BATCH_SIZE, default_workers, seed_loader  # noqa: E402
+
+from facevae.config import Preprocessing  # noqa: E402
+from facevae.data.prepare import prepare  # noqa: E402
+from facevae.testing.celeba import CELEBA_ATTRIBUTES, face_image, jpeg_bytes  # noqa: E402
 
 
 def _write_images(root: str, start: int, stop: int) -> None:
@@ -66,10 +75,10 @@ def make_dataset(root: Path, count: int, unique: int, workers: int) -> None:
     (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)))
 
 
-def baseline(files: list[Path], size: int) -> None:
-    for path in files:
-        with Image.open(path) as image:
-            np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+def seed_epoch(files: list[Path], size: int, workers: int) -> None:
+    """One epoch of the seed's DataLoader over `files` (its workers exit at the end)."""
+    for _ in seed_loader(files, size, SEED_BATCH_SIZE, workers, pin_memory=False):
+        pass
 
 
 class TreeMemory:
@@ -131,65 +140,106 @@ def _pss_rss(pid: int) -> tuple[int, int]:
     return values.get("Pss:", 0), values.get("Rss:", 0)
 
 
+def cpu_summary() -> str:
+    """The CPU's model name and the SIMD flags that decide decode and resize speed (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU: unknown"
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = [f for f in ("sse4_2", "avx2", "avx512f", "avx512_bf16", "amx_tile") if f in fields.get("flags", "").split()]
+    return f"CPU: {fields.get('model name', 'unknown')} ({', '.join(flags)})"
+
+
 def _cpu_seconds() -> float:
     """User + system CPU of this process and of its children that have been waited for."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
+@dataclass
+class Result:
+    method: str
+    processes: int
+    wall_s: float
+    cpu_s: float
+    peak_pss: int
+    peak_rss: int
+
+
+def timed(method: str, processes: int, run) -> Result:
+    """Run `run()` and measure its wall time, CPU time (this process and reaped children,
+    less the memory sampler's) and peak memory."""
+    with TreeMemory() as memory:
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        run()
+        seconds = time.perf_counter() - started
+    return Result(method, processes, seconds, _cpu_seconds() - cpu - memory.cpu_seconds, memory.peak_pss,
+                  memory.peak_rss)
+
+
+def print_table(results: list[Result], count: int) -> None:
+    print("| method | processes | wall s | images/s | speed-up (wall) | CPU s | images per CPU s "
+          "| speed-up (per CPU s) | peak memory (PSS sum / max RSS) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    base = results[0] if results[0].method.startswith("baseline") else None
+    for result in results:
+        rate, per_cpu = count / result.wall_s, count / result.cpu_s
+        wall_speedup = f"{base.wall_s / result.wall_s:.2f}x" if base else "-"
+        cpu_speedup = f"{base.cpu_s / result.cpu_s:.2f}x" if base else "-"
+        memory = f"{result.peak_pss / 2**20:,.0f} MiB / {result.peak_rss / 2**20:,.0f} MiB"
+        print(f"| {result.method} | {result.processes} | {result.wall_s:.2f} | {rate:,.0f} | {wall_speedup} | "
+              f"{result.cpu_s:.2f} | {per_cpu:,.0f} | {cpu_speedup} | {memory} |")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20_000, help="images (default 20,000)")
     parser.add_argument("--unique", type=int, default=0, help="distinct JPEGs; the rest are hard links (default: all distinct)")
     parser.add_argument("--size", type=int, default=64, choices=(32, 64, 128, 256))
-    parser.add_argument("--crop", default="squash", choices=("squash", "center"))
-    parser.add_argument("--workers", type=int, default=0, help="prepare's processes (default: all cores)")
+    parser.add_argument("--crop", default="squash", choices=("squash", "center"),
+                        help="prepare's crop (the baseline always resizes the whole frame, as the seed did)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="prepare's processes (default: every core, at most 8)")
+    parser.add_argument("--seed-workers", type=int, default=None,
+                        help="the seed DataLoader's worker processes (default: --workers; 0 decodes in this process)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2,000 images: a check that runs in well under a minute")
     parser.add_argument("--dir", help="work folder (default: a temporary folder, deleted at the end)")
     args = parser.parse_args()
-    count = 2_000 if args.quick else args.count
-    unique = min(args.unique or count, count)
+    args.count = 2_000 if args.quick else args.count
+    args.unique = min(args.unique or args.count, args.count)
+    args.seed_workers = args.workers if args.seed_workers is None else args.seed_workers
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     cores = len(os.sched_getaffinity(0))
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="facevae-prepare-bench-"))
     try:
         started = time.perf_counter()
-        make_dataset(work / "celeba", count, unique, cores)
-        print(f"made {count:,} JPEGs ({unique:,} distinct) in {time.perf_counter() - started:.1f} s; "
+        make_dataset(work / "celeba", args.count, args.unique, cores)
+        print(f"made {args.count:,} JPEGs ({args.unique:,} distinct) in {time.perf_counter() - started:.1f} s; "
               f"{cores} cores, load average {os.getloadavg()[0]:.2f} before timing", flush=True)
+        print(cpu_summary(), flush=True)
         files = sorted((work / "celeba" / "img_align_celeba").iterdir())
         results = []
         if not args.skip_baseline:
-            started, cpu = time.perf_counter(), _cpu_seconds()
-            baseline(files, args.size)
-            results.append(("baseline: Pillow full decode + resize, 1 process", time.perf_counter() - started,
-                            _cpu_seconds() - cpu, 1, None, None))
-        workers = args.workers or cores
-        with TreeMemory() as memory:
-            started, cpu = time.perf_counter(), _cpu_seconds()
-            cache = prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop),
-                            workers=args.workers, progress=False)
-            seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu - memory.cpu_seconds
-        results.append((f"prepare: {workers} workers, DCT-scaled decode", seconds, cpu, min(workers, cores),
-                        memory.peak_pss, memory.peak_rss))
+            results.append(timed(f"baseline: the seed's DataLoader, {args.seed_workers} workers, Pillow full decode "
+                                 f"+ resize, one epoch", max(1, args.seed_workers),
+                                 lambda: seed_epoch(files, args.size, args.seed_workers)))
+        results.append(timed(f"prepare: {args.workers} workers, DCT-scaled decode (simplejpeg)", args.workers,
+                             lambda: prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop),
+                                             workers=args.workers, progress=False)))
         started = time.perf_counter()
-        prepare(work / "celeba", out=cache, preprocessing=Preprocessing(args.size, args.crop), progress=False)
+        prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop), progress=False)
         reuse = time.perf_counter() - started
 
-        print(f"\n{count:,} images of 178x218 -> {args.size}x{args.size} ({args.crop}), load average "
+        print(f"\n{args.count:,} images of 178x218 -> {args.size}x{args.size} ({args.crop}), load average "
               f"{os.getloadavg()[0]:.2f} after\n")
-        print("| method | wall s | images/s | speed-up | CPU s | images per CPU s | idle-core estimate, images/s "
-              "| speed-up (estimate) | peak memory (PSS sum / max RSS) |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        base = results[0] if not args.skip_baseline else None
-        for name, secs, cpu, used, pss, rss in results:
-            rate, per_cpu = count / secs, count / cpu
-            speedup = f"{rate / (count / base[1]):.2f}x" if base else "-"
-            estimate_speedup = f"{per_cpu * used / (count / base[2]):.2f}x" if base else "-"
-            mem = f"{pss / 2**20:,.0f} MiB / {rss / 2**20:,.0f} MiB" if pss else "-"
-            print(f"| {name} | {secs:.2f} | {rate:,.0f} | {speedup} | {cpu:.2f} | {per_cpu:,.0f} | "
-                  f"{per_cpu * used:,.0f} | {estimate_speedup} | {mem} |")
+        print_table(results, args.count)
         print(f"\nsecond prepare (reuse check: list + fingerprint + label parse): {reuse:.2f} s")
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

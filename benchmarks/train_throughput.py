@@ -5,11 +5,14 @@
     python benchmarks/train_throughput.py --device cuda --batch-size 1024 --compile
 
 Both loops train the same model (`--preset`, default the original architecture) on the
-same N generated 178x218 JPEGs (CelebA's size and quality):
+same N generated 178x218 face-like JPEGs (CelebA's size and quality, the generator
+benchmarks/prepare_throughput.py uses):
 
-- seed-style: what the seed's PyTorch port does: a DataLoader whose workers decode and
-  resize every JPEG every epoch with PIL, float32 NCHW batches, pin_memory, fp32, default
-  Adam, and `.item()` on three loss terms every step (a host-device sync each step);
+- seed-style: what the seed's PyTorch port does: the seed's DataLoader (benchmarks/seed_style.py,
+  the same one prepare_throughput.py times: Pillow full decode + resize of every JPEG every
+  epoch, float32 NCHW batches, pin_memory on a GPU) with `--seed-workers` worker processes
+  (default: every core, at most 8), fp32, default Adam, and `.item()` on three loss terms
+  every step (a host-device sync each step);
 - facevae: `facevae.training.trainer.Trainer` on the prepared uint8 cache of those JPEGs
   (made by `facevae.data.prepare.prepare`, not timed): batches normalised on the device,
   the split resident on the GPU, bf16 autocast where it is faster, channels_last, fused
@@ -32,8 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from seed_style import default_workers, seed_loader
 
 from facevae.config import MODEL_PRESETS, DataConfig, Preprocessing, RunConfig, TrainConfig
 from facevae.data.cache import ImageCache
@@ -41,39 +43,22 @@ from facevae.data.prepare import prepare
 from facevae.model.losses import kl_divergence
 from facevae.model.vae import FaceVAE
 from facevae.runtime import pick_runtime, resolve_device
+from facevae.testing.celeba import face_image, jpeg_bytes
 from facevae.training.trainer import Trainer
 
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned images
 
 
-def make_jpegs(folder: Path, count: int, seed: int = 0) -> list[Path]:
-    """`count` 178x218 JPEGs (quality 90) with smooth shapes and noise, about CelebA's file size."""
-    rng = np.random.default_rng(seed)
+def make_jpegs(folder: Path, count: int) -> list[Path]:
+    """`count` 178x218 face-like JPEGs (quality 90), about CelebA's file size."""
     image_dir = folder / "img_align_celeba"
     image_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        coarse = rng.uniform(0, 255, (7, 6, 3)).astype(np.uint8)
-        smooth = np.asarray(Image.fromarray(coarse).resize((WIDTH, HEIGHT), Image.BICUBIC), np.float32)
-        pixels = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
         path = image_dir / f"{i + 1:06d}.jpg"
-        Image.fromarray(pixels).save(path, quality=90)
+        path.write_bytes(jpeg_bytes(face_image(np.random.default_rng(i), WIDTH, HEIGHT), quality=90))
         paths.append(path)
     return paths
-
-
-class SeedStyleDataset(Dataset):
-    """The seed's CelebADataset: open, decode, resize and convert one JPEG per item, every epoch."""
-
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths, self.size = paths, size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = Image.open(self.paths[index]).convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-        return torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)  # like ToTensor()
 
 
 class SeedStyleLoop:
@@ -84,9 +69,8 @@ class SeedStyleLoop:
         torch.manual_seed(0)
         self.model = FaceVAE(config).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4)
-        self.loader = DataLoader(SeedStyleDataset(paths, config.image_size), batch_size=args.batch_size,
-                                 shuffle=True, num_workers=args.seed_workers, pin_memory=device.type == "cuda",
-                                 drop_last=True, persistent_workers=args.seed_workers > 0)
+        self.loader = seed_loader(paths, config.image_size, args.batch_size, args.seed_workers,
+                                  pin_memory=device.type == "cuda", drop_last=True, persistent=True)
         self.batches = iter(self.loader)
         self.device, self.recon_weight = device, args.recon_weight
         self.total_loss = self.recon_total = self.kl_total = 0.0
@@ -164,7 +148,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=None, help="default 128 (--quick: 32)")
@@ -174,15 +158,35 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; GPU 10)")
     parser.add_argument("--images", type=int, default=None, help="JPEGs to generate (default: about 2 epochs' "
                                                                  "worth, at most 8192)")
-    parser.add_argument("--seed-workers", type=int, default=min(8, os.cpu_count() or 1),
-                        help="DataLoader workers of the seed-style loop (default min(8, cores))")
+    parser.add_argument("--seed-workers", type=int, default=default_workers(),
+                        help="DataLoader workers of the seed-style loop (default: every core, at most 8)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="facevae's precision")
     parser.add_argument("--compile", action="store_true",
                         help="also time facevae with torch.compile (first compilation: about a minute)")
     parser.add_argument("--recon-weight", type=float, default=2000.0)
     parser.add_argument("--skip-seed", action="store_true", help="time facevae's loop only")
     parser.add_argument("--quick", action="store_true", help="batch 32, 2 steps: a check that runs in about a minute")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def print_table(rates: dict[str, float], loops: dict[str, object], args: argparse.Namespace,
+                dtype: torch.dtype | None) -> None:
+    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+    data_path = f"uint8 cache{', GPU-resident' if getattr(loops['facevae'], 'resident', False) else ''}"
+    rows = {"seed-style": (f"the seed's DataLoader, {args.seed_workers} workers decoding JPEGs", "fp32, NCHW"),
+            "facevae": (data_path, f"{precision}, channels_last"),
+            "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
+    base = rates.get("seed-style")
+    print()
+    print("| loop | data path | precision, layout | images/s (median of rounds) | vs seed-style |")
+    print("|---|---|---|---:|---:|")
+    for name, rate in rates.items():
+        ratio = f"{rate / base:.2f}x" if base else "-"
+        print(f"| {name} | {rows[name][0]} | {rows[name][1]} | {rate:,.1f} | {ratio} |")
+
+
+def main() -> int:
+    args = parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     args.batch_size = args.batch_size or (32 if args.quick else 128)
@@ -202,7 +206,8 @@ def main() -> int:
                                         val_fraction=0.0, test_fraction=0.0, progress=False))
         runtime = pick_runtime(device, args.precision)
         dtype = runtime.autocast_dtype
-        print(f"device: {runtime.describe()}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)
+        print(f"device: {runtime.describe()}; torch {torch.__version__}; {os.cpu_count()} CPU cores; "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)
         print(f"data: {count:,} JPEGs {WIDTH}x{HEIGHT} -> {size}x{size} cache (made in "
               f"{time.perf_counter() - started:.1f} s, not timed); model preset '{args.preset}', batch "
               f"{args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps each", flush=True)
@@ -213,19 +218,8 @@ def main() -> int:
         if args.compile:
             loops["facevae --compile"] = FacevaeLoop(cache, args, device, compile=True)
         rates = measure(loops, args, device)
-
-    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
-    data_path = f"uint8 cache{', GPU-resident' if getattr(loops['facevae'], 'resident', False) else ''}"
-    rows = {"seed-style": (f"DataLoader, {args.seed_workers} workers decoding JPEGs", "fp32, NCHW"),
-            "facevae": (data_path, f"{precision}, channels_last"),
-            "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
-    base = rates.get("seed-style")
-    print()
-    print("| loop | data path | precision, layout | images/s (median of rounds) | vs seed-style |")
-    print("|---|---|---|---:|---:|")
-    for name, rate in rates.items():
-        ratio = f"{rate / base:.2f}x" if base else "-"
-        print(f"| {name} | {rows[name][0]} | {rows[name][1]} | {rate:,.1f} | {ratio} |")
+    print_table(rates, loops, args, dtype)
+    print(f"load average {os.getloadavg()[0]:.2f} after")
     return 0
 
 

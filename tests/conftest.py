@@ -4,7 +4,7 @@
   a reason on a clone without them, as on a user's machine).
 - `facevae_home`: an empty FACEVAE_HOME for the test, so nothing touches the user's cache.
 - `tiny_bundle`: a randomly initialised small model with two attribute vectors, saved as a
-  bundle (encoder included).
+  bundle (encoder included): support.models.make_tiny_model().
 - `pretrained_bundle`: the real `celeba64-original` decoder and attribute vectors installed
   from ../shared through the same code path as `facevae download --from` (once per session).
 """
@@ -15,19 +15,15 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
-from facevae.config import ModelConfig
-from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
-from facevae.model.vae import Decoder, Encoder
+pytest.register_assert_rewrite("support")  # before the first import of tests/support, so its asserts explain themselves
+
+from support.models import make_tiny_model  # noqa: E402
+
+from facevae.hub.bundle import save_bundle  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained" / "original-celeba64"
-
-TINY_MODEL = ModelConfig(
-    image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,
-    padding="symmetric", flatten_order="channels_first", head_activation="none",
-)
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +38,6 @@ def facevae_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "facevae-home"
     monkeypatch.setenv("FACEVAE_HOME", str(home))
     return home
-
-
-def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_MODEL) -> FaceModel:
-    torch.manual_seed(seed)
-    decoder, encoder = Decoder(config), Encoder(config)
-    for module in (decoder, encoder):  # non-trivial batch-norm statistics
-        for name, buffer in module.named_buffers():
-            if name.endswith("running_mean"):
-                buffer.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buffer.uniform_(0.5, 1.5)
-    generator = torch.Generator().manual_seed(seed)
-    attributes = {name: torch.randn(config.latent_dim, generator=generator) for name in ("Smiling", "Eyeglasses")}
-    return FaceModel(config, decoder, encoder, attributes, {"Smiling": [5, 5], "Eyeglasses": [3, 7]},
-                     preprocessing=Preprocessing(image_size=config.image_size),
-                     provenance={"source": "tests: random initialisation"})
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from gui_helpers import png_bytes
 from PIL import Image
+from support.images import photo_of, png_bytes
 
 from facevae.hub.bundle import Preprocessing, load_bundle, save_bundle
 
@@ -60,10 +60,7 @@ def face_photo_png(pretrained_bundle: Path) -> bytes:
     from facevae.inference.pipeline import FacePipeline
 
     face = FacePipeline.load(pretrained_bundle).generate(1, seed=3).images[0]
-    enlarged = Image.fromarray(face).resize((218, 218), Image.Resampling.BICUBIC)
-    photo = Image.new("RGB", (400, 320), (90, 110, 130))
-    photo.paste(enlarged, (90, 50))
-    return png_bytes(photo)
+    return png_bytes(photo_of(face, size=(400, 320), at=(110, 50), scale=1, background=(90, 110, 130)))
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gui_helpers import png_bytes
 from PIL import Image
+from support.images import png_bytes
 
 from facevae.app.gui import common as gui_common
 

@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import GatedPipeline, open_png, png_bytes
+from support.images import open_png, png_bytes
+from support.server import GatedPipeline
 
 from facevae.app.server.app import create_app
 from facevae.hub.bundle import load_bundle

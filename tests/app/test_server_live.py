@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import HERE, free_port, png_bytes, start_server, stop_server
+from support.images import png_bytes
+from support.network import free_port
+from support.server import SLOW_SERVER, start_server, stop_server
 
 pytestmark = pytest.mark.slow  # each test starts a server process (a few seconds)
 
@@ -24,7 +26,7 @@ def serve(bundle: Path, *options: str):
 
 def slow_server(bundle: Path, delay_s: float, queue_size: int):
     port = free_port()
-    return start_server([str(HERE / "server_helpers.py"), str(bundle), str(port), str(delay_s), str(queue_size)],
+    return start_server([*SLOW_SERVER, str(bundle), str(port), str(delay_s), str(queue_size)],
                         port)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.images import photo_of
 
 from facevae.cli.main import main
 from facevae.hub.bundle import load_bundle
@@ -98,10 +99,8 @@ def test_reconstruct_images_and_bad_files(tiny_bundle: Path, tmp_path: Path, cap
 def portrait(pretrained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated face, enlarged into a larger picture so the detector has to find it."""
     face = FacePipeline(load_bundle(pretrained_bundle)).generate(n=1, seed=3, temperature=0.6).images[0]
-    canvas = Image.new("RGB", (800, 760), (90, 120, 90))
-    canvas.paste(Image.fromarray(face).resize((534, 654), Image.Resampling.BICUBIC), (140, 50))
     path = tmp_path_factory.mktemp("photos") / "portrait.jpg"
-    canvas.save(path, quality=92)
+    photo_of(face, size=(800, 760), at=(140, 50)).save(path, quality=92)
     return path
 
 

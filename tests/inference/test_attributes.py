@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.models import TINY_MODEL
 
 from facevae.cli.main import main
-from facevae.config import ModelConfig, RunConfig, TrainConfig
+from facevae.config import RunConfig, TrainConfig
 from facevae.data.cache import CacheWriter, ImageCache
 from facevae.errors import UserError
 from facevae.hub.bundle import load_bundle, save_bundle
 from facevae.inference import attributes as attrs
 from facevae.inference.pipeline import FacePipeline
-
-TINY = ModelConfig(image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,
-                   padding="symmetric", flatten_order="channels_first", head_activation="none")
 
 
 def test_vectors_are_mean_with_minus_mean_without_over_batches():
@@ -109,7 +107,7 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("planted")
     cache = _planted_cache(root / "cache")
-    config = RunConfig(model=TINY, train=TrainConfig(
+    config = RunConfig(model=TINY_MODEL, train=TrainConfig(
         batch_size=16, epochs=20, lr=3e-3, recon_weight=3000.0, precision="fp32", device="cpu",
         log_every_steps=1000, checkpoint_every_steps=0, sample_count=8))
     threads = torch.get_num_threads()

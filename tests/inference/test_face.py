@@ -10,26 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.images import photo_of
 
 from facevae.hub.bundle import load_bundle
 from facevae.inference.face import CELEBA_EYES, CELEBA_SIZE, FaceNotFoundError, align_face
 from facevae.inference.pipeline import FacePipeline
 
-SCALE, OFFSET = 3, (150, 60)  # the face is enlarged 3x and pasted at this corner
+SCALE, OFFSET = 3, (150, 60)  # photo_of's defaults: the face is enlarged 3x and pasted at this corner
 
 
 @pytest.fixture(scope="module")
 def faces(pretrained_bundle: Path) -> np.ndarray:
     return FacePipeline(load_bundle(pretrained_bundle)).generate(n=4, seed=3, temperature=0.6).images
-
-
-def photo_of(face: np.ndarray, size: tuple[int, int] = (900, 800), at: tuple[int, int] = OFFSET,
-             scale: int = SCALE) -> Image.Image:
-    """A face frame enlarged and pasted into a larger flat-coloured picture."""
-    canvas = Image.new("RGB", size, (90, 120, 90))
-    frame = Image.fromarray(face).resize((CELEBA_SIZE[0] * scale, CELEBA_SIZE[1] * scale), Image.Resampling.BICUBIC)
-    canvas.paste(frame, at)
-    return canvas
 
 
 def test_finds_and_frames_a_face_like_celeba(faces: np.ndarray):

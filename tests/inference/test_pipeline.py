@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.errors import UserError
@@ -22,18 +23,6 @@ def pipe(tiny_bundle: Path) -> FacePipeline:
     return FacePipeline(load_bundle(tiny_bundle))
 
 
-def _randomise_batchnorm(decoder: Decoder) -> Decoder:
-    for name, buffer in decoder.named_buffers():
-        if name.endswith("running_mean"):
-            buffer.normal_(0, 0.2)
-        elif name.endswith("running_var"):
-            buffer.uniform_(0.3, 2.0)
-    for name, parameter in decoder.named_parameters():
-        if "bn" in name:
-            parameter.data.normal_(1.0 if name.endswith("weight") else 0.0, 0.2)
-    return decoder.eval()
-
-
 FAST_DECODER_CONFIGS = {
     **{name: MODEL_PRESETS[name] for name in ("original", "seed", "compact")},
     "tf_same k=5": ModelConfig(image_size=16, channels=(8, 6), latent_dim=4, kernel_size=5),
@@ -44,7 +33,7 @@ FAST_DECODER_CONFIGS = {
 @pytest.mark.parametrize("name", FAST_DECODER_CONFIGS)
 def test_fast_decoder_matches_plain_decoder(name: str):
     torch.manual_seed(0)
-    decoder = _randomise_batchnorm(Decoder(FAST_DECODER_CONFIGS[name]))
+    decoder = randomise_batchnorm(Decoder(FAST_DECODER_CONFIGS[name]), affine=True).eval()
     latents = torch.randn(3, decoder.config.latent_dim)
     with torch.inference_mode():
         expected, actual = decoder(latents), FastDecoder(decoder)(latents)

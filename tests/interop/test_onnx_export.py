@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from interop_models import small_model
+from support.models import small_model
 
 from facevae.cli.main import main
 from facevae.hub.bundle import load_bundle, save_bundle

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.model.vae import FaceVAE, conv_transpose_stride2
@@ -102,11 +103,7 @@ def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, trai
     torch.manual_seed(0)
     config = ModelConfig(image_size=16, channels=(4, 6), latent_dim=5, kernel_size=kernel_size)
     model = FaceVAE(config).train(training)
-    with torch.no_grad():  # non-trivial running statistics for eval mode
-        for module in model.modules():
-            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
+    randomise_batchnorm(model)  # non-trivial running statistics for eval mode
     images, noise = torch.rand(3, 3, 16, 16), torch.randn(3, 5)
     outputs = {}
     for name, forward in (("model", lambda: model.decode(model.sample_latent(*model.encode(images), noise))),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import make_cache, tiny_config
+from support.training import make_cache, tiny_config
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from training_helpers import tiny_config
+from support.training import tiny_config
 
 from facevae.training.checkpoint import (
     CheckpointError,

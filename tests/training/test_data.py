@@ -63,7 +63,7 @@ def test_ranks_get_disjoint_equal_shards_like_distributed_sampler(tiny_cache: Pa
 
 
 def test_a_last_training_batch_of_one_image_is_left_out(tmp_path: Path) -> None:
-    from training_helpers import make_cache
+    from support.training import make_cache
 
     cache = make_cache(tmp_path / "cache", count=17 + 4, valid=4)  # 17 training images, batch 8
     train = _batches(cache)

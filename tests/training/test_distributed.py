@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,20 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from training_helpers import ddp_one_step, write_config
+from support.network import free_port
+from support.training import ddp_one_step, write_config
 
 import facevae
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_gloo_ranks_train_on_disjoint_data_and_keep_identical_weights(tiny_cache: Path, tmp_path: Path) -> None:
-    mp.spawn(ddp_one_step, args=(2, _free_port(), str(tiny_cache), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(ddp_one_step, args=(2, free_port(), str(tiny_cache), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     shards = [set(r["positions"].tolist()) for r in ranks]
     assert shards[0].isdisjoint(shards[1]) and shards[0] | shards[1] == set(range(40))
@@ -39,7 +33,7 @@ def test_torchrun_two_processes_rank_zero_alone_writes_the_run(tiny_cache: Path,
     run = tmp_path / "run"
     config = write_config(tmp_path / "c.json", epochs=1, batch_size=4)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={_free_port()}", "-m", "facevae", "train", "--data", str(tiny_cache),
+                             f"--master_port={free_port()}", "-m", "facevae", "train", "--data", str(tiny_cache),
                              "--out", str(run), "--config", str(config), "--quiet"],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr

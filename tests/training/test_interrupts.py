@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from training_helpers import tiny_config, write_config
+from support.training import tiny_config, write_config
 
 import facevae
 from facevae.training.checkpoint import CheckpointError, load_checkpoint

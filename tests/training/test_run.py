@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import TINY_MODEL, tiny_config
+from support.models import TINY_MODEL
+from support.training import tiny_config
 
 import facevae
 from facevae.cli.main import main

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import tiny_config
+from support.training import tiny_config
 
 from facevae.config import TrainConfig
 from facevae.data.cache import ImageCache

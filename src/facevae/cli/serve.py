@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="torch decoder arithmetic: auto = bfloat16 on CPUs with native support (about "
-                             "2x faster, pixels within one level of float32), else float32 (default: auto; "
+                             "faster, pixels within a few levels of float32), else float32 (default: auto; "
                              "--backend onnx is float32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="decoder calls running at once per worker (default: CPU cores / workers "

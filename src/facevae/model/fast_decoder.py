@@ -88,7 +88,7 @@ class PhaseSplitTail(nn.Module):
     feature rows Y + t - k//2, which lie in phase p = (q + t - k//2) mod 2 at row m + d, so
     each phase contributes through one small convolution to the 4 x 3 phase channels of
     the image, and one pixel shuffle of those 12 channels gives N x 3 x 2H x 2W. That skips
-    one full pass over the big map: ~1.6x faster on CPUs.
+    one full pass over the big map.
     """
 
     def __init__(self, stage: UpStage, to_rgb: nn.Conv2d, dtype: torch.dtype) -> None:

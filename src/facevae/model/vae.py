@@ -24,7 +24,7 @@ from ..config import ModelConfig
 # runs PyTorch's own symmetric convolutions, the same as the "symmetric" models. That is the
 # same arithmetic as padding explicitly and cropping the full transposed convolution, without
 # the padded copies and odd-sized outputs that take oneDNN's slow paths (a training step of
-# the original model was 2x slower that way; tests/model/test_vae.py checks both against each other).
+# the original model was slower that way: docs/benchmarks.md; tests/model/test_vae.py checks both against each other).
 
 
 def mirror(tensor: torch.Tensor, mirrored: bool) -> torch.Tensor:
@@ -39,7 +39,7 @@ class _TransposedConv(torch.autograd.Function):
     The input gradient of a transposed convolution is the strided convolution with the same
     weight, and its weight gradient is that convolution's weight gradient with x as the
     output gradient. PyTorch's own CPU backward gets the same numbers (bit for bit in fp32)
-    but is about 1.6x slower in bf16 for the 64 x 64 x 128 stage.
+    but is slower in bf16 for the 64 x 64 x 128 stage (docs/benchmarks.md).
     """
 
     @staticmethod
@@ -87,7 +87,7 @@ class DownStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x H/2 x W/2."""
         x = F.conv2d(x, mirror(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
-        # In place: batch norm's backward needs its input, not its output (5% of a CPU step).
+        # In place: batch norm's backward needs its input, not its output (saves a copy per stage).
         return F.leaky_relu(self.bn(x), self.slope, inplace=True)
 
 

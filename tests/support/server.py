@@ -1,6 +1,6 @@
-"""Helpers for the REST API tests (tests/app is on sys.path), and a test server launcher.
+"""Pipelines that hold or slow decoding for the REST API tests, and a test server launcher.
 
-`python tests/app/server_helpers.py BUNDLE PORT DELAY_S QUEUE_SIZE` runs the real app on
+`python -m support.server BUNDLE PORT DELAY_S QUEUE_SIZE` (SLOW_SERVER + arguments) runs the real app on
 uvicorn in this process with every decoder call slowed by DELAY_S and one inference thread:
 a real server whose queue can be filled and whose requests are still in flight when it is
 sent SIGTERM.
@@ -8,8 +8,7 @@ sent SIGTERM.
 
 from __future__ import annotations
 
-import io
-import socket
+import os
 import subprocess
 import sys
 import threading
@@ -17,28 +16,13 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import torch
-from PIL import Image
 
 from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
 
-HERE = Path(__file__).resolve().parent
-
-
-def png_bytes(pixels: np.ndarray | None = None, size: tuple[int, int] = (40, 48), seed: int = 0) -> bytes:
-    if pixels is None:
-        pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def open_png(data: bytes) -> np.ndarray:
-    image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
-    return np.asarray(image.convert("RGB"))
+TESTS_DIR = Path(__file__).resolve().parents[1]  # on the servers' PYTHONPATH, so `-m support.server` runs
+SLOW_SERVER = ["-m", "support.server"]  # + BUNDLE PORT DELAY_S QUEUE_SIZE, for start_server
 
 
 class GatedPipeline(FacePipeline):
@@ -70,12 +54,6 @@ class SlowPipeline(FacePipeline):
         return super().decode_tensor(latents)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,8 +70,10 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> No
 
 
 def start_server(command: list[str], port: int) -> tuple[subprocess.Popen, str]:
+    """`python COMMAND...` (serving on 127.0.0.1:PORT) once it answers /readyz, and its URL."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                               text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facevae.config import ModelConfig, RunConfig, TrainConfig
+from facevae.config import RunConfig, TrainConfig
 from facevae.data.cache import CacheWriter
 
-# Like tests/conftest.py's TINY_MODEL: 32x32 images, three stages, a 16-d latent.
-TINY_MODEL = ModelConfig(
-    image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,
-    padding="symmetric", flatten_order="channels_first", head_activation="none",
-)
+from .models import TINY_MODEL
 
 
 def make_cache(path: Path, count: int = 48, size: int = 32, valid: int = 8, seed: int = 0) -> Path:
