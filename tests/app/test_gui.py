@@ -13,8 +13,6 @@ import pytest
 from gui_helpers import png_bytes
 from PIL import Image
 
-from facevae.app.gui import common as gui_common
-
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 
 
@@ -98,7 +96,7 @@ def test_every_mode_renders(gui, tiny_model_bundle: Path, mode: str):
         assert image_urls(app), f"{mode} shows a picture without any input"
 
 
-def test_modes_switch_and_the_model_is_loaded_once(gui, tiny_model_bundle: Path):
+def test_modes_switch_and_the_model_is_loaded_once(gui, loads, tiny_model_bundle: Path):
     app = gui(tiny_model_bundle).run()
     for mode in MODES:
         app.sidebar.radio(key="mode").set_value(mode).run()
@@ -107,7 +105,7 @@ def test_modes_switch_and_the_model_is_loaded_once(gui, tiny_model_bundle: Path)
     app.sidebar.radio(key="mode").set_value("generate").run()
     app.checkbox(key="generate-use-Smiling").check().run()
     app.slider(key="generate-strength-Smiling").set_value(2.5).run()
-    assert gui_common.MODEL_LOADS == {str(tiny_model_bundle): 1}
+    assert loads["model"] == {str(tiny_model_bundle): 1}
 
 
 def test_arithmetic_changes_with_the_attribute(gui, tiny_model_bundle: Path):
@@ -139,7 +137,7 @@ def test_reconstruct_generated_faces(gui, tiny_model_bundle: Path):
     assert image_urls(app) != first
 
 
-def test_reconstruct_validation_split_of_data(gui, tiny_model_bundle: Path, image_folder: Path):
+def test_reconstruct_validation_split_of_data(gui, loads, tiny_model_bundle: Path, image_folder: Path):
     app = gui(tiny_model_bundle, data=image_folder, query={"mode": "reconstruct"}).run()
     check_clean(app)
     assert app.radio(key="reconstruct-source").value == "validation"
@@ -149,10 +147,10 @@ def test_reconstruct_validation_split_of_data(gui, tiny_model_bundle: Path, imag
     app.number_input(key="reconstruct-seed").set_value(1).run()
     check_clean(app)
     assert image_urls(app) != first  # other validation faces
-    assert gui_common.DATASET_LOADS == {str(image_folder): 1}  # prepared and opened once
+    assert loads["dataset"] == {str(image_folder): 1}  # prepared and opened once
 
 
-def test_model_picker_offers_runs_and_switches_model(gui, tiny_model_bundle: Path, tmp_path: Path):
+def test_model_picker_offers_runs_and_switches_model(gui, loads, tiny_model_bundle: Path, tmp_path: Path):
     from facevae.hub.bundle import load_bundle, save_bundle
 
     runs = tmp_path / "runs"
@@ -165,7 +163,7 @@ def test_model_picker_offers_runs_and_switches_model(gui, tiny_model_bundle: Pat
     before = image_urls(app)
     app.sidebar.selectbox(key="model-choice").set_value("run: my-run").run()
     check_clean(app)
-    assert gui_common.MODEL_LOADS[str(runs / "my-run")] == 1
+    assert loads["model"][str(runs / "my-run")] == 1
     assert image_urls(app) == before  # same weights, same seed: the same faces
 
 
