@@ -1,19 +1,22 @@
 """Helpers for the REST API tests (tests/app is on sys.path), and a test server launcher.
 
-`python tests/app/server_helpers.py BUNDLE PORT DELAY_S QUEUE_SIZE` runs the real app on
-uvicorn in this process with every decoder call slowed by DELAY_S and one inference thread:
-a real server whose queue can be filled and whose requests are still in flight when it is
-sent SIGTERM.
+`python tests/app/server_helpers.py BUNDLE PORT DELAY_S QUEUE_SIZE [STEP_DELAY_S TIMEOUT_S THREADS]`
+runs the real app on uvicorn in this process, as `facevae serve` runs it, with every decode
+slowed by DELAY_S (and every refinement step by STEP_DELAY_S) and one inference thread (or
+THREADS): a real server whose queue can be filled and whose requests are still in flight when
+it is sent SIGTERM.
 """
 
 from __future__ import annotations
 
 import io
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -33,6 +36,21 @@ def png_bytes(pixels: np.ndarray | None = None, size: tuple[int, int] = (40, 48)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def blank_png(width: int, height: int, color_type: int = 6) -> bytes:
+    """A PNG of width x height zero pixels (RGBA by default) that is tiny on the wire: the probe's
+    memory bomb (4990 x 4990 RGBA is ~100 MB decoded from ~100 KB), written row by row."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    channels = {0: 1, 2: 3, 6: 4}[color_type]
+    compressor, row, parts = zlib.compressobj(9), bytes(1 + width * channels), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 def open_png(data: bytes) -> np.ndarray:
@@ -68,6 +86,18 @@ class SlowPipeline(FacePipeline):
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         time.sleep(self.delay_s)
         return super().decode_tensor(latents)
+
+
+class SlowModule(torch.nn.Module):
+    """A module that sleeps before each call: slows refinement, which calls the decoder directly."""
+
+    def __init__(self, inner: torch.nn.Module, delay_s: float) -> None:
+        super().__init__()
+        self.inner, self.delay_s = inner, delay_s
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay_s)
+        return self.inner(latents)
 
 
 def free_port() -> int:
@@ -114,12 +144,21 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     import uvicorn
 
     from facevae.app.server.app import create_app
+    from facevae.app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
 
     bundle, port, delay, queue_size = sys.argv[1:5]
+    step_delay, timeout, threads = (sys.argv[5:8] + ["0", "30", "1"][len(sys.argv[5:8]):])
     pipeline = SlowPipeline(load_bundle(bundle))
     pipeline.delay_s = float(delay)
-    app = create_app(pipeline, queue_size=int(queue_size), inference_threads=1, batch_wait_ms=0)
-    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", timeout_graceful_shutdown=30)
+    if float(step_delay):
+        pipeline.decoder = SlowModule(pipeline.decoder, float(step_delay))
+    app = create_app(pipeline, queue_size=int(queue_size), inference_threads=int(threads), batch_wait_ms=0,
+                     timeout_s=float(timeout))
+    os.environ[ENV_READ_TIMEOUT] = timeout
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=ReadDeadlineH11Protocol,
+                timeout_graceful_shutdown=int(float(timeout)) + 5)
