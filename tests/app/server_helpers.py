@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import io
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import httpx
@@ -36,21 +34,6 @@ def png_bytes(pixels: np.ndarray | None = None, size: tuple[int, int] = (40, 48)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def blank_png(width: int, height: int, color_type: int = 6) -> bytes:
-    """A PNG of width x height zero pixels (RGBA by default) that is tiny on the wire: the probe's
-    memory bomb (4990 x 4990 RGBA is ~100 MB decoded from ~100 KB), written row by row."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    channels = {0: 1, 2: 3, 6: 4}[color_type]
-    compressor, row, parts = zlib.compressobj(9), bytes(1 + width * channels), []
-    for _ in range(height):
-        parts.append(compressor.compress(row))
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 def open_png(data: bytes) -> np.ndarray:
@@ -155,7 +138,8 @@ if __name__ == "__main__":
     step_delay, timeout, threads = (sys.argv[5:8] + ["0", "30", "1"][len(sys.argv[5:8]):])
     pipeline = SlowPipeline(load_bundle(bundle))
     pipeline.delay_s = float(delay)
-    if float(step_delay):
+    if float(step_delay):  # refinement is slowed; its first run (torch imports the optimiser) is done now
+        pipeline.encode(torch.zeros(1, 3, pipeline.image_size, pipeline.image_size), refine_steps=1)
         pipeline.decoder = SlowModule(pipeline.decoder, float(step_delay))
     app = create_app(pipeline, queue_size=int(queue_size), inference_threads=int(threads), batch_wait_ms=0,
                      timeout_s=float(timeout))

@@ -173,7 +173,18 @@ def test_no_model_explains_how_to_get_one(gui, monkeypatch: pytest.MonkeyPatch):
     assert not app.exception
     assert "could not be loaded" in app.error[0].value
     page = " ".join(m.value for m in app.markdown)
-    assert "facevae download celeba64-original" in page and "facevae train" in page
+    assert "facevae download celeba64-original" in page and "facevae train --data CELEBA_DIR --out" in page
+
+
+def test_a_malformed_model_is_a_message_not_a_traceback(gui, tiny_model_bundle: Path, tmp_path: Path):
+    import shutil
+
+    broken = shutil.copytree(tiny_model_bundle, tmp_path / "broken")
+    (broken / "config.json").write_text("[1, 2, 3]")  # valid JSON, not a config
+    app = gui(broken).run()
+    assert not app.exception
+    assert "could not be loaded" in app.error[0].value
+    assert "Traceback" not in app.error[0].value and 'File "' not in app.error[0].value
 
 
 def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_photo_png: bytes):
@@ -201,6 +212,9 @@ def test_bad_uploads_are_messages(gui, tiny_model_bundle: Path, upload: tuple, m
     app.file_uploader(key="edit-upload").set_value(upload).run()
     assert not app.exception
     assert message in app.error[0].value and upload[0] in app.error[0].value
+    assert "--" not in app.error[0].value  # the GUI's controls, never the CLI's flags
+    if message == "No face found":
+        assert "Use the whole picture" in app.error[0].value
 
 
 def test_bad_uploads_in_reconstruct_do_not_stop_the_good_ones(gui, tiny_model_bundle: Path):

@@ -16,16 +16,17 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from server_helpers import GatedPipeline, SlowModule, blank_png, png_bytes
+from server_helpers import GatedPipeline, SlowModule, png_bytes
 from test_server import assert_error, running, until
 
 from facevae import imaging
-from facevae.app.server import uploads as server_uploads
 from facevae.app.server.app import create_app
 from facevae.app.server.batching import DeadlineExceededError, MicroBatcher
+from facevae.app.server.settings import ServerSettings
 from facevae.cli.serve import is_loopback
 from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.testing.uploads import blank_png
 
 
 class RecordingPipeline(FacePipeline):
@@ -58,7 +59,8 @@ def test_a_25_megapixel_upload_reaches_the_model_shrunk(tiny_bundle: Path):
         response = client.post("/v1/reconstruct", files=[("images", ("big.png", bomb, "image/png"))])
     assert response.status_code == 200, response.text
     (size,) = pipe.sizes
-    assert max(size) < 2 * server_uploads.UPLOAD_MAX_SIDE and min(size) >= server_uploads.UPLOAD_MAX_SIDE
+    side = ServerSettings().upload_max_side
+    assert side is not None and side <= max(size) < 2 * side
 
 
 def test_shrinking_on_decoding_keeps_small_pictures_exact_and_big_ones_close():

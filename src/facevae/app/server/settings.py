@@ -29,5 +29,8 @@ class ServerSettings:
     max_request_bytes: int = 32 * 1024 * 1024  # a whole multipart request
     max_json_bytes: int = 2 * 1024 * 1024  # a JSON request (64 latents of 4096 numbers fit)
     decoding_uploads: int = 2  # full-size photos being decoded at once (each up to max_upload_pixels x 4 bytes)
+    # photos with a longer side of twice this or more are shrunk by an integer factor as they are
+    # decoded (the face finder searches 800 pixels, the model sees 64); None: decoded at full size
+    upload_max_side: int | None = 1024
     # refinement work (photos x (steps + 1)) queued or running at once; one request always fits
     refine_budget: int = 16 * 501

@@ -1,8 +1,8 @@
 """Uploaded photos: checked, then decoded off the event loop with bounded memory.
 
 A 25-megapixel upload is about 100 MB of RGBA pixels while it decodes, from a PNG of a few
-kilobytes. So every picture is shrunk to at most a little over UPLOAD_MAX_SIDE as it is decoded
-(the face aligner searches at most 800 pixels and the model sees 64), at most
+kilobytes. So every picture is shrunk to a longer side under 2 x `settings.upload_max_side` as it
+is decoded (the face aligner searches at most 800 pixels and the model sees 64), at most
 `settings.decoding_uploads` pictures are decoded at once, waiting for a turn counts against the
 request's deadline, and the freed pixel buffers are handed back to the operating system.
 """
@@ -24,7 +24,6 @@ from .errors import UploadTypeError
 from .settings import ServerSettings
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/bmp", "image/gif"}
-UPLOAD_MAX_SIDE = 1024  # pictures with a longer side of 2048 or more are shrunk on decoding
 
 
 def _libc_trim() -> "ctypes._CFuncPtr | None":
@@ -71,7 +70,7 @@ class UploadDecoder:
     def _decode(self, data: bytes) -> Image.Image:
         try:
             return imaging.read_image(data, self.settings.max_upload_bytes, self.settings.max_upload_pixels,
-                                      max_side=UPLOAD_MAX_SIDE)
+                                      max_side=self.settings.upload_max_side)
         finally:
             if _MALLOC_TRIM is not None:  # the full-size buffers are free now: give them back
                 _MALLOC_TRIM(0)
