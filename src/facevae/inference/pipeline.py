@@ -5,8 +5,8 @@
     result.save("faces.png")            # a grid; a folder name writes one PNG per face
     result.save_latents("faces.npy")    # `pipe.decode(np.load("faces.npy"))` gives the same faces
 
-Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
-decode to the generated faces, and how to lay them out in a grid. Decoding goes through
+Every method returns a SynthesisResult: the latent codes, the faces they decode to (row for
+row), and the grid to show (the faces, with the input photos beside them where there are any). Decoding goes through
 FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
 uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
 differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
