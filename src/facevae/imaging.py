@@ -229,12 +229,14 @@ def _sniff_format(head: bytes) -> str | None:
 
 
 def read_image(source: str | Path | bytes, max_bytes: int = MAX_IMAGE_BYTES,
-               max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+               max_pixels: int = MAX_IMAGE_PIXELS, max_side: int | None = None) -> Image.Image:
     """A photo (path or bytes) as an upright RGB PIL image, refusing anything unsafe.
 
     Checked in order, before any pixel is decoded: the byte size, the format by its magic
     bytes (PNG, JPEG, WebP, BMP, GIF), then the pixel count from the header. Pillow's own
-    decompression-bomb guard stays on as a second line.
+    decompression-bomb guard stays on as a second line. max_side: a picture whose longer side
+    is at least twice this is shrunk by an integer factor as it is decoded (JPEG: in the DCT;
+    others: box-averaged right after), to a longer side in [max_side, 2 max_side).
     """
     name = "the uploaded image" if isinstance(source, (bytes, bytearray)) else str(source)
     if isinstance(source, (bytes, bytearray)):
@@ -265,11 +267,12 @@ def read_image(source: str | Path | bytes, max_bytes: int = MAX_IMAGE_BYTES,
             if width * height > max_pixels:
                 raise ImageTooLargeError(f"{name} is {width} x {height} pixels; the limit is "
                                          f"{max_pixels / 1e6:.0f} megapixels. Resize it first")
-            image.load()
+            image = _decode_reduced(image, max_side)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLargeError(f"{name} expands to too many pixels ({error}); resize it first") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(f"{name} declares more pixels than the limit of {max_pixels / 1e6:.0f} "
+                                 f"megapixels; resize it first") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(f"{name} could not be decoded as {image_format} ({error}); "
                                    f"it may be truncated or damaged") from None
@@ -279,6 +282,20 @@ def read_image(source: str | Path | bytes, max_bytes: int = MAX_IMAGE_BYTES,
         background = Image.new("RGBA", image.size, GRID_BACKGROUND + (255,))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def _decode_reduced(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Decode an opened image, shrunk by an integer factor when its longer side is >= 2 max_side."""
+    factor = max(image.size) // max_side if max_side else 1
+    if factor < 2:
+        image.load()
+        return image
+    image.draft("RGB", (-(-image.width // factor), -(-image.height // factor)))  # JPEG only; no-op elsewhere
+    image.load()
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # e.g. palette: Image.reduce needs real colours
+        image = image.convert("RGBA")
+    factor = max(image.size) // max_side
+    return image.reduce(factor) if factor >= 2 else image
 
 
 # --- model inputs --------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 - `gui`: a factory `gui(model, data="", runs_dir="", query=None) -> AppTest` that points the
   app at a model through the same environment variables `facevae gui` sets, with every
-  Streamlit cache and load counter emptied first (they live for the whole test process).
+  Streamlit cache emptied first (they live for the whole test process).
+- `loads`: counts, per path, the calls of the model loader and of the dataset preparer
+  (wrapped here), so tests see whether reruns load again.
 - `face_photo_png`: a "photo" of a face (a face drawn by the real decoder, enlarged and put
   on a plain background), which OpenCV's detector finds.
 - `tiny_model_bundle`: the tiny model with preprocessing at its own image size;
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -29,12 +32,27 @@ APP_TIMEOUT = 120  # seconds per AppTest run: the first one imports torch and lo
 def reset_gui_state() -> None:
     import streamlit as st
 
-    from facevae.app.gui import common as gui_common
-
     st.cache_resource.clear()
     st.cache_data.clear()
-    gui_common.MODEL_LOADS.clear()
-    gui_common.DATASET_LOADS.clear()
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter]:
+    """{"model": Counter(path -> loads), "dataset": Counter(path -> caches opened)}."""
+    from facevae.data import prepare
+    from facevae.hub import loading
+
+    counts: dict[str, Counter] = {"model": Counter(), "dataset": Counter()}
+
+    def counted(kind: str, function: Callable) -> Callable:
+        def wrapper(path, *args, **kwargs):
+            counts[kind][str(path)] += 1
+            return function(path, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(loading, "load", counted("model", loading.load))
+    monkeypatch.setattr(prepare, "ensure_cache", counted("dataset", prepare.ensure_cache))
+    return counts
 
 
 @pytest.fixture

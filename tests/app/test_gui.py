@@ -13,8 +13,6 @@ import pytest
 from PIL import Image
 from support.images import png_bytes
 
-from facevae.app.gui import common as gui_common
-
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 
 
@@ -98,7 +96,7 @@ def test_every_mode_renders(gui, tiny_model_bundle: Path, mode: str):
         assert image_urls(app), f"{mode} shows a picture without any input"
 
 
-def test_modes_switch_and_the_model_is_loaded_once(gui, tiny_model_bundle: Path):
+def test_modes_switch_and_the_model_is_loaded_once(gui, loads, tiny_model_bundle: Path):
     app = gui(tiny_model_bundle).run()
     for mode in MODES:
         app.sidebar.radio(key="mode").set_value(mode).run()
@@ -107,7 +105,7 @@ def test_modes_switch_and_the_model_is_loaded_once(gui, tiny_model_bundle: Path)
     app.sidebar.radio(key="mode").set_value("generate").run()
     app.checkbox(key="generate-use-Smiling").check().run()
     app.slider(key="generate-strength-Smiling").set_value(2.5).run()
-    assert gui_common.MODEL_LOADS == {str(tiny_model_bundle): 1}
+    assert loads["model"] == {str(tiny_model_bundle): 1}
 
 
 def test_arithmetic_changes_with_the_attribute(gui, tiny_model_bundle: Path):
@@ -139,7 +137,7 @@ def test_reconstruct_generated_faces(gui, tiny_model_bundle: Path):
     assert image_urls(app) != first
 
 
-def test_reconstruct_validation_split_of_data(gui, tiny_model_bundle: Path, image_folder: Path):
+def test_reconstruct_validation_split_of_data(gui, loads, tiny_model_bundle: Path, image_folder: Path):
     app = gui(tiny_model_bundle, data=image_folder, query={"mode": "reconstruct"}).run()
     check_clean(app)
     assert app.radio(key="reconstruct-source").value == "validation"
@@ -149,10 +147,10 @@ def test_reconstruct_validation_split_of_data(gui, tiny_model_bundle: Path, imag
     app.number_input(key="reconstruct-seed").set_value(1).run()
     check_clean(app)
     assert image_urls(app) != first  # other validation faces
-    assert gui_common.DATASET_LOADS == {str(image_folder): 1}  # prepared and opened once
+    assert loads["dataset"] == {str(image_folder): 1}  # prepared and opened once
 
 
-def test_model_picker_offers_runs_and_switches_model(gui, tiny_model_bundle: Path, tmp_path: Path):
+def test_model_picker_offers_runs_and_switches_model(gui, loads, tiny_model_bundle: Path, tmp_path: Path):
     from facevae.hub.bundle import load_bundle, save_bundle
 
     runs = tmp_path / "runs"
@@ -165,7 +163,7 @@ def test_model_picker_offers_runs_and_switches_model(gui, tiny_model_bundle: Pat
     before = image_urls(app)
     app.sidebar.selectbox(key="model-choice").set_value("run: my-run").run()
     check_clean(app)
-    assert gui_common.MODEL_LOADS[str(runs / "my-run")] == 1
+    assert loads["model"][str(runs / "my-run")] == 1
     assert image_urls(app) == before  # same weights, same seed: the same faces
 
 
@@ -175,7 +173,18 @@ def test_no_model_explains_how_to_get_one(gui, monkeypatch: pytest.MonkeyPatch):
     assert not app.exception
     assert "could not be loaded" in app.error[0].value
     page = " ".join(m.value for m in app.markdown)
-    assert "facevae download celeba64-original" in page and "facevae train" in page
+    assert "facevae download celeba64-original" in page and "facevae train --data CELEBA_DIR --out" in page
+
+
+def test_a_malformed_model_is_a_message_not_a_traceback(gui, tiny_model_bundle: Path, tmp_path: Path):
+    import shutil
+
+    broken = shutil.copytree(tiny_model_bundle, tmp_path / "broken")
+    (broken / "config.json").write_text("[1, 2, 3]")  # valid JSON, not a config
+    app = gui(broken).run()
+    assert not app.exception
+    assert "could not be loaded" in app.error[0].value
+    assert "Traceback" not in app.error[0].value and 'File "' not in app.error[0].value
 
 
 def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_photo_png: bytes):
@@ -203,6 +212,9 @@ def test_bad_uploads_are_messages(gui, tiny_model_bundle: Path, upload: tuple, m
     app.file_uploader(key="edit-upload").set_value(upload).run()
     assert not app.exception
     assert message in app.error[0].value and upload[0] in app.error[0].value
+    assert "--" not in app.error[0].value  # the GUI's controls, never the CLI's flags
+    if message == "No face found":
+        assert "Use the whole picture" in app.error[0].value
 
 
 def test_bad_uploads_in_reconstruct_do_not_stop_the_good_ones(gui, tiny_model_bundle: Path):

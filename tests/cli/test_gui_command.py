@@ -1,5 +1,6 @@
-"""`facevae gui`: options reach the app, Streamlit is started headless on 127.0.0.1, and a
-missing model does not stop the GUI (its page explains what to do).
+"""`facevae gui`: options reach the app, Streamlit is started headless on 127.0.0.1, a registry
+model that cannot be downloaded does not stop the GUI (its page explains what to do), and a
+mistyped model name or path stops the command with the error.
 
 Streamlit's server itself is replaced by a recorder here; tests/app/test_gui_browser.py
 runs the real thing.
@@ -55,3 +56,12 @@ def test_gui_rejects_a_missing_data_folder(started: list[dict], tiny_bundle: Pat
     assert main(["gui", "--model", str(tiny_bundle), "--data", str(tmp_path / "nope")]) == 2
     assert not started
     assert "--data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["nosuchmodel", "runs/no-such-run"])
+def test_gui_refuses_a_model_that_is_neither_a_registry_name_nor_a_folder(
+        started: list[dict], facevae_home: Path, capsys: pytest.CaptureFixture, model: str):
+    assert main(["gui", "--model", model]) == 2
+    assert not started
+    err = capsys.readouterr().err
+    assert model in err and "starts anyway" not in err

@@ -1,9 +1,10 @@
 """Pipelines that hold or slow decoding for the REST API tests, and a test server launcher.
 
-`python -m support.server BUNDLE PORT DELAY_S QUEUE_SIZE` (SLOW_SERVER + arguments) runs the real app on
-uvicorn in this process with every decoder call slowed by DELAY_S and one inference thread:
-a real server whose queue can be filled and whose requests are still in flight when it is
-sent SIGTERM.
+`python -m support.server BUNDLE PORT DELAY_S QUEUE_SIZE [STEP_DELAY_S TIMEOUT_S THREADS]`
+runs the real app on uvicorn in this process, as `facevae serve` runs it, with every decode
+slowed by DELAY_S (and every refinement step by STEP_DELAY_S) and one inference thread (or
+THREADS): a real server whose queue can be filled and whose requests are still in flight when
+it is sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ class SlowPipeline(FacePipeline):
         return super().decode_tensor(latents)
 
 
+class SlowModule(torch.nn.Module):
+    """A module that sleeps before each call: slows refinement, which calls the decoder directly."""
+
+    def __init__(self, inner: torch.nn.Module, delay_s: float) -> None:
+        super().__init__()
+        self.inner, self.delay_s = inner, delay_s
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay_s)
+        return self.inner(latents)
+
+
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,12 +107,22 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     import uvicorn
 
     from facevae.app.server.app import create_app
+    from facevae.app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
 
     bundle, port, delay, queue_size = sys.argv[1:5]
+    step_delay, timeout, threads = (sys.argv[5:8] + ["0", "30", "1"][len(sys.argv[5:8]):])
     pipeline = SlowPipeline(load_bundle(bundle))
     pipeline.delay_s = float(delay)
-    app = create_app(pipeline, queue_size=int(queue_size), inference_threads=1, batch_wait_ms=0)
-    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", timeout_graceful_shutdown=30)
+    if float(step_delay):  # refinement is slowed; its first run (torch imports the optimiser) is done now
+        pipeline.encode(torch.zeros(1, 3, pipeline.image_size, pipeline.image_size), refine_steps=1)
+        pipeline.decoder = SlowModule(pipeline.decoder, float(step_delay))
+    app = create_app(pipeline, queue_size=int(queue_size), inference_threads=int(threads), batch_wait_ms=0,
+                     timeout_s=float(timeout))
+    os.environ[ENV_READ_TIMEOUT] = timeout
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=ReadDeadlineH11Protocol,
+                timeout_graceful_shutdown=int(float(timeout)) + 5)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import tiny_config
+from support.training import tiny_config
 
 from facevae.data.cache import ImageCache
 from facevae.runtime import bf16_runs

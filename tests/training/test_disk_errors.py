@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import tiny_config, write_config
+from support.training import tiny_config, write_config
 
 from facevae.cli.main import main
 from facevae.training import checkpoint

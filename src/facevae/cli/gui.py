@@ -1,8 +1,9 @@
 """`facevae gui`: start the Streamlit app (facevae/app/gui/script.py) on this machine.
 
 The model is resolved here first, so the default `celeba64-original` is downloaded with the
-registry's progress bar in the terminal rather than behind a spinner. If that fails (offline,
-a mistyped path) the app still starts and its page explains how to get a model.
+registry's progress bar in the terminal rather than behind a spinner. If a registry model cannot
+be downloaded (offline) the app still starts and its page explains how to get it; a mistyped
+name or a missing folder stops here with the error.
 Options reach the app through FACEVAE_GUI_* environment variables (see facevae.app.gui.common).
 """
 
@@ -57,12 +58,15 @@ def streamlit_flags(host: str, port: int) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..hub.loading import resolve_model_path
-    from ..hub.registry import DEFAULT_MODEL
+    from ..hub.registry import DEFAULT_MODEL, REGISTRY
 
     model = args.model or DEFAULT_MODEL
     try:
         model = str(resolve_model_path(model, download=True))  # downloads with progress on first use
     except UserError as error:
+        if model not in REGISTRY:  # a mistyped name or path: the page could only repeat this
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"warning: {error}\nThe GUI starts anyway and explains how to get a model.", file=sys.stderr)
     for flag, value in (("--data", args.data), ("--runs-dir", args.runs_dir)):
         if value and not Path(value).expanduser().exists():

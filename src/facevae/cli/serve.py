@@ -8,6 +8,7 @@ connections, lets requests in flight finish (up to --timeout-s), then exits.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..app.server.app import ServerSettings
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WORKER_HEALTHCHECK_S = 60
 
 
@@ -57,10 +57,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--queue-size", type=int, default=64,
                         help="requests waiting per worker before 503 Service Unavailable (default: 64)")
     parser.add_argument("--timeout-s", type=float, default=30.0,
-                        help="time limit per request, queueing included, before 504 (default: 30)")
+                        help="time limit per request, upload decoding and queueing included, before 504; "
+                             "a client must also send each whole request within it, or get 408 (default: 30)")
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(run=run)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -105,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..app.server.app import ENV_SETTINGS, create_app
+    from ..app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
     from ..hub.loading import DEFAULT_MODEL, resolve_model_path
 
     settings = settings_from_args(args)
@@ -117,15 +129,17 @@ def run(args: argparse.Namespace) -> int:
         onnx_file = ensure_onnx_export(model_path)
         print(f"ONNX decoder: {onnx_file or 'exported by each worker (the bundle folder is read-only)'}",
               file=sys.stderr)
-    if args.host not in LOOPBACK:
+    if not is_loopback(args.host):
         print(f"note: listening on {args.host}, reachable from other machines; put a reverse proxy with TLS "
               f"and authentication in front (docs/serving.md)", file=sys.stderr)
     print(f"Serving {model_path} on http://{args.host}:{args.port} (API docs: /docs; Ctrl-C stops)",
           file=sys.stderr)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # facevae's messages beside uvicorn's
     log_config["loggers"]["facevae"] = {"handlers": ["default"], "level": args.log_level.upper(), "propagate": False}
+    os.environ[ENV_READ_TIMEOUT] = str(settings.timeout_s)  # read by the protocol, in every worker
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                   log_config=log_config, timeout_graceful_shutdown=int(settings.timeout_s) + 5)
+                   log_config=log_config, timeout_graceful_shutdown=int(settings.timeout_s) + 5,
+                   http=ReadDeadlineH11Protocol)
     if args.workers == 1:
         uvicorn.run(create_app(model_path, settings), **options)
     else:  # worker processes import the app factory and read the settings from the environment

@@ -16,6 +16,9 @@ gradients), and the number of steps is bounded.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from typing import Callable
+
 import torch
 from tqdm.auto import tqdm
 
@@ -27,6 +30,9 @@ MAX_REFINE_STEPS = 5000
 DECODER_ONLY_STEPS = 100
 DEFAULT_LR = 0.1
 DEFAULT_PRIOR_WEIGHT = 0.01
+# Called between refinement steps when set; it raises to abandon the work. The server sets it
+# around each job (facevae.app.server.batching), so refinement stops once its request has timed out.
+STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("facevae_stop_check", default=None)
 
 
 def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decoder: torch.nn.Module | None = None,
@@ -64,7 +70,10 @@ def refine(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, 
     optimiser = torch.optim.Adam([latent], lr=lr)
     try:
         with torch.enable_grad():
+            stop_check = STOP_CHECK.get()
             for _ in tqdm(range(steps), desc="refining", unit="step", disable=not progress, leave=False):
+                if stop_check is not None:
+                    stop_check()
                 optimiser.zero_grad(set_to_none=True)
                 recon = decoder(latent)
                 # Summed over images, so each image's gradient is independent of the batch.

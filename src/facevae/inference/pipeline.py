@@ -5,8 +5,8 @@
     result.save("faces.png")            # a grid; a folder name writes one PNG per face
     result.save_latents("faces.npy")    # `pipe.decode(np.load("faces.npy"))` gives the same faces
 
-Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
-decode to the generated faces, and how to lay them out in a grid. Decoding goes through
+Every method returns a SynthesisResult: the latent codes, the faces they decode to (row for
+row), and the grid to show (the faces, with the input photos beside them where there are any). Decoding goes through
 FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
 uses bfloat16 where the hardware has bfloat16 arithmetic (facevae.runtime.pick_runtime: CPUs
 with AVX512-BF16/AMX, bf16-capable GPUs; pixels differ slightly from the plain float32
@@ -50,12 +50,13 @@ class LatentShapeError(UserError):
 
 @dataclass
 class SynthesisResult:
-    """Faces and the codes behind them.
+    """Faces and the codes behind them, and how to show them.
 
-    images: N x H x W x 3 uint8, in grid order (row by row, `columns` per row).
-    latents: M x D float32: the codes of the generated faces, so decode(latents) redraws them.
-        M == N except where inputs are shown too (reconstruct: the reconstructions; edit:
-        the reconstruction and the edited face).
+    images: N x H x W x 3 uint8 grid tiles, in grid order (row by row, `columns` per row):
+        the faces, and where inputs are shown for context (reconstruct, edit) those too.
+    latents: M x D float32: the codes of the drawn faces, so decode(latents) redraws them.
+    faces: M x H x W x 3 uint8, the faces `latents` decode to, row for row (default: images,
+        when the grid shows nothing else).
     """
 
     images: np.ndarray
@@ -65,6 +66,13 @@ class SynthesisResult:
     marked_column: int | None = None
     row_labels: list[str] | None = None
     notes: list[str] = field(default_factory=list)  # e.g. "2 faces found; used the largest"
+    faces: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.faces is None:
+            self.faces = self.images
+        if len(self.faces) != len(self.latents):
+            raise ValueError(f"{len(self.faces)} faces for {len(self.latents)} latent codes")
 
     def grid(self, scale: int = 1) -> Image.Image:
         return imaging.make_grid(self.images, self.columns, scale=scale, column_labels=self.column_labels,
@@ -276,7 +284,8 @@ class FacePipeline:
             ordered += [top, blank, bottom, blank]
             labels += ["original", "reconstruction"]
         images = imaging.to_uint8(torch.cat(ordered))
-        return SynthesisResult(images, latents.cpu().numpy().astype(np.float32), columns, row_labels=labels)
+        return SynthesisResult(images, latents.cpu().numpy().astype(np.float32), columns, row_labels=labels,
+                               faces=imaging.to_uint8(recon))
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
                    strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
@@ -329,21 +338,33 @@ class FacePipeline:
         is_codes = (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2
         return self.as_latents(value) if is_codes else self.encode(self.prepare_images(value))
 
-    def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
-             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
-        """Your photo with attribute edits: [aligned photo, reconstruction, edited].
+    def encode_photo(self, photo: Any, refine_steps: int = 0,
+                     whole_image: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """A photo's face -> (1 x 3 x S x S aligned model input, its 1 x D code, notes).
 
         photo: a path, bytes or PIL image. The face is found and framed like CelebA's aligned
         images (facevae.inference.face); `whole_image=True` skips detection and uses the whole picture.
         """
         from .face import align_face
 
-        offset = self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
         picture = photo if isinstance(photo, Image.Image) else imaging.read_image(photo)
         aligned = align_face(picture, whole_image=whole_image)
         original = imaging.preprocess(aligned.image, self.model.preprocessing)[None].to(self.model.device)
-        latent = self.encode(original, refine_steps=refine_steps)
-        codes = torch.cat([latent, latent + offset])
-        images = torch.cat([original, self.decode_tensor(codes)])
-        return SynthesisResult(imaging.to_uint8(images), codes.cpu().numpy().astype(np.float32), 3,
-                               column_labels=["photo", "reconstruction", "edited"], notes=list(aligned.notes))
+        return original, self.encode(original, refine_steps=refine_steps), list(aligned.notes)
+
+    def edit_codes(self, latent: torch.Tensor, attributes: Mapping[str, float] | None, keep: Sequence[str] = (),
+                   keep_mode: str = "orthogonal") -> torch.Tensor:
+        """A photo's 1 x D code -> 2 x D codes: [reconstruction, edited]."""
+        return torch.cat([latent, latent + self.resolve_attributes(attributes, keep, keep_mode)])
+
+    def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
+             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
+        """Your photo with attribute edits: [aligned photo, reconstruction, edited] (see encode_photo).
+        result.faces and result.latents are the reconstruction and the edited face."""
+        self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
+        original, latent, notes = self.encode_photo(photo, refine_steps, whole_image)
+        codes = self.edit_codes(latent, attributes, keep, keep_mode)
+        faces = self.decode_tensor(codes)
+        return SynthesisResult(imaging.to_uint8(torch.cat([original, faces])), codes.cpu().numpy().astype(np.float32),
+                               3, column_labels=["photo", "reconstruction", "edited"], notes=notes,
+                               faces=imaging.to_uint8(faces))

@@ -11,7 +11,6 @@ import io
 import math
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -30,11 +29,6 @@ ENV_MODEL, ENV_DATA, ENV_RUNS_DIR = "FACEVAE_GUI_MODEL", "FACEVAE_GUI_DATA", "FA
 STRENGTH_LIMIT = 3.0  # attribute sliders run from -3 to +3
 DISPLAY_FACE_SIZE = 128  # faces are enlarged (nearest neighbour) to at least this many pixels
 MAX_GRID_WIDTH = 1460  # st.image resizes (bilinear) anything wider: streamlit's MAXIMUM_CONTENT_WIDTH
-
-# How often each model was loaded in this process: the tests check that reruns never reload.
-MODEL_LOADS: Counter[str] = Counter()
-DATASET_LOADS: Counter[str] = Counter()
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -58,7 +52,6 @@ def load_pipeline(model_ref: str) -> "FacePipeline":
     from facevae.hub.loading import load
     from facevae.inference.pipeline import FacePipeline
 
-    MODEL_LOADS[model_ref] += 1
     return FacePipeline(load(model_ref, download=True))
 
 
@@ -68,7 +61,6 @@ def load_dataset(path: str, image_size: int, crop: str, crop_size: int) -> "Imag
     from facevae.config import DataConfig
     from facevae.data.prepare import ensure_cache
 
-    DATASET_LOADS[path] += 1
     return ensure_cache(path, DataConfig(path=path, crop=crop, crop_size=crop_size), image_size)
 
 
@@ -129,10 +121,22 @@ def pick_model(settings: Settings) -> str:
     return path.strip() or settings.model
 
 
+def load_problem(error: Exception) -> str:
+    """What the page says about a model that failed to load: a UserError's own message; for
+    anything else (a malformed file the loader did not anticipate) its kind and first line only,
+    never a traceback (the terminal that runs `facevae gui` logs it)."""
+    from facevae.errors import UserError
+
+    if isinstance(error, UserError):
+        return str(error)
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"it is not a valid facevae bundle or training run ({type(error).__name__}: {first_line})"
+
+
 def no_model_page(model_ref: str, error: Exception) -> None:
     """What to do when no model can be loaded: never a traceback."""
     st.title("facevae: no model available")
-    message = f"The model '{model_ref}' could not be loaded: {error}"
+    message = f"The model '{model_ref}' could not be loaded: {load_problem(error)}"
     st.error(message.replace("\n", "  \n"))  # markdown line breaks
     st.markdown(
         """
@@ -142,7 +146,7 @@ Get a model in one of these ways, then reload this page (or pick another one in 
    `facevae download celeba64-original`
 2. **Offline**: copy `decoder.keras` and `attributes_embedings.json` of the original project into a
    folder and run `facevae download celeba64-original --from FOLDER`.
-3. **Train your own**: `facevae prepare CELEBA_DIR` then `facevae train CELEBA_DIR --out runs/celeba64`,
+3. **Train your own**: `facevae prepare CELEBA_DIR` then `facevae train --data CELEBA_DIR --out runs/celeba64`,
    and start the GUI with `facevae gui --model runs/celeba64`.
 """
     )

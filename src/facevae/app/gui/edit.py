@@ -24,24 +24,26 @@ EXPLANATION = (
 
 
 @st.fragment
-def _editor(pipeline: FacePipeline, framed: np.ndarray, latents: np.ndarray) -> None:
-    """framed: 1 x S x S x 3 uint8 model input; latents: its 1 x D code."""
+def _editor(pipeline: FacePipeline, framed: np.ndarray, latent: np.ndarray) -> None:
+    """framed: 1 x S x S x 3 uint8 model input; latent: its 1 x D code. Draws
+    [photo, reconstruction, edited] from FacePipeline.edit_codes, as FacePipeline.edit does."""
     strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
     keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
-            before = pipeline.decode(latents, columns=1)
-            after = pipeline.decode(latents, attributes=strengths, columns=1, keep=keep, keep_mode=keep_mode)
+            codes = pipeline.edit_codes(pipeline.as_latents(latent), strengths, keep, keep_mode)  # [reconstruction, edited]
         except UserError as error:
             st.error(str(error))
             return
+        faces = to_uint8(pipeline.decode_tensor(codes))
         scale = max(common.display_scale(pipeline.image_size, 3), EDIT_FACE_SIZE // pipeline.image_size)
-        faces = np.concatenate([framed, before.images, after.images])
-        png = encode_png(make_grid(faces, 3, scale=scale, column_labels=["your photo", "reconstruction", "edited"]))
-    common.show_png(png, name="edit-before-after", caption="Before and after", latents=after.latents,
+        png = encode_png(make_grid(np.concatenate([framed, faces]), 3, scale=scale,
+                                   column_labels=["your photo", "reconstruction", "edited"]))
+    edited_latent = codes[1:].cpu().numpy()
+    common.show_png(png, name="edit-before-after", caption="Before and after", latents=edited_latent,
                     seconds=timer.seconds)
-    st.download_button("Download the edited face (PNG)", encode_png(after.grid(scale=scale)),
+    st.download_button("Download the edited face (PNG)", encode_png(make_grid(faces[1:], 1, scale=scale)),
                        file_name="edited-face.png", mime="image/png", key="edit-result-png", on_click="ignore")
 
 
@@ -74,8 +76,9 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
     with edit_column:
         with st.spinner("Encoding your photo..."):
             try:
-                latents = uploads.encode_photos(pipeline, model_ref, (file.file_id, whole), [photo.image], steps)
+                framed, latent = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image,
+                                                             steps)
             except UserError as error:
                 st.error(str(error))
                 return
-        _editor(pipeline, to_uint8(pipeline.prepare_images([photo.image])), latents)
+        _editor(pipeline, framed, latent)

@@ -7,6 +7,7 @@ a slider recomputes only that grid. The mode, seed and attributes live in the UR
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -14,6 +15,7 @@ import streamlit as st
 from facevae.app.gui import arithmetic, attributes, common, edit, generate, morph, reconstruct
 from facevae.errors import UserError
 
+log = logging.getLogger("facevae.gui")
 # URL slug -> (menu label, module with render(pipeline, settings, model_ref)).
 MODES = {
     "generate": ("Generate faces", generate),
@@ -37,7 +39,9 @@ def main() -> None:
     model_ref = common.pick_model(settings)
     try:
         pipeline = common.load_pipeline(model_ref)
-    except UserError as error:
+    except Exception as error:  # a malformed bundle can fail in any way: explain it, never a traceback
+        if not isinstance(error, UserError):
+            log.exception("loading the model %s failed", model_ref)
         common.no_model_page(model_ref, error)
         return
     slugs = list(MODES)

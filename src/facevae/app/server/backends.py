@@ -3,10 +3,8 @@
 Both map chunk x D float32 codes to chunk x H x W x 3 uint8 faces through
 facevae.imaging.to_uint8. The ONNX backend runs the float32 decoder exported by
 facevae.interop.onnx (BUNDLE-onnx/decoder.onnx beside the bundle, as `facevae export`
-writes it; `facevae serve --backend onnx` makes it once). On this project's CPU it is the
-fastest float32 decoder (docs/benchmarks.md, `benchmarks/serve_load.py`), while
-the pipeline's bfloat16 decoder, the default where the CPU has bfloat16 kernels, is a little
-faster still (see docs/serving.md). Pixels differ between backends and precisions by float
+writes it; `facevae serve --backend onnx` makes it once). Which is faster depends on the CPU
+(benchmarks/serve_load.py compares them; docs/benchmarks.md has the figures). Pixels differ between backends and precisions by float
 rounding (at most a level or so of 255); within one backend the same seed always gives the
 same bytes.
 """

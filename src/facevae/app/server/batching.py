@@ -21,7 +21,12 @@ deadline: one still waiting when it passes is dropped without being decoded
 (DeadlineExceededError, a 504).
 
 Other inference work (edit, reconstruct, morph) goes through the same queue as single jobs,
-so the CPU never runs more models at once than there are workers.
+so the CPU never runs more models at once than there are workers. Jobs carry a cost (for
+photo jobs: photos x (refinement steps + 1)); queued and running jobs together may cost at
+most `cost_budget`, except that a job always fits when no other costly work is in flight.
+Work whose request has given up (its deadline passed) is abandoned: a job's refinement stops
+between steps (facevae.inference.inversion.STOP_CHECK) and a decode batch between chunks, so
+timed-out work does not hold the inference threads.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ...inference.inversion import STOP_CHECK
 
 # chunk x D float32 codes -> chunk x H x W x 3 uint8 faces
 DecodeFn = Callable[[torch.Tensor], np.ndarray]
@@ -67,17 +74,27 @@ class Decoded:
     batch_requests: int
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the running set holds them
 class _Work:
     future: Future
     enqueued: float  # time.monotonic()
     deadline: float
     latents: torch.Tensor | None = None  # decode work: n x D
     job: Callable[[], Any] | None = None  # anything else, run alone
+    cost: int = 0  # a job's weight against the batcher's cost budget
+    abandoned: threading.Event = field(default_factory=threading.Event)  # its request stopped waiting
 
     @property
     def rows(self) -> int:
         return 0 if self.latents is None else len(self.latents)
+
+    def given_up(self) -> bool:
+        return self.abandoned.is_set() or time.monotonic() > self.deadline
+
+    def stop_if_given_up(self) -> None:
+        """The job's stop check: raises once nobody waits for its result."""
+        if self.given_up():
+            raise DeadlineExceededError("the request was abandoned after its time limit")
 
 
 class MicroBatcher:
@@ -88,12 +105,16 @@ class MicroBatcher:
     """
 
     def __init__(self, decode: DecodeFn, *, max_batch: int = 16, chunk: int = 1, wait_ms: float = 3.0,
-                 queue_size: int = 64, timeout_s: float = 30.0, workers: int = 1, batching: bool = True) -> None:
+                 queue_size: int = 64, timeout_s: float = 30.0, workers: int = 1, batching: bool = True,
+                 cost_budget: int | None = None) -> None:
         if chunk < 1 or max_batch < 1 or queue_size < 1 or workers < 1 or wait_ms < 0 or timeout_s <= 0:
             raise ValueError("chunk, max_batch, queue_size and workers must be >= 1, wait_ms >= 0, timeout_s > 0")
         self.decode_fn = decode
         self.max_batch, self.chunk, self.wait_s = max_batch, chunk, wait_ms / 1000.0
         self.queue_size, self.timeout_s, self.workers, self.batching = queue_size, timeout_s, workers, batching
+        self.cost_budget = cost_budget  # None: jobs are not weighed
+        self._cost_in_flight = 0  # of the jobs queued or running
+        self._running: set[_Work] = set()
         self.batch_sizes: Counter[int] = Counter()  # rows per decoder batch -> how many batches
         self._pending: deque[_Work] = deque()
         self._cond = threading.Condition()
@@ -123,35 +144,59 @@ class MicroBatcher:
     def pending(self) -> int:
         return len(self._pending)
 
+    def saturated(self) -> str | None:
+        """Why a new request would not be served in time now, or None: the queue is full, the
+        oldest waiting work is past its deadline, or every thread runs work past its deadline."""
+        now = time.monotonic()
+        with self._cond:
+            if len(self._pending) >= self.queue_size:
+                return f"{len(self._pending)} requests are queued (the limit)"
+            if self._pending and self._pending[0].deadline < now:
+                return "queued work has waited longer than the time limit"
+            if len(self._running) >= self.workers and all(work.deadline < now for work in self._running):
+                return "every inference thread is busy with work past its time limit"
+        return None
+
     # --- submitting ----------------------------------------------------------------------
 
-    def submit(self, latents: torch.Tensor | None = None, job: Callable[[], Any] | None = None) -> _Work:
-        """Queue decode work (latents) or a job; raises QueueFullError / BatcherClosedError."""
+    def submit(self, latents: torch.Tensor | None = None, job: Callable[[], Any] | None = None, cost: int = 0,
+               deadline: float | None = None) -> _Work:
+        """Queue decode work (latents) or a job; raises QueueFullError / BatcherClosedError.
+        deadline: time.monotonic() by which it must be done (default: now + timeout_s)."""
         now = time.monotonic()
-        work = _Work(Future(), now, now + self.timeout_s,
-                     None if latents is None else latents.detach().float().cpu(), job)
+        work = _Work(Future(), now, deadline if deadline is not None else now + self.timeout_s,
+                     None if latents is None else latents.detach().float().cpu(), job, cost)
         with self._cond:
             if self._closing:
                 raise BatcherClosedError("the server is shutting down")
-            if len(self._pending) >= self.queue_size:
+            if len(self._pending) >= self.queue_size or not self._affordable(cost):
                 raise QueueFullError(self._retry_after())
+            self._cost_in_flight += cost
             self._pending.append(work)
             self._cond.notify()
         return work
 
-    async def decode(self, latents: torch.Tensor) -> Decoded:
-        """The faces for n x D codes, decoded in a batch with whatever else is waiting."""
-        return await self._wait(self.submit(latents=latents))
+    def _affordable(self, cost: int) -> bool:
+        return (self.cost_budget is None or cost == 0 or self._cost_in_flight == 0
+                or self._cost_in_flight + cost <= self.cost_budget)
 
-    async def run(self, job: Callable[[], Any]) -> Any:
-        """Run a function on an inference thread, in turn with the decode batches."""
-        return await self._wait(self.submit(job=job))
+    async def decode(self, latents: torch.Tensor, deadline: float | None = None) -> Decoded:
+        """The faces for n x D codes, decoded in a batch with whatever else is waiting."""
+        return await self._wait(self.submit(latents=latents, deadline=deadline))
+
+    async def run(self, job: Callable[[], Any], cost: int = 0, deadline: float | None = None) -> Any:
+        """Run a function on an inference thread, in turn with the decode batches. While it runs,
+        inversion.STOP_CHECK raises once its request has given up, which ends refinement early."""
+        return await self._wait(self.submit(job=job, cost=cost, deadline=deadline))
 
     async def _wait(self, work: _Work) -> Any:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(work.future), max(work.deadline - time.monotonic(), 0))
-        except asyncio.TimeoutError:
-            work.future.cancel()  # still queued: it is skipped; already running: its result is dropped
+        except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
+            work.abandoned.set()  # running: it stops at its next check; queued: it is skipped
+            work.future.cancel()
+            if isinstance(stopped, asyncio.CancelledError):  # the client went away
+                raise
             raise DeadlineExceededError(f"the request took longer than the server's limit of "
                                         f"{self.timeout_s:g} s") from None
 
@@ -164,12 +209,17 @@ class MicroBatcher:
     def _loop(self) -> None:
         while (batch := self._take_batch()) is not None:
             live = [work for work in batch if self._start(work)]
-            if not live:
-                continue
-            if live[0].job is not None:
-                self._run_job(live[0])
-            else:
-                self._decode_batch(live)
+            with self._cond:
+                self._running.update(live)
+            try:
+                if live and live[0].job is not None:
+                    self._run_job(live[0])
+                elif live:
+                    self._decode_batch(live)
+            finally:
+                with self._cond:
+                    self._running.difference_update(live)
+                    self._cost_in_flight -= sum(work.cost for work in batch)
 
     def _take_batch(self) -> list[_Work] | None:
         """The oldest waiting work plus whatever decode work joins it in the window; None: closed."""
@@ -219,16 +269,19 @@ class MicroBatcher:
         return True
 
     def _run_job(self, work: _Work) -> None:
+        token = STOP_CHECK.set(work.stop_if_given_up)
         try:
             work.future.set_result(work.job())  # type: ignore[misc]
         except BaseException as error:  # handed to the waiting request, which reports it
             work.future.set_exception(error)
+        finally:
+            STOP_CHECK.reset(token)
 
     def _decode_batch(self, batch: list[_Work]) -> None:
         latents = torch.cat([work.latents for work in batch])  # type: ignore[misc]
         started = time.perf_counter()
         try:
-            images = self.decode_chunked(latents)
+            images = self.decode_chunked(latents, stop=lambda: all(work.given_up() for work in batch))
         except BaseException as error:
             for work in batch:
                 work.future.set_exception(error)
@@ -241,11 +294,16 @@ class MicroBatcher:
             work.future.set_result(Decoded(images[start:start + work.rows], len(latents), len(batch)))
             start += work.rows
 
-    def decode_chunked(self, latents: torch.Tensor) -> np.ndarray:
-        """n x D codes -> n x H x W x 3 uint8, calling the decoder on exactly `chunk` rows each time."""
+    def decode_chunked(self, latents: torch.Tensor, stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """n x D codes -> n x H x W x 3 uint8, calling the decoder on exactly `chunk` rows each time;
+        stop() is asked between calls, and True abandons the batch (DeadlineExceededError)."""
         count = len(latents)
         padding = -count % self.chunk
         if padding:
             latents = torch.cat([latents, latents.new_zeros(padding, latents.shape[1])])
-        parts = [self.decode_fn(part) for part in latents.split(self.chunk)]
+        parts = []
+        for part in latents.split(self.chunk):
+            if parts and stop is not None and stop():
+                raise DeadlineExceededError("every request in the batch was abandoned after its time limit")
+            parts.append(self.decode_fn(part))
         return np.concatenate(parts)[:count]

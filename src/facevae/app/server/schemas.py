@@ -1,7 +1,7 @@
 """Request and response models of the REST API, with their bounds.
 
 Every request model refuses unknown fields (a typo such as `temprature` is a 422, not a
-silently ignored value). Attribute names are checked against the loaded model by the
+silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1 or 2). Attribute names are checked against the loaded model by the
 server, since only it knows them; latent sizes likewise.
 """
 
@@ -20,10 +20,11 @@ MAX_LATENT_DIM = 4096  # bounds a latent row before the model checks its exact s
 MAX_ATTRIBUTES = 64  # entries in one attribute mapping
 MAX_REFINE_STEPS = 500  # optimisation steps per uploaded photo: seconds of CPU each
 MAX_UPLOAD_FILES = 16  # photos in one /v1/reconstruct request
+MAX_NAME_LENGTH = 100  # characters of an attribute name (the longest real one is far shorter)
 
 Strength = Annotated[float, Field(ge=-MAX_STRENGTH, le=MAX_STRENGTH, allow_inf_nan=False)]
 Attributes = Annotated[
-    dict[str, Strength],
+    dict[Annotated[str, Field(max_length=MAX_NAME_LENGTH)], Strength],
     Field(max_length=MAX_ATTRIBUTES, description="Attribute name -> strength (see GET /v1/model for the names)",
           examples=[{"Smiling": 1.5, "Eyeglasses": -1.0}]),
 ]
@@ -42,7 +43,7 @@ OutputFormat = Literal["png", "json"]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class OutputOptions(StrictModel):
@@ -66,7 +67,7 @@ class GenerateRequest(OutputOptions):
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = "orthogonal"
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
 
 
@@ -77,6 +78,13 @@ class DecodeRequest(OutputOptions):
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = "orthogonal"
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> "DecodeRequest":
+        lengths = sorted({len(row) for row in self.latents})
+        if len(lengths) > 1:
+            raise ValueError(f"every latent code must have the same length; got lengths {lengths[:5]}")
+        return self
 
 
 class MorphEndpoint(StrictModel):

@@ -1,0 +1,91 @@
+"""Endpoints that take photos: POST /v1/edit and /v1/reconstruct.
+
+Each request's deadline starts when its body has arrived: decoding the uploads and waiting in
+the queue count against it, and refinement stops between steps once it has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+
+from ...errors import UserError
+from ...inference.pipeline import SynthesisResult
+from . import schemas
+from .dependencies import Batcher, Pipeline, Settings, Uploads
+from .errors import clipped
+from .responses import result_response
+from .routes import PNG
+
+editing = APIRouter(prefix="/v1", tags=["editing"])
+
+
+def _parse_attributes(text: str) -> dict[str, float]:
+    try:
+        return TypeAdapter(schemas.Attributes).validate_json(text or "{}")
+    except ValidationError as error:
+        problems = "; ".join(f"{clipped('.'.join(map(str, e['loc'])) or 'value')}: {e['msg']}"
+                             for e in error.errors()[:10])
+        raise UserError(f"'attributes' must be a JSON object of attribute name -> strength in "
+                        f"[-{schemas.MAX_STRENGTH:g}, {schemas.MAX_STRENGTH:g}] ({problems})") from None
+
+
+def refine_cost(photos: int, refine_steps: int) -> int:
+    """What a photo job weighs against the batcher's refinement budget: decoder passes."""
+    return photos * (refine_steps + 1)
+
+
+@editing.post("/edit", summary="Your photo with attribute edits",
+              responses={200: {"content": {"image/png": {}}, "description": "The edited face, or "
+                               "[aligned photo, reconstruction, edited] with view=grid"}})
+async def edit(
+    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads,
+    image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
+    attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
+    keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
+    keep_mode: Annotated[Literal["orthogonal", "group"], Form()] = "orthogonal",
+    refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
+                                      description="Optimisation steps after encoding (slower, closer)")] = 0,
+    whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
+    view: Annotated[Literal["edited", "grid"], Form()] = "edited",
+    format: Annotated[schemas.OutputFormat, Form()] = "png",
+    include_images: Annotated[bool, Form()] = False,
+    scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
+) -> Response:
+    deadline = time.monotonic() + settings.timeout_s
+    strengths = _parse_attributes(attributes)
+    kept = [name.strip() for name in keep.split(",") if name.strip()]
+    pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
+    picture = await uploads.read(image, deadline)
+    result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
+                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode),
+                               cost=refine_cost(1, refine_steps), deadline=deadline)
+    options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
+    if view == "edited":  # the edited face alone: the last of the faces the codes draw
+        result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
+    return await result_response(result, options)
+
+
+@editing.post("/reconstruct", summary="Photos next to their reconstructions",
+              responses={**PNG, 200: {**PNG[200], "model": schemas.FacesResponse}})
+async def reconstruct(
+    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads,
+    images: Annotated[list[UploadFile], File(description=f"1 to {schemas.MAX_UPLOAD_FILES} photos, "
+                                                         f"framed like CelebA's aligned faces")],
+    refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS)] = 0,
+    format: Annotated[schemas.OutputFormat, Form()] = "png",
+    include_images: Annotated[bool, Form()] = False,
+    scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
+) -> Response:
+    deadline = time.monotonic() + settings.timeout_s
+    if not 1 <= len(images) <= schemas.MAX_UPLOAD_FILES:
+        raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
+    pictures = [await uploads.read(upload, deadline) for upload in images]
+    result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps),
+                               cost=refine_cost(len(pictures), refine_steps), deadline=deadline)
+    return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
+                                                               include_images=include_images))
