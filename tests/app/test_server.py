@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from support.http import assert_error, running, until
 from support.images import open_png, png_bytes
 from support.server import GatedPipeline
 
@@ -30,13 +29,6 @@ def pipe(tiny_bundle: Path) -> FacePipeline:
 def client(pipe: FacePipeline):
     with TestClient(create_app(pipe, max_upload_bytes=64 * 1024, max_upload_pixels=200_000)) as test_client:
         yield test_client
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == code and body["detail"], body
-    return body
 
 
 # --- model, health, docs ----------------------------------------------------------------
@@ -256,22 +248,6 @@ def test_reconstruct_limits_the_number_of_files(client: TestClient):
 def test_unknown_paths_and_methods_are_json(client: TestClient):
     assert_error(client.get("/v2/generate"), 404, "not_found")
     assert_error(client.get("/v1/generate"), 405, "method_not_allowed")
-
-
-@asynccontextmanager
-async def running(app):
-    """An httpx client on the app with its lifespan running: concurrent requests in one loop."""
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            yield client
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path):

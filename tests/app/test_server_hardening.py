@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from support.http import assert_error, running, until
 from support.images import png_bytes
 from support.server import GatedPipeline, SlowModule
-from test_server import assert_error, running, until
 
 from facevae import imaging
 from facevae.app.server.app import create_app

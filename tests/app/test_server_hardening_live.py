@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.http import concurrently
 from support.images import png_bytes
 from support.network import free_port
 from support.server import SLOW_SERVER, start_server, stop_server
-from test_server_live import concurrently
 
 pytestmark = pytest.mark.slow  # each test starts a server process (a few seconds)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from support.http import concurrently
 from support.images import png_bytes
 from support.network import free_port
 from support.server import SLOW_SERVER, start_server, stop_server
@@ -28,18 +28,6 @@ def slow_server(bundle: Path, delay_s: float, queue_size: int):
     port = free_port()
     return start_server([*SLOW_SERVER, str(bundle), str(port), str(delay_s), str(queue_size)],
                         port)
-
-
-def concurrently(calls: list, workers: int | None = None) -> list:
-    """Run the calls at the same moment from separate threads; their results in order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait(10)
-        return call()
-
-    with ThreadPoolExecutor(workers or len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def test_concurrent_clients_batched_bytes_equal_unbatched_and_bad_uploads_do_no_harm(tiny_bundle: Path):
