@@ -42,8 +42,8 @@ def prepare_photo(name: str, data: bytes, whole_image: bool) -> PreparedPhoto:
 
 def in_gui_terms(message: str) -> str:
     """A library message as GUI users should read it: the checkbox's name instead of the CLI flag."""
-    return message.replace("(`--whole-image`; in Python `whole_image=True`)", "(tick *Use the whole picture*)") \
-        .replace("--whole-image", "*Use the whole picture*")
+    message = message.replace("(`--whole-image`; in Python `whole_image=True`)", "(tick *Use the whole picture*)")
+    return message.replace("--whole-image", "*Use the whole picture*")
 
 
 def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
