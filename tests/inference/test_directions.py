@@ -89,7 +89,7 @@ def test_group_also_removes_the_kept_attributes_correlated_group():
 
 def test_keeping_a_span_that_contains_the_edit_is_an_error():
     vectors = {"A": torch.tensor([1.0, 0, 0]), "B": torch.tensor([0, 1.0, 0]), "C": torch.tensor([1.0, 1.0, 0])}
-    with pytest.raises(UserError, match="C lies in the span of the kept attributes"):
+    with pytest.raises(UserError, match="C lies in the span of A, B: nothing is left"):
         directions.conditional_offset(vectors, {"C": 1.0}, ["A", "B"])
 
 

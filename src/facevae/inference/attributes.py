@@ -31,6 +31,7 @@ from ..data.cache import ImageCache
 from ..errors import UserError
 from ..hub.bundle import EncoderMissingError, FaceModel
 from ..imaging import encode_png, label_font, write_atomic
+from .directions import orthonormal_basis, project_out
 
 ORTHOGONAL_SUFFIX = "_orthogonal"
 
@@ -124,8 +125,8 @@ def compute_attribute_vectors(model: FaceModel, cache: ImageCache, split: str = 
 
 
 def orthogonalize(vectors: dict[str, torch.Tensor], target: str, others: list[str]) -> torch.Tensor:
-    """`target` minus its least-squares projection onto the span of `others` (D vector),
-    rescaled to the target's length.
+    """`target` without its components along the span of `others` (D vector), rescaled to the
+    target's length: the projection `--keep` applies on the fly (facevae.inference.directions).
 
     The result is orthogonal to every one of `others`, so adding it moves the code along
     none of them (to first order: the decoder is not linear). Projecting shortens the
@@ -135,13 +136,8 @@ def orthogonalize(vectors: dict[str, torch.Tensor], target: str, others: list[st
     missing = [name for name in [target, *others] if name not in vectors]
     if missing:
         raise UserError(f"no attribute vector named {', '.join(missing)}; valid names: {', '.join(vectors)}")
-    v = vectors[target].double()
-    basis = torch.stack([vectors[name].double() for name in others], 1)  # D x k
-    coefficients = torch.linalg.lstsq(basis, v[:, None]).solution  # k x 1
-    residual = v - (basis @ coefficients)[:, 0]
-    if residual.norm() < 1e-6 * v.norm():
-        raise UserError(f"{target} lies in the span of {', '.join(others)}: nothing is left after removing them")
-    return (residual * (v.norm() / residual.norm())).float()
+    basis = orthonormal_basis([vectors[name] for name in others])
+    return project_out(vectors[target], basis, target, ", ".join(others)).float()
 
 
 def parse_orthogonal(spec: str) -> tuple[str, list[str]]:

@@ -75,8 +75,8 @@ def project_out(vector: torch.Tensor, basis: torch.Tensor, name: str = "the edit
     residual = residual - basis @ (basis.T @ residual)  # a second pass takes the rounding left by the first
     left = float(residual.norm() / v.norm())
     if left < 1e-6:
-        raise UserError(f"{name} lies in the span of the kept attributes: nothing is left after keeping them "
-                        f"unchanged; keep fewer attributes")
+        raise UserError(f"{name} lies in the span of {kept}: nothing is left after removing their directions; "
+                        f"keep fewer attributes")
     if left < least:
         raise UserError(f"keeping {kept} unchanged leaves {left:.0%} of {name}'s direction, which is no "
                         f"longer {name}; use keep mode 'orthogonal' or keep fewer attributes")
