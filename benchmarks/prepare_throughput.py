@@ -230,7 +230,8 @@ def main() -> None:
             results.append(timed(f"baseline: the seed's DataLoader, {args.seed_workers} workers, Pillow full decode "
                                  f"+ resize, one epoch", max(1, args.seed_workers),
                                  lambda: seed_epoch(files, args.size, args.seed_workers)))
-        results.append(timed(f"prepare: {args.workers} workers, DCT-scaled decode (simplejpeg)", args.workers,
+        workers = args.workers or cores  # prepare's 0 means every core
+        results.append(timed(f"prepare: {workers} workers, DCT-scaled decode (simplejpeg)", workers,
                              lambda: prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop),
                                              workers=args.workers, progress=False)))
         started = time.perf_counter()

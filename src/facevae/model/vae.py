@@ -39,7 +39,7 @@ class _TransposedConv(torch.autograd.Function):
     The input gradient of a transposed convolution is the strided convolution with the same
     weight, and its weight gradient is that convolution's weight gradient with x as the
     output gradient. PyTorch's own CPU backward gets the same numbers (bit for bit in fp32)
-    but is slower in bf16 for the 64 x 64 x 128 stage (docs/benchmarks.md).
+    but is slower in bf16 for the 64 x 64 x 128 stage.
     """
 
     @staticmethod
