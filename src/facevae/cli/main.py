@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_seed",
     "export",
     "attributes",
+    "classifier",
+    "evaluate",
     "generate",
     "reconstruct",
     "arithmetic",
