@@ -34,8 +34,7 @@ from ..errors import UserError
 from ..imaging import write_atomic
 from ..training.data import CacheBatches
 from ..training.device import autocast_dtype, resolve_device
-from .classifier import (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig,
-                         folder_config)
+from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
 
 
 @dataclass(frozen=True)
