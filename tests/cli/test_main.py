@@ -8,7 +8,8 @@ import pytest
 from facevae.cli.main import COMMAND_MODULES, build_parser, main
 
 SUBCOMMANDS = ["prepare", "train", "bundle", "download", "models", "import-keras", "import-seed", "export",
-               "attributes", "generate", "reconstruct", "arithmetic", "morph", "decode", "edit", "gui", "serve"]
+               "attributes", "classifier", "evaluate", "generate", "reconstruct", "arithmetic", "morph", "decode",
+               "edit", "gui", "serve"]
 
 
 def test_help_lists_every_subcommand(capsys):

@@ -114,7 +114,10 @@ def score_split(classifier: AttributeClassifier, cache: ImageCache, split: str, 
 def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
     """Per attribute: ROC AUC (scikit-learn; None when the split has one class only) and
     accuracy at probability 0.5; plus the number of images."""
-    from sklearn.metrics import roc_auc_score
+    try:
+        from sklearn.metrics import roc_auc_score
+    except ImportError:
+        raise UserError("ROC AUC comes from scikit-learn, which is not installed: pip install 'facevae[eval]'") from None
 
     auc: dict[str, float | None] = {}
     accuracy: dict[str, float] = {}
@@ -163,6 +166,19 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
     return out
 
 
+def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, images: torch.Tensor,
+               targets: torch.Tensor, pos_weight: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """One optimiser step on B x 3 x S x S images and B x A {0, 1} targets; returns the loss.
+    The forward pass runs under autocast when dtype is set; the loss is computed in fp32."""
+    with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(images)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
 def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor, pos_weight: torch.Tensor,
          cache: ImageCache, config: ClassifierTrainConfig, out: Path, progress: bool) -> dict[str, Any]:
     """The epochs: AdamW with a cosine schedule; validation after each epoch. Returns the
@@ -180,12 +196,7 @@ def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor
             positions, _ = batches.epoch_positions(epoch)
             for index, images in enumerate(batches.batches(epoch)):
                 targets = labels[torch.from_numpy(positions[index * batches.batch_size:][:len(images)])]
-                with torch.autocast(batches.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    logits = model(images)
-                loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
+                loss = train_step(model, optimiser, images, targets, pos_weight, dtype)
                 schedule.step()
                 step += 1
                 bar.update()

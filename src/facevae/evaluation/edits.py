@@ -91,7 +91,8 @@ def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: to
         pixel_change = (extremes[high] - extremes[low]).abs().mean((0, 1)) * 255  # S x S
         scores.append(EditScore(
             name, float(change[target]), float(leaks.mean()), float(leaks[worst]),
-            classifier.attribute_names[others[worst]] if others else "", float(pixel_change[~inside].mean()),
+            classifier.attribute_names[others[worst]] if float(leaks[worst]) > 0 else "",
+            float(pixel_change[~inside].mean()),
             float(pixel_change[inside].mean()), [float(s) for s in strengths],
             [float(probabilities[s][:, target].mean()) for s in strengths]))
     bar.close()

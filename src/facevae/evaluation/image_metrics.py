@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
+
 
 def mse(images: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Mean squared error per image, pixels in [0, 1]."""
@@ -26,7 +28,10 @@ def psnr(images: np.ndarray, references: np.ndarray) -> np.ndarray:
 
 def ssim(images: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Structural similarity per image (1 = identical), from scikit-image."""
-    from skimage.metrics import structural_similarity
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise UserError("SSIM comes from scikit-image, which is not installed: pip install 'facevae[eval]'") from None
 
     images, references = np.asarray(images, np.float64), np.asarray(references, np.float64)
     return np.array([structural_similarity(a.transpose(1, 2, 0), b.transpose(1, 2, 0), channel_axis=2,
