@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help="training runs, bundle folders or registered models")
     parser.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
-    parser.add_argument("--classifier", metavar="DIR", help="an attribute classifier folder (`facevae classifier train`)")
+    parser.add_argument("--classifier", metavar="DIR",
+                        help="an attribute classifier folder (`facevae classifier train`)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
     parser.add_argument("--max-images", type=int, default=500, help="images of the split per model (default 500)")

@@ -117,7 +117,8 @@ def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
     try:
         from sklearn.metrics import roc_auc_score
     except ImportError:
-        raise UserError("ROC AUC comes from scikit-learn, which is not installed: pip install 'facevae[eval]'") from None
+        raise UserError("ROC AUC comes from scikit-learn, which is not installed: "
+                        "pip install 'facevae[eval]'") from None
 
     auc: dict[str, float | None] = {}
     accuracy: dict[str, float] = {}

@@ -61,7 +61,8 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def markdown(results: list[dict[str, Any]], context: dict[str, Any], pictures: list[str]) -> str:
@@ -81,8 +82,8 @@ def markdown(results: list[dict[str, Any]], context: dict[str, Any], pictures: l
         rows = [[r["model"], e["attribute"], _number(e["success"], 3), _number(e["leak_mean"], 3),
                  f"{_number(e['leak_worst'], 3)} ({e['leak_worst_attribute']})", _number(e["outside_change"], 3),
                  _number(e["inside_change"], 3)] for r in results for e in r["edits"] or []]
-        lines += _table(["model", "attribute", "success", "leak (mean)", "leak (worst)", "outside face",
-                         "inside face"], rows) if rows else ["No attribute is known to both a model and the classifier."]
+        header = ["model", "attribute", "success", "leak (mean)", "leak (worst)", "outside face", "inside face"]
+        lines += _table(header, rows) if rows else ["No attribute is known to both a model and the classifier."]
     lines += [""] + [f"- {note}" for note in context.get("notes", [])]
     lines += [""] + [f"![{name}]({name})" for name in pictures]
     return "\n".join(lines).rstrip() + "\n"
