@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classifier", metavar="DIR",
                         help="an attribute classifier folder (`facevae classifier train`)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write (replaced)")
-    parser.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
+                        help="which images of the data (default test; all: every image, e.g. a folder of photos)")
     parser.add_argument("--max-images", type=int, default=500, help="images of the split per model (default 500)")
     parser.add_argument("--edit-images", type=int, default=100,
                         help="codes edited per model and attribute (the first of the split; default 100)")

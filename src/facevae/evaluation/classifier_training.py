@@ -155,7 +155,7 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
     model.eval()
     train_info = {**to_dict(config), "attributes": names, "seconds": round(seconds, 1),
                   "images_per_second": round(config.epochs * batches.usable / max(seconds, 1e-9), 1),
-                  "autocast": str(autocast_dtype(device, config.precision)).replace("torch.", "")}
+                  "computed_in": "bf16 autocast" if autocast_dtype(device, config.precision) else "fp32"}
     data_info = {"cache": str(cache.path), "crop": cache.meta.get("preprocessing", {}).get("crop", "squash"),
                  "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
                  "train_images": int(len(labels)), "left_out": skipped}

@@ -8,6 +8,7 @@ Each returns a PIL image; report.py encodes it with imaging.encode_png.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw
 from ..imaging import label_font
 
 WIDTH, HEIGHT = 720, 480
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 180, 36, 52
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 180, 52, 52
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 AXIS, GRID, TEXT = (60, 60, 60), (225, 225, 225), (20, 20, 20)
@@ -39,8 +40,17 @@ class Axes:
         return px, py
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    return [low + (high - low) * index / (count - 1) for index in range(count)]
+def nice_range(low: float, high: float) -> tuple[float, float, float]:
+    """(low, high, step) widened to whole steps of 1, 2, 2.5 or 5 x 10^k, about 4-8 ticks."""
+    span = max(high - low, 1e-9)
+    magnitude = 10 ** math.floor(math.log10(span / 4))
+    step = next(magnitude * m for m in (1, 2, 2.5, 5, 10) if span / (magnitude * m) <= 8)
+    return math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step, step
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    _, _, step = nice_range(low, high)
+    return [low + index * step for index in range(round((high - low) / step) + 1)]
 
 
 def _canvas(axes: Axes, title: str, x_label: str, y_label: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -54,11 +64,12 @@ def _canvas(axes: Axes, title: str, x_label: str, y_label: str) -> tuple[Image.I
     for value in _ticks(*axes.y_range):
         _, y = axes.point(axes.x_range[0], value)
         draw.line((MARGIN_LEFT, y, WIDTH - MARGIN_RIGHT, y), fill=GRID)
-        draw.text((MARGIN_LEFT - 6, y), f"{value:.2f}", fill=TEXT, font=font, anchor="rm")
+        draw.text((MARGIN_LEFT - 6, y), f"{value:g}" if abs(value) >= 1e-9 else "0", fill=TEXT, font=font,
+                  anchor="rm")
     draw.rectangle((MARGIN_LEFT, MARGIN_TOP, WIDTH - MARGIN_RIGHT, HEIGHT - MARGIN_BOTTOM), outline=AXIS)
     draw.text(((WIDTH - MARGIN_RIGHT + MARGIN_LEFT) / 2, 10), title, fill=TEXT, font=label_font(14), anchor="ma")
     draw.text(((WIDTH - MARGIN_RIGHT + MARGIN_LEFT) / 2, HEIGHT - 20), x_label, fill=TEXT, font=font, anchor="ma")
-    draw.text((8, MARGIN_TOP - 22), y_label, fill=TEXT, font=font)
+    draw.text((8, MARGIN_TOP - 18), y_label, fill=TEXT, font=font)
     return image, draw
 
 
@@ -74,9 +85,9 @@ def _legend(draw: ImageDraw.ImageDraw, entries: list[str]) -> None:
 def success_vs_leak(points: list[tuple[str, str, float, float]], title: str) -> Image.Image:
     """points: (model, attribute, mean leak, success). Good edits sit top left."""
     models = list(dict.fromkeys(model for model, _, _, _ in points))
-    leak_top = max([0.1] + [leak for _, _, leak, _ in points]) * 1.1
+    leak_top = max([0.01] + [leak for _, _, leak, _ in points]) * 1.05
     low = min([0.0] + [success for _, _, _, success in points])
-    axes = Axes((0.0, leak_top), (min(low, 0.0), 1.0))
+    axes = Axes(nice_range(0.0, leak_top)[:2], nice_range(low, 1.0)[:2])
     image, draw = _canvas(axes, title, "off-target leak (mean |change| of other attributes)",
                           "success (change of the target's probability, -2 to +2)")
     font = label_font(11)
@@ -91,7 +102,7 @@ def success_vs_leak(points: list[tuple[str, str, float, float]], title: str) -> 
 def probability_curves(curves: dict[str, tuple[list[float], list[float]]], title: str) -> Image.Image:
     """curves: attribute -> (strengths, mean probability of that attribute)."""
     strengths = [s for xs, _ in curves.values() for s in xs] or [-2.0, 2.0]
-    axes = Axes((min(strengths), max(strengths)), (0.0, 1.0))
+    axes = Axes(nice_range(min(strengths), max(strengths))[:2], (0.0, 1.0))
     image, draw = _canvas(axes, title, "edit strength", "mean P(attribute)")
     for index, (xs, ys) in enumerate(curves.values()):
         line = [axes.point(x, y) for x, y in zip(xs, ys)]

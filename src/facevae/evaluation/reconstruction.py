@@ -37,8 +37,8 @@ class Reconstruction:
 
 
 def split_images(cache: ImageCache, split: str, max_images: int | None) -> torch.Tensor:
-    """The first max_images images of a split as N x 3 x S x S floats in [0, 1]."""
-    rows = cache.split_indices(split)[:max_images]
+    """The first max_images images of a split ("all": the whole cache) as N x 3 x S x S floats in [0, 1]."""
+    rows = (np.arange(len(cache)) if split == "all" else cache.split_indices(split))[:max_images]
     if len(rows) == 0:
         raise UserError(f"the {split} split of {cache.path} is empty; choose another with --split")
     pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows]))  # N x S x S x 3 uint8
