@@ -18,8 +18,10 @@ steps; the table gives the median images/s and the minutes one CelebA training e
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,13 +110,14 @@ def main() -> None:
         rows["classifier training step, bf16 autocast (auto here)"] = classifier_step(batch, targets, torch.bfloat16)
     rows["classifier scoring (probabilities), fp32"] = scoring_step(batch)
     rates: dict[str, list[float]] = {name: [] for name in rows}
-    for _ in range(args.rounds):  # interleaved, so a burst from another process hits every row
+    for round_ in range(args.rounds):  # interleaved, so a burst from another process hits every row
         for name, step in rows.items():
-            rates[name].append(measure(step, args.batch_size, args.warmup, args.steps))
+            rates[name].append(measure(step, args.batch_size, args.warmup if round_ == 0 else 0, args.steps))
+            print(f"round {round_ + 1}: {name}: {rates[name][-1]:,.1f} images/s", file=sys.stderr, flush=True)
     epoch = OFFICIAL_COUNTS["train"]
     print(f"CPU: {cpu_description()}")
     print(f"batch {args.batch_size}, 64x64, {len(CELEBA_ATTRIBUTES)} attributes; median of {args.rounds} round(s) "
-          f"of {args.steps} steps\n")
+          f"of {args.steps} steps; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
     baseline = statistics.median(rates[next(iter(rows))])
     print("| what | images/s | min per CelebA epoch (162,770) | vs VAE step |\n|---|---:|---:|---:|")
     for name, values in rates.items():
