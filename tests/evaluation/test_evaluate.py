@@ -139,3 +139,8 @@ def test_bad_inputs_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "classifier train" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    code = main(["evaluate", str(tiny), "--data", str(tmp_path), "--out", str(tmp_path / "mine")])
+    assert code == 2 and "holds other files" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

@@ -26,7 +26,7 @@ from .classifier import load as load_classifier
 from .data import open_cache
 from .edits import score_edits, shared_attributes
 from .reconstruction import reconstruct, split_images
-from .report import slug, write_report
+from .report import REPORT_FORMAT, slug, write_report
 
 GRID_FACES = 8  # originals and reconstructions shown per model
 
@@ -46,6 +46,8 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     """Evaluate each model; write the report folder `out` and return it."""
     if not models:
         raise UserError("give at least one model to evaluate")
+    out = Path(out).expanduser()
+    check_output_folder(out)
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
     judge = load_classifier(classifier) if classifier else None
@@ -69,7 +71,6 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     context = {"data": str(Path(data).expanduser()), "split": split, "max_images": max_images,
                "classifier": str(classifier) if classifier else None, "edit_images": edit_images,
                "invert_steps": invert_steps, "notes": notes}
-    out = Path(out).expanduser()
     with staged_dir(out) as folder:
         write_report(folder, results, context)
         for name, grid in grids.items():
@@ -77,6 +78,18 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
         with open(folder / "report.md", "a", encoding="utf-8") as report:
             report.write("".join(f"\n![{name}]({name})\n" for name in grids))
     return out
+
+
+def check_output_folder(out: Path) -> None:
+    """The report folder is replaced as a whole, so it must be new, empty or an earlier report."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the report")
+    earlier = out / "metrics.json"
+    if any(out.iterdir()) and not (earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]):
+        raise UserError(f"--out {out} holds other files and would be replaced; give a new folder or an earlier "
+                        f"`facevae evaluate` report folder")
 
 
 def _edit_notes(label: str, pipe: FacePipeline, judge: Any) -> list[str]:

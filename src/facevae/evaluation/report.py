@@ -20,6 +20,7 @@ from typing import Any
 from ..imaging import encode_png
 from . import plots
 
+REPORT_FORMAT = "facevae-evaluation"
 RECONSTRUCTION_COLUMNS = ("model", "method", "images", "mse", "psnr", "ssim", "kl", "encode_images_per_s",
                           "decode_images_per_s")
 EDIT_COLUMNS = ("model", "attribute", "success", "leak_mean", "leak_worst", "leak_worst_attribute",
@@ -91,7 +92,7 @@ def markdown(results: list[dict[str, Any]], context: dict[str, Any], pictures: l
 
 def write_report(folder: Path, results: list[dict[str, Any]], context: dict[str, Any]) -> list[Path]:
     """Write every output file into `folder`; returns their paths."""
-    files: dict[str, bytes] = {"metrics.json": json_bytes({**context, "models": results}),
+    files: dict[str, bytes] = {"metrics.json": json_bytes({"format": REPORT_FORMAT, **context, "models": results}),
                                "reconstruction.csv": _csv([{"model": r["model"], **r["reconstruction"]}
                                                            for r in results], RECONSTRUCTION_COLUMNS)}
     pictures: list[str] = []
