@@ -122,7 +122,7 @@ def main() -> None:
     print("| what | images/s | min per CelebA epoch (162,770) | vs VAE step |\n|---|---:|---:|---:|")
     for name, values in rates.items():
         rate = statistics.median(values)
-        print(f"| {name} | {rate:,.0f} | {epoch / rate / 60:,.1f} | {rate / baseline:.1f}x |")
+        print(f"| {name} | {rate:,.1f} | {epoch / rate / 60:,.1f} | {rate / baseline:.1f}x |")
 
 
 if __name__ == "__main__":
