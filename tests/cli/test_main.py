@@ -9,7 +9,7 @@ from facevae.cli.main import COMMAND_MODULES, build_parser, main
 
 SUBCOMMANDS = ["prepare", "train", "bundle", "download", "models", "import-keras", "import-seed", "export",
                "attributes", "generate", "reconstruct", "arithmetic", "morph", "decode", "edit", "directions",
-               "gui", "serve"]
+               "classifier", "evaluate", "gui", "serve"]
 
 
 def test_help_lists_every_subcommand(capsys):

@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "attributes",
     "synthesis",  # generate, reconstruct, arithmetic, morph, decode, edit: one table
     "directions",
+    "classifier",
+    "evaluate",
     "gui",
     "serve",
 )

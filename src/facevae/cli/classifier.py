@@ -1,0 +1,108 @@
+"""`facevae classifier train --data CELEBA_OR_CACHE --out DIR` and
+`facevae classifier evaluate DIR --data CELEBA_OR_CACHE [--split test]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classifier", help="train or score the attribute classifier that `facevae evaluate` measures edits with",
+        description="A small CNN with one output per labelled attribute, trained from a CelebA folder or a prepared "
+                    "cache (at the cache's image size) with a class-balanced loss. DIR gets config.json, "
+                    "classifier.safetensors and metrics.json (validation ROC AUC and accuracy per attribute).",
+        epilog="examples:\n"
+               "  facevae classifier train --data ~/data/celeba --out runs/classifier\n"
+               "  facevae classifier evaluate runs/classifier --data ~/data/celeba --split test",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    train = actions.add_parser("train", help="train a classifier into DIR")
+    train.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
+                       help="a CelebA folder, a labelled image folder or a prepared cache")
+    train.add_argument("--out", required=True, metavar="DIR", help="the classifier folder to write")
+    train.add_argument("--size", type=int, default=64,
+                       help="image size when --data is a raw folder (a cache keeps its own; default 64)")
+    train.add_argument("--epochs", type=int, default=3, help="(default 3)")
+    train.add_argument("--batch-size", type=int, default=128, help="(default 128)")
+    train.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
+    train.add_argument("--channels", default="32,64,128,256",
+                       help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
+    train.add_argument("--attributes", default="", metavar="NAME,NAME",
+                       help="learn only these attributes (default: every labelled one)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                       help="auto: bf16 autocast on CPUs/GPUs that compute it natively (default)")
+    train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(run=run_train)
+    evaluate = actions.add_parser("evaluate", help="score a trained classifier on a split")
+    evaluate.add_argument("folder", metavar="DIR", help="a classifier folder")
+    evaluate.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE")
+    evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
+    evaluate.add_argument("--max-images", type=int, default=None, help="score only the first N images of the split")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluate.set_defaults(run=run_evaluate)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..data.cache import is_cache
+    from ..errors import UserError
+    from ..evaluation.classifier_training import ClassifierTrainConfig, train_classifier
+    from ..evaluation.data import open_cache
+
+    try:
+        channels = tuple(int(part) for part in _names(args.channels))
+    except ValueError:
+        raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}")
+    try:
+        config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                       precision=args.precision, device=args.device,
+                                       attributes=_names(args.attributes))
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    cache = open_cache(args.data, None if is_cache(args.data) else args.size)
+    out = train_classifier(cache, args.out, config, channels, progress=not args.quiet)
+    _print_metrics(out / "metrics.json", "validation")
+    print(f"wrote classifier {out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import classifier as clf
+    from ..evaluation.classifier_training import score_split, split_metrics
+    from ..evaluation.data import open_cache
+    from ..evaluation.report import json_bytes
+    from ..imaging import write_atomic
+
+    model = clf.load(args.folder)
+    _, meta = clf.read_config(args.folder)
+    data = meta.get("data", {})
+    cache = open_cache(args.data, model.image_size, data.get("crop", "squash"), data.get("crop_size", 148))
+    scores = score_split(model, cache, args.split, max_images=args.max_images, progress=not args.quiet)
+    metrics = {"split": args.split, "data": str(cache.path), **split_metrics(scores, model.attribute_names)}
+    path = write_atomic(f"{args.folder}/evaluation_{args.split}.json", json_bytes(metrics))
+    _print_table(metrics["auc"], metrics["accuracy"], f"{args.split} split, {metrics['images']} images")
+    print(f"wrote {path}")
+    return 0
+
+
+def _print_metrics(path, what: str) -> None:
+    import json
+
+    metrics = json.loads(path.read_text())
+    _print_table(metrics["val_auc"], metrics["val_accuracy"], f"{what}, {metrics['images']} images")
+
+
+def _print_table(auc: dict, accuracy: dict, title: str) -> None:
+    width = max(len(name) for name in auc)
+    print(f"{'attribute':<{width}}  ROC AUC  accuracy   ({title})")
+    for name in auc:
+        shown = "   n/a " if auc[name] is None else f"{auc[name]:7.3f}"
+        print(f"{name:<{width}}  {shown}  {accuracy[name]:8.3f}")

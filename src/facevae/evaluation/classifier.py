@@ -1,0 +1,166 @@
+"""AttributeClassifier: a small CNN with one logit per labelled attribute, and its folder.
+
+    clf = facevae.evaluation.classifier.load("runs/classifier")
+    logits = clf(images)                  # N x 3 x S x S floats in [0, 1] -> N x A
+    p = clf.probabilities(images)         # sigmoid of the logits, N x A
+    clf.attribute_names, clf.image_size
+
+A classifier folder holds
+
+    config.json               format, version, the architecture (ClassifierConfig), the
+                              training settings and where the data came from
+    classifier.safetensors    the weights (no pickle)
+    metrics.json              {"val_auc": {name: auc}, "val_accuracy": {name: acc}, "images": N}
+
+The network: stride-2 3x3 convolutions with batch norm and ReLU halve the image until it is
+4 x 4 (or the channel list ends), then global average pooling and one linear layer. Trained
+with a class-balanced loss, its probabilities are calibrated as if every attribute were
+present half the time: 0.5 means "as likely as not", whatever the attribute's frequency.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..config import ConfigError, from_dict, to_dict
+from ..errors import UserError
+
+CLASSIFIER_FORMAT = "facevae-attribute-classifier"
+CLASSIFIER_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "classifier.safetensors", "metrics.json"
+
+
+class ClassifierError(UserError):
+    """A classifier folder that cannot be loaded, or images it cannot score."""
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The architecture: enough to rebuild the network before loading its weights."""
+
+    image_size: int = 64
+    attribute_names: tuple[str, ...] = ()
+    channels: tuple[int, ...] = (32, 64, 128, 256)  # per stride-2 stage; stages stop at 4 x 4
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if size < 8 or size & (size - 1):
+            raise ConfigError(f"classifier image_size must be a power of two >= 8, got {size}")
+        if not self.attribute_names:
+            raise ConfigError("a classifier needs at least one attribute name")
+        if len(set(self.attribute_names)) != len(self.attribute_names):
+            raise ConfigError(f"attribute names must be unique: {list(self.attribute_names)}")
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"classifier channels must be positive numbers, got {list(self.channels)}")
+
+    @property
+    def stage_channels(self) -> tuple[int, ...]:
+        """The channels of the stages actually used: halving stops at 4 x 4."""
+        return self.channels[: max(1, int(math.log2(self.image_size)) - 2)]
+
+
+class AttributeClassifier(nn.Module):
+    """N x 3 x S x S images in [0, 1] -> N x A logits, one per attribute in attribute_names."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = 3
+        for out in config.stage_channels:
+            layers += [nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.ReLU(inplace=True)]
+            width = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width, len(config.attribute_names))
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self.config.attribute_names)
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        expected = (3, self.image_size, self.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ClassifierError(f"the classifier scores N x {' x '.join(map(str, expected))} images; got "
+                                  f"{tuple(images.shape)} (resize the images to {self.image_size}px first)")
+        features = self.features(images - 0.5)  # N x C x 4 x 4, centred inputs
+        return self.head(features.mean((2, 3)))  # N x A
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """N x A probabilities (float32), in eval mode and in batches; the module's mode is kept."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            parts = [torch.sigmoid(self(chunk.to(device, torch.float32)).float()) for chunk in images.split(batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts) if parts else torch.zeros(0, len(self.attribute_names))
+
+
+def folder_config(config: ClassifierConfig, train: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The config.json of a classifier folder."""
+    return {"format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "model": to_dict(config),
+            "train": train, "data": data}
+
+
+def read_config(folder: str | Path) -> tuple[ClassifierConfig, dict[str, Any]]:
+    """(the architecture, the whole config.json) of a classifier folder; unknown keys are errors."""
+    folder = Path(folder).expanduser()
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ClassifierError(f"{folder} is not a classifier folder (no {CONFIG_FILE}); train one with "
+                              f"`facevae classifier train --data CELEBA_OR_CACHE --out {folder}`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ClassifierError(f"{path} is not valid JSON ({error}); train the classifier again") from None
+    if meta.get("format") != CLASSIFIER_FORMAT:
+        raise ClassifierError(f"{path} does not describe a facevae attribute classifier "
+                              f"(format {meta.get('format')!r}, expected {CLASSIFIER_FORMAT!r})")
+    if meta.get("version", 0) > CLASSIFIER_VERSION:
+        raise ClassifierError(f"{path} has classifier format version {meta['version']}; upgrade facevae to read it")
+    unknown = sorted(set(meta) - {"format", "version", "model", "train", "data"})
+    if unknown:
+        raise ClassifierError(f"{path} has unknown keys {unknown}; it was not written by this facevae")
+    return from_dict(ClassifierConfig, meta.get("model", {}), "model"), meta
+
+
+def load(folder: str | Path, device: str | torch.device = "cpu") -> AttributeClassifier:
+    """Load a trained classifier folder, in eval mode."""
+    folder = Path(folder).expanduser()
+    config, _ = read_config(folder)
+    classifier = AttributeClassifier(config)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ClassifierError(f"{weights} is missing; train the classifier again")
+    try:
+        state = load_file(weights)
+    except Exception as error:  # safetensors raises its own error types
+        raise ClassifierError(f"{weights} is not a readable safetensors file ({error})") from None
+    try:
+        classifier.load_state_dict(state)
+    except RuntimeError as error:
+        raise ClassifierError(f"{weights} does not match {folder / CONFIG_FILE}: {error}") from None
+    return classifier.to(device).eval()
+
+
+def read_metrics(folder: str | Path) -> dict[str, Any]:
+    """metrics.json of a classifier folder."""
+    path = Path(folder).expanduser() / METRICS_FILE
+    if not path.is_file():
+        raise ClassifierError(f"{path} is missing; run `facevae classifier evaluate {Path(folder)} --data ...`")
+    return json.loads(path.read_text(encoding="utf-8"))

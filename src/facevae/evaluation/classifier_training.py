@@ -1,0 +1,235 @@
+"""Training the attribute classifier from a cache's labels, and scoring it on a split.
+
+    folder = train_classifier(cache, "runs/classifier", ClassifierTrainConfig(epochs=3))
+    scores = score_split(load(folder), cache, "test")      # probabilities and labels
+    split_metrics(scores, names)                           # {"auc": ..., "accuracy": ..., "images": N}
+
+The loss is binary cross-entropy per attribute with pos_weight = negatives / positives from
+the training labels, so a rare attribute (Bald: 2% of CelebA) counts as much as a common one.
+Batches come from the cache through training/data.py (uint8 until the device; flips for
+training only); bf16 autocast where the CPU computes it natively (training/device.py).
+TensorBoard event files go to OUT/tensorboard when TensorBoard is installed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save as safetensors_bytes
+from tqdm.auto import tqdm
+
+from ..config import ConfigError, to_dict
+from ..data.cache import ImageCache
+from ..errors import UserError
+from ..imaging import write_atomic
+from ..training.data import CacheBatches
+from ..training.device import autocast_dtype, resolve_device
+from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig:
+    """How the classifier is trained (stored in config.json's "train")."""
+
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    hflip: bool = True  # random horizontal flips of training images
+    precision: str = "auto"  # auto (bf16 where native), fp32 or bf16
+    device: str = "cpu"
+    attributes: tuple[str, ...] = ()  # () = every attribute with both classes in the training split
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError("classifier training needs epochs >= 1, batch_size >= 2, lr > 0 and weight_decay >= 0")
+
+
+@dataclass
+class SplitScores:
+    """A classifier's probabilities on one split next to the labels (both N x A)."""
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+
+
+def choose_attributes(cache: ImageCache, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """(names to learn, {left-out name: why}): each needs positives and negatives in train."""
+    names = cache.attribute_names
+    if not names:
+        raise UserError(f"{cache.path} has no attribute labels, so there is nothing to classify: "
+                        f"use CelebA (list_attr_celeba.txt) or an image folder with attributes.csv")
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise UserError(f"{cache.path} has no labels for {', '.join(unknown)}; labelled: {', '.join(names)}")
+    train = cache.attributes[cache.split_indices("train")]
+    chosen, skipped = [], {}
+    for index, name in enumerate(names):
+        if wanted and name not in wanted:
+            continue
+        positives = int(train[:, index].sum())
+        if 0 < positives < len(train):
+            chosen.append(name)
+        else:
+            skipped[name] = f"{positives} of {len(train)} training images have it"
+    if not chosen:
+        raise UserError(f"no attribute of {cache.path} has both positive and negative training images")
+    return chosen, skipped
+
+
+def score_split(classifier: AttributeClassifier, cache: ImageCache, split: str, batch_size: int = 256,
+                max_images: int | None = None, progress: bool = False) -> SplitScores:
+    """Probabilities for the classifier's attributes on (the first max_images of) a split."""
+    missing = [name for name in classifier.attribute_names if name not in cache.attribute_names]
+    if missing:
+        raise UserError(f"{cache.path} has no labels for the classifier's attributes {', '.join(missing)}")
+    if cache.image_size != classifier.image_size:
+        raise UserError(f"{cache.path} holds {cache.image_size}px images but the classifier takes "
+                        f"{classifier.image_size}px: prepare a {classifier.image_size}px cache")
+    rows = cache.split_indices(split)[:max_images]
+    if len(rows) == 0:
+        raise UserError(f"the {split} split of {cache.path} is empty; choose another split")
+    columns = [cache.attribute_names.index(name) for name in classifier.attribute_names]
+    device = next(classifier.parameters()).device
+    parts = []
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"scoring {split}", unit="batch", disable=not progress,
+                      leave=False):
+        pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows[start:start + batch_size]]))
+        images = pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # B x 3 x S x S
+        parts.append(classifier.probabilities(images).cpu().numpy())
+    return SplitScores(np.concatenate(parts), cache.attributes[rows][:, columns].astype(np.int8))
+
+
+def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
+    """Per attribute: ROC AUC (scikit-learn; None when the split has one class only) and
+    accuracy at probability 0.5; plus the number of images."""
+    try:
+        from sklearn.metrics import roc_auc_score
+    except ImportError:
+        raise UserError("ROC AUC comes from scikit-learn, which is not installed: "
+                        "pip install 'facevae[eval]'") from None
+
+    auc: dict[str, float | None] = {}
+    accuracy: dict[str, float] = {}
+    for index, name in enumerate(names):
+        labels, probs = scores.labels[:, index], scores.probabilities[:, index]
+        both = 0 < labels.sum() < len(labels)
+        auc[name] = round(float(roc_auc_score(labels, probs)), 4) if both else None
+        accuracy[name] = round(float(((probs >= 0.5) == (labels == 1)).mean()), 4)
+    return {"auc": auc, "accuracy": accuracy, "images": int(len(scores.labels))}
+
+
+def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrainConfig = ClassifierTrainConfig(),
+                     channels: tuple[int, ...] = ClassifierConfig.channels, progress: bool = True) -> Path:
+    """Train on the train split, validate on the valid split, write the folder OUT; returns OUT."""
+    out = Path(out).expanduser()
+    names, skipped = choose_attributes(cache, config.attributes)
+    for name, why in skipped.items():
+        warnings.warn(f"left out {name}: {why}", stacklevel=2)
+    if len(cache.split_indices("valid")) == 0:
+        raise UserError(f"the valid split of {cache.path} is empty; prepare the cache with a validation "
+                        f"fraction (`facevae prepare --val-fraction 0.1`)")
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    model = AttributeClassifier(ClassifierConfig(cache.image_size, tuple(names), tuple(channels))).to(device)
+    columns = [cache.attribute_names.index(name) for name in names]
+    labels = torch.from_numpy(cache.attributes[cache.split_indices("train")][:, columns].astype(np.float32))
+    positives = labels.sum(0)
+    pos_weight = ((len(labels) - positives) / positives).to(device)  # A: balances each attribute's classes
+    batches = CacheBatches(cache, "train", config.batch_size, device, shuffle=True, seed=config.seed,
+                           hflip=config.hflip, channels_last=False)
+    started = time.perf_counter()
+    valid = _fit(model, batches, labels.to(device), pos_weight, cache, config, out, progress)
+    seconds = time.perf_counter() - started
+    model.eval()
+    train_info = {**to_dict(config), "attributes": names, "seconds": round(seconds, 1),
+                  "images_per_second": round(config.epochs * batches.usable / max(seconds, 1e-9), 1),
+                  "computed_in": "bf16 autocast" if autocast_dtype(device, config.precision) else "fp32"}
+    data_info = {"cache": str(cache.path), "crop": cache.meta.get("preprocessing", {}).get("crop", "squash"),
+                 "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
+                 "train_images": int(len(labels)), "left_out": skipped}
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    write_atomic(out / WEIGHTS_FILE, safetensors_bytes(state))
+    write_atomic(out / CONFIG_FILE, _json(folder_config(model.config, train_info, data_info)))
+    write_atomic(out / METRICS_FILE, _json({"val_auc": valid["auc"], "val_accuracy": valid["accuracy"],
+                                            "images": valid["images"]}))
+    return out
+
+
+def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, images: torch.Tensor,
+               targets: torch.Tensor, pos_weight: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """One optimiser step on B x 3 x S x S images and B x A {0, 1} targets; returns the loss.
+    The forward pass runs under autocast when dtype is set; the loss is computed in fp32."""
+    with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(images)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
+def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor, pos_weight: torch.Tensor,
+         cache: ImageCache, config: ClassifierTrainConfig, out: Path, progress: bool) -> dict[str, Any]:
+    """The epochs: AdamW with a cosine schedule; validation after each epoch. Returns the
+    last validation metrics. labels: N_train x A float on the device, in split order."""
+    dtype = autocast_dtype(batches.device, config.precision)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = config.epochs * len(batches)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    writer = _summary_writer(out)
+    step, valid = 0, {}
+    bar = tqdm(total=total, desc="training classifier", unit="batch", disable=not progress)
+    try:
+        for epoch in range(config.epochs):
+            model.train()
+            positions, _ = batches.epoch_positions(epoch)
+            for index, images in enumerate(batches.batches(epoch)):
+                targets = labels[torch.from_numpy(positions[index * batches.batch_size:][:len(images)])]
+                loss = train_step(model, optimiser, images, targets, pos_weight, dtype)
+                schedule.step()
+                step += 1
+                bar.update()
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss.item(), step)
+            valid = split_metrics(score_split(model, cache, "valid"), model.attribute_names)
+            known = [auc for auc in valid["auc"].values() if auc is not None]
+            mean_auc = float(np.mean(known)) if known else float("nan")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", val_auc=f"{mean_auc:.3f}")
+            if writer is not None:
+                writer.add_scalar("valid/mean_auc", mean_auc, step)
+                for name, auc in valid["auc"].items():
+                    if auc is not None:
+                        writer.add_scalar(f"valid_auc/{name}", auc, step)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return valid
+
+
+def _summary_writer(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn("TensorBoard is not installed, so training writes no event files (pip install "
+                      "'facevae[train]')", stacklevel=3)
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _json(values: dict[str, Any]) -> bytes:
+    buffer = io.StringIO()
+    json.dump(values, buffer, indent=2)
+    return (buffer.getvalue() + "\n").encode("utf-8")

@@ -1,0 +1,123 @@
+"""The attribute classifier: it learns planted attributes, cannot learn shuffled labels, and
+its folder round-trips (safetensors weights, strict config, metrics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from evaluation_helpers import TINY_CHANNELS, TINY_TRAINING
+
+from facevae.config import ConfigError
+from facevae.data.cache import ImageCache
+from facevae.evaluation import classifier as clf
+from facevae.evaluation.classifier_training import (
+    ClassifierTrainConfig,
+    SplitScores,
+    score_split,
+    split_metrics,
+    train_classifier,
+)
+from facevae.testing.planted import PLANTED, make_planted_cache
+
+
+@pytest.mark.slow
+def test_learns_planted_attributes(planted_classifier: Path, planted_cache: ImageCache) -> None:
+    metrics = json.loads((planted_classifier / "metrics.json").read_text())
+    assert set(metrics) == {"val_auc", "val_accuracy", "images"}
+    assert metrics["images"] == len(planted_cache.split_indices("valid"))
+    for name in PLANTED:
+        assert metrics["val_auc"][name] >= 0.9, metrics
+        assert metrics["val_accuracy"][name] >= 0.8, metrics
+    # "Random" is labelled but painted nowhere: nothing to learn.
+    assert abs(metrics["val_auc"]["Random"] - 0.5) < 0.2, metrics
+    # Held-out test images too, scored through the loaded folder.
+    model = clf.load(planted_classifier)
+    test = split_metrics(score_split(model, planted_cache, "test"), model.attribute_names)
+    assert all(test["auc"][name] >= 0.9 for name in PLANTED), test
+
+
+@pytest.mark.slow
+def test_shuffled_labels_stay_near_chance(tmp_path: Path) -> None:
+    data = make_planted_cache(tmp_path / "cache", count=600, size=32, seed=0, shuffle_labels=True)
+    out = train_classifier(ImageCache.open(data.path), tmp_path / "clf", TINY_TRAINING, TINY_CHANNELS, progress=False)
+    auc = json.loads((out / "metrics.json").read_text())["val_auc"]
+    assert all(abs(value - 0.5) < 0.2 for value in auc.values()), auc
+    assert abs(np.mean(list(auc.values())) - 0.5) < 0.1, auc
+
+
+@pytest.mark.slow
+def test_loaded_interface(planted_classifier: Path) -> None:
+    model = clf.load(planted_classifier)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    assert model.attribute_names == ["Eyeglasses", "Smiling", "Blond_Hair", "Random"]
+    assert model.image_size == 32
+    images = torch.rand(5, 3, 32, 32)
+    logits = model(images)
+    assert logits.shape == (5, 4)
+    torch.testing.assert_close(model.probabilities(images), torch.sigmoid(logits))
+    with pytest.raises(clf.ClassifierError, match="32"):
+        model(torch.rand(2, 3, 64, 64))
+    config = json.loads((planted_classifier / "config.json").read_text())
+    assert config["format"] == clf.CLASSIFIER_FORMAT and config["model"]["channels"] == list(TINY_CHANNELS)
+    assert config["train"]["epochs"] == TINY_TRAINING.epochs
+    assert not list(planted_classifier.glob(".*partial*")), "no temporary files left"
+
+
+def _write_folder(folder: Path, model_section: dict, extra: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"format": clf.CLASSIFIER_FORMAT, "version": 1, "model": model_section, "train": {}, "data": {},
+              **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_config_rejects_unknown_keys_and_bad_folders(tmp_path: Path) -> None:
+    with pytest.raises(clf.ClassifierError, match="no config.json"):
+        clf.load(tmp_path / "nothing")
+    _write_folder(tmp_path / "a", {"image_size": 32, "attribute_names": ["Smiling"], "depth": 3})
+    with pytest.raises(ConfigError, match="Unknown key 'depth'"):
+        clf.load(tmp_path / "a")
+    _write_folder(tmp_path / "b", {"image_size": 32, "attribute_names": ["Smiling"]}, {"colour": 1})
+    with pytest.raises(clf.ClassifierError, match="unknown keys"):
+        clf.load(tmp_path / "b")
+    _write_folder(tmp_path / "c", {"image_size": 32, "attribute_names": ["Smiling"]})
+    with pytest.raises(clf.ClassifierError, match="classifier.safetensors is missing"):
+        clf.load(tmp_path / "c")
+    with pytest.raises(ConfigError, match="power of two"):
+        clf.ClassifierConfig(image_size=48, attribute_names=("Smiling",))
+
+
+def test_weights_round_trip_without_pickle(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    config = clf.ClassifierConfig(image_size=16, attribute_names=("Smiling", "Male"), channels=(4, 8, 8))
+    model = clf.AttributeClassifier(config).eval()
+    assert len(config.stage_channels) == 2  # 16 -> 8 -> 4: the third channel count is unused
+    _write_folder(tmp_path / "m", {"image_size": 16, "attribute_names": ["Smiling", "Male"], "channels": [4, 8, 8]})
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "m" / "classifier.safetensors")
+    loaded = clf.load(tmp_path / "m")
+    images = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(loaded(images), model(images))
+
+
+def test_split_metrics_match_hand_counts() -> None:
+    probabilities = np.array([[0.9, 0.2], [0.8, 0.6], [0.3, 0.4], [0.1, 0.7]])
+    labels = np.array([[1, 1], [1, 1], [0, 1], [0, 1]], np.int8)
+    metrics = split_metrics(SplitScores(probabilities, labels), ["A", "B"])
+    assert metrics["auc"] == {"A": 1.0, "B": None}  # B has one class only: AUC undefined
+    assert metrics["accuracy"] == {"A": 1.0, "B": 0.5}
+    assert metrics["images"] == 4
+
+
+def test_training_needs_both_classes(tmp_path: Path) -> None:
+    from facevae.errors import UserError
+
+    data = make_planted_cache(tmp_path / "cache", count=40, size=16)
+    cache = ImageCache.open(data.path)
+    with pytest.raises(UserError, match="no labels for Bald"):
+        train_classifier(cache, tmp_path / "clf", ClassifierTrainConfig(attributes=("Bald",)), progress=False)
+    with pytest.raises(ConfigError):
+        ClassifierTrainConfig(epochs=0)
