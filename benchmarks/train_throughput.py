@@ -201,7 +201,6 @@ def main() -> int:
         cache = ImageCache.open(prepare(Path(tmp) / "data", out=Path(tmp) / "cache", size=size, val_fraction=0.0,
                                         test_fraction=0.0, progress=False))
         runtime = pick_runtime(device, args.precision)
-        dtype = runtime.autocast_dtype
         print(f"device: {runtime.describe()}; torch {torch.__version__}; {os.cpu_count()} CPU cores", flush=True)
         print(f"data: {count:,} JPEGs {WIDTH}x{HEIGHT} -> {size}x{size} cache (made in "
               f"{time.perf_counter() - started:.1f} s, not timed); model preset '{args.preset}', batch "
@@ -214,7 +213,7 @@ def main() -> int:
             loops["facevae --compile"] = FacevaeLoop(cache, args, device, compile=True)
         rates = measure(loops, args, device)
 
-    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+    precision = runtime.precision
     data_path = f"uint8 cache{', GPU-resident' if getattr(loops['facevae'], 'resident', False) else ''}"
     rows = {"seed-style": (f"DataLoader, {args.seed_workers} workers decoding JPEGs", "fp32, NCHW"),
             "facevae": (data_path, f"{precision}, channels_last"),
