@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -36,6 +37,7 @@ from ..errors import UserError
 
 CHECKPOINT_FORMAT = "facevae-checkpoint"
 CHECKPOINT_VERSION = 1
+MIN_FREE_BYTES = 1 << 20  # a failed write with less free space than this: the disk is full
 
 
 class CheckpointError(UserError):
@@ -62,11 +64,28 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except OSError as error:
-        raise CheckpointWriteError(write_failure(path, error)) from None
+        raise CheckpointWriteError(write_failure(path, error, _resume_hint(path))) from None
+    except RuntimeError as error:  # torch's zip writer reports a short write as "unexpected pos"
+        if not _is_write_failure(error):
+            raise
+        full = shutil.disk_usage(path.parent).free < MIN_FREE_BYTES
+        cause = OSError(errno.ENOSPC, "No space left on device") if full else OSError(errno.EIO, str(error))
+        raise CheckpointWriteError(write_failure(path, cause, _resume_hint(path))) from None
     finally:
         if tmp is not None and Path(tmp).exists():
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _resume_hint(path: Path) -> str:
+    if (path.parent / "last.pt").is_file():
+        return "continue with --resume"
+    return "start the run again (it has no last.pt to resume from yet)"
+
+
+def _is_write_failure(error: RuntimeError) -> bool:
+    text = str(error)
+    return "unexpected pos" in text or "failed writing" in text or "file write failed" in text
 
 
 def write_failure(path: Path, error: OSError, then: str = "continue with --resume") -> str:
