@@ -35,6 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from PIL import Image
 
 from facevae.data.prepare import prepare
@@ -178,6 +179,7 @@ def main() -> None:
 
         print(f"\n{count:,} images of 178x218 -> {args.size}x{args.size} ({args.crop}), load average "
               f"{os.getloadavg()[0]:.2f} after\n")
+        print(machine_line())
         print("| method | wall s | images/s | speed-up | CPU s | images per CPU s | idle-core estimate, images/s "
               "| speed-up (estimate) | peak memory (PSS sum / max RSS) |")
         print("|---|---|---|---|---|---|---|---|---|")

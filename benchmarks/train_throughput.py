@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -220,6 +221,7 @@ def main() -> int:
             "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
     base = rates.get("seed-style")
     print()
+    print(machine_line())
     print("| loop | data path | precision, layout | images/s (median of rounds) | vs seed-style |")
     print("|---|---|---|---:|---:|")
     for name, rate in rates.items():
