@@ -7,11 +7,11 @@
 
 Every method returns a SynthesisResult: uint8 images (N x H x W x 3), the latent codes that
 decode to the generated faces, and how to lay them out in a grid. Decoding goes through
-FastDecoder (BatchNorm folded, phase-split last stage, channels-last). precision="auto"
-uses bfloat16 on CPUs with native bfloat16 support (AVX512-BF16/AMX: about 2x faster; pixels
-differ from the plain float32 decoder by at most one level of 255 on the pretrained model)
-and float32 elsewhere; "fp32" equals the plain decoder to ~1e-6; `fast=False` uses the
-plain decoder itself.
+FastDecoder (facevae.model.fast_decoder). precision="auto" uses bfloat16 on CPUs with
+native bfloat16 support (AVX512-BF16/AMX), where it is faster and pixels move by a few
+levels of 255 from the plain float32 decoder, and float32 elsewhere; "fp32" equals the
+plain decoder to float32 rounding; `fast=False` uses the plain decoder itself
+(docs/benchmarks.md has the figures).
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from ..model.fast_decoder import FastDecoder
 from ..runtime import cpu_has_native_bf16
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
-# Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
-# caches: on the 2-core test machine, 70 faces decode ~1.3x faster in chunks of 8 than at once.
+# Faces per decoder call: small chunks keep the 64 x 64 x 128 feature maps in the CPU's caches.
 DECODE_BATCH = 8
 GRID_COLUMNS = 10
 
