@@ -36,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))  # a checkout without an install (the lent GPU machine)
 
+from _machine import machine_line  # noqa: E402 (benchmarks/_machine.py)
 from train_throughput import make_jpegs  # noqa: E402
 
 
@@ -93,6 +94,7 @@ def main() -> int:
         bench = [python, str(REPO / "benchmarks" / "train_throughput.py"), "--device", args.device,
                  "--batch-size", str(bench_batch), "--compile"] + (["--quick"] if args.quick else [])
         rows.append(run_step("train_throughput.py", bench, log, timeout=900))
+    print(f"\n{machine_line()}")
     print("\n| step | passed | seconds | last line |\n|---|---|---:|---|")
     for name, passed, seconds, last in rows:
         print(f"| {name} | {'yes' if passed else 'NO'} | {seconds:.1f} | {last.replace('|', '/')} |")

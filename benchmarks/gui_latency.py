@@ -33,6 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "pretrained" / "original-celeba64"
 GUI_SCRIPT = REPO / "src" / "facevae" / "app" / "gui" / "script.py"
@@ -184,7 +186,7 @@ def main() -> None:
                              measure_browser(model, args.faces, repeat)))
         else:
             print(f"--browser: {CHROMIUM} is absent; skipped", file=sys.stderr)
-    print("\n".join(lines))
+    print("\n".join([machine_line(), *lines]))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Running the original CelebA decoder three ways: Keras 3 (the original's runtime, the
+"""Running the original CelebA decoder three ways: Keras 3 on its PyTorch backend (the
 baseline), facevae's PyTorch port, and facevae's ONNX export in ONNX Runtime; plus the
 one-off costs of getting there (converting decoder.keras, exporting ONNX).
 
@@ -7,7 +7,9 @@ one-off costs of getting there (converting decoder.keras, exporting ONNX).
 
 Default decoder: ../shared/pretrained/original-celeba64/decoder.keras. Keras runs on its
 PyTorch backend (KERAS_BACKEND=torch) with stand-ins of the original classes from
-facevae/testing/keras_oracle.py. Every runtime decodes the same latent codes; the table
+facevae/testing/keras_oracle.py. That is not the original's runtime (Keras on TensorFlow,
+which is not installed here): the baseline row measures Keras's layers over PyTorch's
+kernels, so it says nothing about TensorFlow's speed. Every runtime decodes the same latent codes; the table
 shows the median time per batch and the largest difference from Keras's output.
 """
 
@@ -57,6 +59,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import keras
+    from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 
     from facevae.interop.keras import import_keras
     from facevae.interop.onnx import export_onnx
@@ -81,7 +84,7 @@ def main() -> None:
                                                providers=["CPUExecutionProvider"])
 
     print(f"decoder: {args.keras_file}; torch {torch.__version__}, keras {keras.__version__}, "
-          f"onnxruntime {onnxruntime.__version__}, {torch.get_num_threads()} torch threads")
+          f"onnxruntime {onnxruntime.__version__}\n{machine_line()}")
     print(f"one-off: import decoder.keras -> facevae {convert_s * 1e3:.0f} ms; Keras build + load_weights "
           f"{keras_load_s * 1e3:.0f} ms; ONNX export + check {onnx_export_s:.1f} s\n")
     print("| batch | runtime | ms / batch | images / s | speed-up vs Keras | max abs diff vs Keras |")

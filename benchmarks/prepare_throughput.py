@@ -44,6 +44,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _machine import machine_line  # noqa: E402  benchmarks/_machine.py (the script's folder is on sys.path)
 from seed_style import SEED_BATCH_SIZE, default_workers, seed_loader  # noqa: E402
 
 from facevae.config import Preprocessing  # noqa: E402
@@ -240,6 +241,7 @@ def main() -> None:
 
         print(f"\n{args.count:,} images of 178x218 -> {args.size}x{args.size} ({args.crop}), load average "
               f"{os.getloadavg()[0]:.2f} after\n")
+        print(machine_line())
         print_table(results, args.count)
         print(f"\nsecond prepare (reuse check: list + fingerprint + label parse): {reuse:.2f} s")
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
+
 
 @dataclass
 class Run:
@@ -184,6 +186,7 @@ def main() -> None:
 
     print(f"\nPOST /v1/generate n={args.n}, {args.clients} concurrent clients, {args.duration:g} s each, "
           f"{os.cpu_count()} CPU cores, model {args.model}")
+    print(machine_line())
     print(f"{'configuration':<24} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'faces/batch':>11} {'server CPU ms/req':>17} {'client CPU':>10}")
     for run in runs:

@@ -12,8 +12,12 @@ every variant alike):
   - one face: the same for n = 1;
   - photo edit end to end: read a 800 x 760 JPEG, detect, align, encode (decoder-only model:
     100 refinement steps from the prior mean), edit, decode.
+"fast fp32, previous" is the fp32 fast path as it was before the fused/matmul tail (the
+phase-split tail and separate activations, assembled here from FastDecoder's bf16 parts),
+so before and after are measured in the same run.
 It also prints how far the fast paths are from the plain decoder (max |difference| of the
-[0, 1] images, and in uint8 levels).
+[0, 1] images, and in uint8 levels). To see a CPU without AVX-512 on one that has it, run
+with ONEDNN_MAX_CPU_ISA=AVX2 (the table prints the cap and the CPU's flags).
 """
 
 from __future__ import annotations
@@ -21,19 +25,19 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import statistics
 import time
 from typing import Callable
 
 import numpy as np
 import torch
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from PIL import Image
 
 from facevae import load
 from facevae.imaging import encode_png, to_uint8
 from facevae.inference.pipeline import FacePipeline
-from facevae.model.fast_decoder import FastDecoder
+from facevae.model.fast_decoder import FastDecoder, FoldedUp, PhaseSplitTail
 
 ATTRIBUTES = {"Smiling": 1.0, "Eyeglasses": 0.5}
 
@@ -61,6 +65,18 @@ def photo_bytes(pipe: FacePipeline) -> bytes:
     return buffer.getvalue()
 
 
+def previous_fp32_pipeline(model) -> FacePipeline:
+    """The fp32 fast path before the fused/matmul tail: phase-split tail, separate LeakyReLU."""
+    pipe = FacePipeline(model, precision="fp32")
+    decoder = pipe.decoder
+    decoder.tail = PhaseSplitTail(model.decoder.stages[-1], model.decoder.to_rgb, torch.float32)
+    decoder.tail.to(memory_format=torch.channels_last).requires_grad_(False)
+    for module in decoder.modules():
+        if isinstance(module, FoldedUp):
+            module.fused = False
+    return pipe
+
+
 def accuracy(model, latents: torch.Tensor) -> list[tuple[str, float, int, float]]:
     with torch.inference_mode():
         plain = model.decoder(latents)
@@ -85,6 +101,7 @@ def main() -> None:
     model = load(args.model)
     plain = FacePipeline(model, fast=False)
     fp32 = FacePipeline(model, precision="fp32")
+    previous = previous_fp32_pipeline(model)
     bf16 = FacePipeline(model, precision="bf16")
     default = FacePipeline(model)
     latents70 = plain.sample_latents(70, 0) + plain.resolve_attributes(ATTRIBUTES)
@@ -101,26 +118,28 @@ def main() -> None:
     many = interleaved_medians({
         "plain fp32 eager decode (baseline)": plain_decode(70),
         "pipeline, fast fp32": grid(fp32, 70),
+        "pipeline, fast fp32, previous": grid(previous, 70),
         "pipeline, fast bf16": grid(bf16, 70),
         "PNG encoding of the 70-face grid": lambda: encode_png(grid_image),
     }, grid_repeats)
     one = interleaved_medians({
         "plain fp32 eager decode (baseline)": plain_decode(1),
         "pipeline, fast fp32": grid(fp32, 1),
+        "pipeline, fast fp32, previous": grid(previous, 1),
         "pipeline, fast bf16": grid(bf16, 1),
     }, grid_repeats * 3)
     photo = photo_bytes(default)
     edit = interleaved_medians({
         "plain fp32 decoder": lambda: plain.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast fp32": lambda: fp32.edit(photo, ATTRIBUTES, refine_steps=100),
+        "pipeline, fast fp32, previous": lambda: previous.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast bf16": lambda: bf16.edit(photo, ATTRIBUTES, refine_steps=100),
     }, edit_repeats)
     load_after = os.getloadavg()[0]
 
-    print(f"\nfacevae synthesis benchmark: {args.model}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; default precision on this "
+    print(f"\nfacevae synthesis benchmark: {args.model}, torch {torch.__version__}; default precision on this "
           f"machine: {default.precision}; load average {load_before:.1f} before, {load_after:.1f} after; "
-          f"{'--quick' if args.quick else 'full'} run")
+          f"{'--quick' if args.quick else 'full'} run\n{machine_line()}")
     print(f"\n{'task':<48} {'variant':<36} {'median':>10} {'vs baseline':>12}")
     for task, results, base in (("70-face grid with attributes", many, "plain fp32 eager decode (baseline)"),
                                 ("one face", one, "plain fp32 eager decode (baseline)"),

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from seed_style import default_workers, seed_loader
 
 from facevae.config import MODEL_PRESETS, DataConfig, Preprocessing, RunConfig, TrainConfig
@@ -178,6 +179,7 @@ def print_table(rates: dict[str, float], loops: dict[str, object], args: argpars
             "facevae --compile": (data_path, f"{precision}, channels_last, torch.compile")}
     base = rates.get("seed-style")
     print()
+    print(machine_line())
     print("| loop | data path | precision, layout | images/s (median of rounds) | vs seed-style |")
     print("|---|---|---|---:|---:|")
     for name, rate in rates.items():

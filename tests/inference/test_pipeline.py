@@ -38,9 +38,12 @@ def test_fast_decoder_matches_plain_decoder(name: str):
     with torch.inference_mode():
         expected, actual = decoder(latents), FastDecoder(decoder)(latents)
     assert actual.shape == expected.shape
-    assert (actual - expected).abs().max() < 1e-5
+    # float32 rounding: measured at most 1.8e-7 over seeds 0-4 for these configs
+    assert (actual - expected).abs().max() < 1e-6
     with torch.inference_mode():
-        assert (FastDecoder(decoder, "bf16")(latents) - expected).abs().max() < 0.05
+        # bfloat16 storage: measured at most 9.6e-4 over seeds 0-4 for these configs (k=5 the
+        # worst); 4x that allows for other CPUs' bf16 kernels
+        assert (FastDecoder(decoder, "bf16")(latents) - expected).abs().max() < 4e-3
     # Refinement differentiates through it: the same gradient with respect to the codes.
     grads = []
     for module in (decoder, FastDecoder(decoder)):
@@ -162,7 +165,7 @@ def test_real_model_fast_paths_match_plain(real: FacePipeline):
     latents = real.sample_latents(16, 1)
     with torch.inference_mode():
         plain = real.model.decoder(latents)
-        assert (FastDecoder(real.model.decoder, "fp32")(latents) - plain).abs().max() < 1e-5
+        assert (FastDecoder(real.model.decoder, "fp32")(latents) - plain).abs().max() < 2e-6  # measured 5.4e-7
         bf16 = FastDecoder(real.model.decoder, "bf16")(latents)
     assert (bf16 - plain).abs().max() < 0.01  # measured 0.004
     levels = np.abs(to_uint8(bf16).astype(int) - to_uint8(plain).astype(int))

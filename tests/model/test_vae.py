@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
-from facevae.model.vae import FaceVAE, conv_transpose_stride2
+from facevae.model.tf_same import DownConv, SameConv, UpConv, conv_transpose_stride2
+from facevae.model.vae import DownStage, FaceVAE, UpStage
 
 
 @pytest.mark.parametrize("preset", ["original", "seed", "compact", "celeba128", "celeba256"])
@@ -59,7 +60,8 @@ def literal_forward(model, images, noise):
     x = F.leaky_relu(decoder.dense_bn(decoder.dense(z)), config.leaky_slope).view(-1, b, b, c).permute(0, 3, 1, 2)
     for stage in decoder.stages:
         x = F.leaky_relu(stage.bn(literal_up(stage.conv, x)), config.leaky_slope)
-    return torch.sigmoid(decoder.to_rgb(x)), mean, log_var
+    rgb = decoder.to_rgb  # stride 1 'same' is symmetric in both frameworks for odd kernels
+    return torch.sigmoid(F.conv2d(x, rgb.weight, rgb.bias, padding=rgb.kernel_size[0] // 2)), mean, log_var
 
 
 def test_literal_tf_same_padding_matches_a_direct_computation():
@@ -98,7 +100,7 @@ def test_literal_tf_same_transposed_conv_places_each_input_at_twice_its_index():
 @pytest.mark.parametrize("kernel_size", [3, 5, 7])
 @pytest.mark.parametrize("training", [True, False])
 def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, training):
-    """The model's mirrored formulation (see model.py) gives the literal TF-'same' outputs and
+    """The model's mirrored formulation (see tf_same.py) gives the literal TF-'same' outputs and
     the same gradients, in training mode (batch statistics) and in eval mode."""
     torch.manual_seed(0)
     config = ModelConfig(image_size=16, channels=(4, 6), latent_dim=5, kernel_size=kernel_size)
@@ -143,16 +145,101 @@ def test_transposed_conv_under_bf16_autocast_matches_pytorchs_own():
         assert torch.allclose(ours, theirs, rtol=2e-2, atol=2e-2 * float(theirs.abs().max()))
 
 
-def test_channels_last_flatten_order_matches_keras_reshape():
-    """Decoder dense unit k maps to (row, col, channel) = divmod in channels-last order."""
-    config = ModelConfig(image_size=8, channels=(2,), latent_dim=2)  # bottom 4x4x2
-    model = FaceVAE(config).eval()
-    flat = torch.arange(32, dtype=torch.float32).view(1, 32)
+def _randomised(model: FaceVAE) -> FaceVAE:
+    """Non-trivial batch-norm statistics and affine parameters, in eval mode."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.normal_(1.0, 0.2)
+                module.bias.normal_(0.0, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("padding", ["tf_same", "symmetric"])
+def test_decoder_reshapes_dense_units_in_keras_channels_last_order(padding):
+    """What reaches the first up-stage is the dense layer's units laid out as Keras's Reshape
+    does (unit (row * b + col) * c + channel goes to channel, row, col), computed here with
+    plain Python indexing; a channels-first view of the same units fails this."""
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=16, channels=(3, 5), latent_dim=4, padding=padding)  # bottom 4 x 4 x 5
+    model = _randomised(FaceVAE(config))
+    seen = []
+    model.decoder.stages[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    z = torch.randn(2, 4)
+    with torch.no_grad():
+        model.decode(z)
+        units = F.leaky_relu(model.decoder.dense_bn(model.decoder.dense(z)), config.leaky_slope)  # 2 x 80
+    (first_stage_input,) = seen  # in the working orientation: both spatial axes reversed for tf_same
+    if padding == "tf_same":
+        first_stage_input = first_stage_input.flip(-2, -1)
     b, c = config.bottom_size, config.channels[-1]
-    as_keras = flat.view(1, b, b, c).permute(0, 3, 1, 2)
-    # unit index = (row * b + col) * c + channel
-    assert as_keras[0, 1, 2, 3] == (2 * b + 3) * c + 1
-    features = torch.rand(1, c, b, b)
-    flattened = features.permute(0, 2, 3, 1).flatten(1)
-    assert torch.equal(flattened.view(1, b, b, c).permute(0, 3, 1, 2), features)
-    assert model.config.flatten_order == "channels_last"
+    expected = torch.empty(2, c, b, b)
+    for n in range(2):
+        for row in range(b):
+            for col in range(b):
+                for channel in range(c):
+                    expected[n, channel, row, col] = units[n, (row * b + col) * c + channel]
+    assert torch.equal(first_stage_input, expected)
+    assert not torch.equal(units.view(2, c, b, b), expected)  # the layouts differ, so the test can tell
+
+
+def test_encoder_flattens_in_keras_channels_last_order():
+    """The dense heads read the last feature map as Keras's Flatten does: index (row * b + col) * c + channel."""
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=16, channels=(3, 5), latent_dim=4)
+    model = _randomised(FaceVAE(config))
+    seen = []
+    model.encoder.stages.register_forward_hook(lambda module, args, out: seen.append(out.clone()))
+    model.encoder.mean.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        model.encode(torch.rand(2, 3, 16, 16))
+    features, flat = seen[0].flip(-2, -1), seen[1]  # features back from the working orientation
+    b, c = config.bottom_size, config.channels[-1]
+    for row in range(b):
+        for col in range(b):
+            for channel in range(c):
+                assert flat[1, (row * b + col) * c + channel] == features[1, channel, row, col]
+
+
+def test_convolutions_own_their_weights_and_run():
+    """Each stage's conv module is the convolution the stage runs (no functional side path)."""
+    torch.manual_seed(0)
+    model = _randomised(FaceVAE(ModelConfig(image_size=16, channels=(3, 5), latent_dim=4)))
+    x = torch.rand(2, 3, 16, 16)
+    down = model.encoder.stages[0]
+    assert isinstance(down, DownStage) and isinstance(down.conv, DownConv)
+    with torch.no_grad():
+        assert torch.equal(down(x), F.leaky_relu(down.bn(down.conv(x)), down.slope))
+        up = model.decoder.stages[0]
+        assert isinstance(up, UpStage) and isinstance(up.conv, UpConv)
+        h = torch.rand(2, 5, 4, 4)
+        assert torch.equal(up(h), F.leaky_relu(up.bn(up.conv(h)), up.slope))
+        assert up.conv(h).shape == (2, 5, 8, 8)
+        assert isinstance(model.decoder.to_rgb, SameConv)
+        # mirrored: the kernel applies reversed on mirrored maps, i.e. the module is the
+        # stored kernel's convolution seen through a mirror
+        rgb = model.decoder.to_rgb
+        maps = torch.rand(2, 3, 8, 8)
+        plain = F.conv2d(maps, rgb.weight, rgb.bias, padding=1)
+        assert torch.allclose(rgb(maps.flip(-2, -1)).flip(-2, -1), plain, atol=1e-6)
+
+
+def test_state_dict_keys_are_the_stored_format():
+    """Bundles and checkpoints store these names; a rename would orphan every saved model."""
+    model = FaceVAE(ModelConfig(image_size=8, channels=(2,), latent_dim=2))
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    expected = (["encoder.stages.0.conv.weight", "encoder.stages.0.conv.bias"]
+                + [f"encoder.stages.0.bn.{name}" for name in bn]
+                + ["encoder.mean.weight", "encoder.mean.bias", "encoder.log_var.weight", "encoder.log_var.bias",
+                   "decoder.dense.weight", "decoder.dense.bias"]
+                + [f"decoder.dense_bn.{name}" for name in bn]
+                + ["decoder.stages.0.conv.weight", "decoder.stages.0.conv.bias"]
+                + [f"decoder.stages.0.bn.{name}" for name in bn]
+                + ["decoder.to_rgb.weight", "decoder.to_rgb.bias"])
+    assert list(model.state_dict()) == expected
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert shapes["encoder.stages.0.conv.weight"] == (2, 3, 3, 3)  # out x in x k x k (Conv2d)
+    assert shapes["decoder.stages.0.conv.weight"] == (2, 2, 3, 3)  # in x out x k x k (ConvTranspose2d)
+    assert shapes["decoder.to_rgb.weight"] == (3, 2, 3, 3)

@@ -34,8 +34,7 @@ from ..model.fast_decoder import FastDecoder
 from ..runtime import pick_runtime, resolve_device
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
-# Faces per decoder call. Small chunks keep the 64 x 64 x 128 feature maps in the CPU's
-# caches, where one call for a whole 70-face grid would not.
+# Faces per decoder call: small chunks keep the 64 x 64 x 128 feature maps in the CPU's caches.
 DECODE_BATCH = 8
 GRID_COLUMNS = 10
 

@@ -5,20 +5,30 @@ Rewrites, each exact in real arithmetic:
   map, y = (x - mean) / sqrt(var + eps) * gamma + beta, so it multiplies into the weights and
   bias of the dense layer and of each transposed convolution: one pass less over every
   feature map (the 64 x 64 x 128 maps dominate).
-- The last stage and `to_rgb` work on the four pixel phases of the largest feature map
-  without assembling it (`PhaseSplitTail`), multiplying only the kernel taps that reach
-  each phase.
 - Like the Decoder, it computes in the decoder's working orientation (mirrored for TF-'same'
-  models, see model.py), so the other stages are PyTorch's symmetric transposed
-  convolutions, which oneDNN runs about twice as fast as the same stage written as a
-  sub-pixel convolution.
+  models, see tf_same.py), so the stages are PyTorch's symmetric transposed convolutions.
 - Channels-last tensors, which oneDNN's convolutions prefer.
+- fp32 without autograd on a CPU: each transposed convolution runs as oneDNN's fused
+  convolution + LeakyReLU (`torch.ops.mkldnn._convolution_transpose_pointwise`, the kernel
+  torch.compile's CPU backend uses): the activation is applied while the output is still in
+  cache instead of in a second pass over memory. Refinement differentiates through the
+  decoder, so with autograd the same weights go through PyTorch's ordinary ops.
+- The last stage and `to_rgb` depend on the precision (docs/benchmarks.md has the figures
+  behind each choice):
+  - fp32, `RGBAsMatmulTail`: the last stage's full-size map, then `to_rgb` as one matrix
+    product over channels (channels-last pixels x C times C x (k*k*3) taps) and k*k shifted
+    sums of 3-channel images: oneDNN's convolutions waste most of their vector lanes on
+    3 output channels.
+  - bf16, `PhaseSplitTail`: the last stage's four pixel phases, never assembling the
+    full-size map, each read by a small convolution producing 12 phase channels of the
+    image.
 
 precision="bf16" also stores weights and activations in bfloat16 (float32 accumulation
-inside oneDNN; the last layer's output is converted back to float32 before the sigmoid).
-On CPUs with AVX512-BF16 that is about twice as fast; pixels move by a few levels out of 255
-(benchmarks/synthesis.py prints how much). float32 equals the plain decoder to about 1e-6;
-the pipeline picks bf16 where the CPU has native bf16 instructions (its precision="auto").
+inside oneDNN; the last layer's output is converted back to float32 before the sigmoid):
+faster on CPUs with AVX512-BF16 or AMX, with pixels a few levels of 255 from the plain
+decoder (benchmarks/synthesis.py prints how far). float32 equals the plain decoder to
+float32 rounding; the pipeline picks bf16 where the CPU has native bf16 instructions (its
+precision="auto").
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vae import Decoder, UpStage, conv_transpose_stride2, mirror
+from .tf_same import SameConv, conv_transpose_stride2, mirror
+from .vae import Decoder, UpStage
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -55,24 +66,68 @@ def _folded_stage(stage: UpStage) -> tuple[torch.Tensor, torch.Tensor]:
     if conv.stride != (2, 2) or conv.dilation != (1, 1) or conv.groups != 1:
         raise ValueError("the fast decoder handles stride-2, undilated, ungrouped transposed convolutions")
     scale, shift = _bn_scale_shift(stage.bn)
-    weight = mirror(conv.weight.detach(), stage.mirrored) * scale[None, :, None, None]
+    weight = conv.working_weight().detach() * scale[None, :, None, None]
     return weight, conv.bias.detach() * scale + shift
 
 
-class FoldedUp(nn.Module):
-    """A stride-2 UpStage's transposed convolution with its BatchNorm folded in."""
+def _fused_ops_available() -> bool:
+    """oneDNN's fused transposed convolution + activation is in this torch build."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_transpose_pointwise")
 
-    def __init__(self, stage: UpStage) -> None:
+
+class FoldedUp(nn.Module):
+    """A stride-2 UpStage with its BatchNorm folded in, and its LeakyReLU:
+    N x C_in x H x W -> N x C_out x 2H x 2W. `fuse`: use oneDNN's fused op where it can."""
+
+    def __init__(self, stage: UpStage, fuse: bool) -> None:
         super().__init__()
         weight, bias = _folded_stage(stage)
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.bias = nn.Parameter(bias, requires_grad=False)
         self.padding, self.output_padding = stage.conv.padding[0], stage.conv.output_padding[0]
+        self.slope = stage.slope
+        self.fused = fuse and _fused_ops_available()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N x C_in x H x W -> N x C_out x 2H x 2W (before the activation); refinement
-        differentiates through it, hence the backward of conv_transpose_stride2."""
-        return conv_transpose_stride2(x, self.weight, self.bias, self.padding, self.output_padding)
+        if self.fused and x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+            pad, out_pad = [self.padding] * 2, [self.output_padding] * 2
+            return torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, self.weight, self.bias, pad, out_pad, [2, 2], [1, 1], 1, "leaky_relu", [self.slope], "")
+        # Refinement differentiates through it, hence the backward of conv_transpose_stride2.
+        x = conv_transpose_stride2(x, self.weight, self.bias, self.padding, self.output_padding)
+        return F.leaky_relu(x, self.slope)
+
+
+class RGBAsMatmulTail(nn.Module):
+    """The last UpStage, then `to_rgb` as a matrix product and shifted sums.
+
+    to_rgb's output pixel Y reads feature pixels Y + t - k//2 (t = 0..k-1 on each axis), so
+    with P = features (pixels x C, channels-last) @ W (C x (k*k*3): every tap's 3 colours),
+    image[Y] = bias + sum over taps (ty, tx) of P[Y + t - k//2][ty, tx]. The matrix product
+    is one GEMM over all pixels; the k*k sums move 3-channel images only.
+    """
+
+    def __init__(self, stage: UpStage, to_rgb: SameConv) -> None:
+        super().__init__()
+        self.up = FoldedUp(stage, fuse=True)
+        rgb = to_rgb.working_weight().detach()  # 3 x C x k x k
+        self.k = rgb.shape[-1]
+        self.taps = nn.Parameter(rgb.permute(1, 2, 3, 0).reshape(rgb.shape[1], -1).contiguous(),  # C x (k*k*3)
+                                 requires_grad=False)
+        self.rgb_bias = nn.Parameter(to_rgb.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C_in x H x W (the last stage's input) -> N x 3 x 2H x 2W images in [0, 1]."""
+        features = self.up(x).contiguous(memory_format=torch.channels_last)  # N x C x S x S
+        n, c, size, _ = features.shape
+        k, half = self.k, self.k // 2
+        per_tap = (features.permute(0, 2, 3, 1).reshape(-1, c) @ self.taps).view(n, size, size, k, k, 3)
+        image = per_tap.new_zeros(n, size + 2 * half, size + 2 * half, 3)  # N x S x S x 3, padded by k//2
+        for ty in range(k):
+            for tx in range(k):  # feature pixel r feeds image pixel r - t + k//2
+                image[:, k - 1 - ty:k - 1 - ty + size, k - 1 - tx:k - 1 - tx + size] += per_tap[:, :, :, ty, tx]
+        image = image[:, half:half + size, half:half + size] + self.rgb_bias
+        return torch.sigmoid(image.permute(0, 3, 1, 2))
 
 
 class PhaseSplitTail(nn.Module):
@@ -87,11 +142,11 @@ class PhaseSplitTail(nn.Module):
     `to_rgb` (k x k, 'same') then reads the phases directly: output pixel Y = 2m + q reads
     feature rows Y + t - k//2, which lie in phase p = (q + t - k//2) mod 2 at row m + d, so
     each phase contributes through one small convolution to the 4 x 3 phase channels of
-    the image, and one pixel shuffle of those 12 channels gives N x 3 x 2H x 2W. That skips
-    one full pass over the big map.
+    the image, and one pixel shuffle of those 12 channels gives N x 3 x 2H x 2W: no pass over
+    a full-size map.
     """
 
-    def __init__(self, stage: UpStage, to_rgb: nn.Conv2d, dtype: torch.dtype) -> None:
+    def __init__(self, stage: UpStage, to_rgb: SameConv, dtype: torch.dtype) -> None:
         super().__init__()
         weight, bias = _folded_stage(stage)  # in x out x k x k
         crop, k = stage.conv.padding[0], weight.shape[-1]
@@ -109,7 +164,7 @@ class PhaseSplitTail(nn.Module):
                         kernel[:, :, dy - min(dys), dx - min(dxs)] = weight[:, :, ty, tx].T
                 self.phase_weights.append(nn.Parameter(kernel.to(dtype), requires_grad=False))
                 self.phase_pads.append((-min(dxs), max(dxs), -min(dys), max(dys)))  # left, right, top, bottom
-        rgb = mirror(to_rgb.weight.detach(), stage.mirrored)  # 3 x C x k x k
+        rgb = to_rgb.working_weight().detach()  # 3 x C x k x k
         k, half = rgb.shape[-1], rgb.shape[-1] // 2
         # (phase p, output phase q, tap t) -> input offset d = (q + t - half - p) / 2 when the parity matches
         reach = [(p, q, t, (q + t - half - p) // 2) for p in (0, 1) for q in (0, 1) for t in range(k)
@@ -152,8 +207,11 @@ class FastDecoder(nn.Module):
         self.dtype = PRECISIONS[precision]
         self.dense = _folded_linear(decoder.dense, decoder.dense_bn)
         self.mirrored = decoder.mirrored
-        self.ups = nn.ModuleList(FoldedUp(stage) for stage in decoder.stages[:-1])
-        self.tail = PhaseSplitTail(decoder.stages[-1], decoder.to_rgb, self.dtype)
+        # Fusion is measured on fp32 only (docs/benchmarks.md); bf16 keeps the separate activation.
+        fuse = self.dtype == torch.float32
+        self.ups = nn.ModuleList(FoldedUp(stage, fuse) for stage in decoder.stages[:-1])
+        self.tail = (RGBAsMatmulTail(decoder.stages[-1], decoder.to_rgb) if self.dtype == torch.float32
+                     else PhaseSplitTail(decoder.stages[-1], decoder.to_rgb, self.dtype))
         self.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.eval().requires_grad_(False)
 
@@ -164,7 +222,7 @@ class FastDecoder(nn.Module):
             x = x.view(-1, b, b, c).permute(0, 3, 1, 2)  # N x c x b x b, already channels-last in memory
         else:
             x = x.view(-1, c, b, b).contiguous(memory_format=torch.channels_last)
-        x = mirror(x, self.mirrored)  # into the working orientation (model.py)
+        x = mirror(x, self.mirrored)  # into the working orientation (tf_same.py)
         for up in self.ups:
-            x = F.leaky_relu(up(x), self.slope)
+            x = up(x)
         return mirror(self.tail(x), self.mirrored)  # N x 3 x S x S

@@ -3,7 +3,7 @@
 Images are float tensors in [0, 1], N x C x H x W. Latent codes are N x latent_dim.
 With the "original" preset this is the original Keras model layer for layer, including
 TensorFlow's asymmetric 'same' padding and its channels-last flatten order, so its
-weights load unchanged (see facevae.interop.keras).
+weights load unchanged (see facevae.interop.keras). How the padding is reproduced: tf_same.py.
 """
 
 from __future__ import annotations
@@ -13,65 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-
-# TensorFlow's 'same' padding for stride 2 on an even size pads k - 2 pixels in total and puts
-# the odd one after: (before, after) = ((k - 3) / 2, (k - 1) / 2) for odd k, (0, 1) for k = 3,
-# where PyTorch's symmetric padding = k // 2 gives (1, 1) and shifts every output by one.
-# With both spatial axes reversed, TF's padding becomes ((k - 1) / 2, (k - 3) / 2): PyTorch's
-# symmetric k // 2 with reversed kernels (the extra pixel at the end is never reached by a
-# stride-2 window). So "tf_same" models compute on mirrored feature maps: Encoder and Decoder
-# reverse the axes once on the way in and once on the way out, and every stage in between
-# runs PyTorch's own symmetric convolutions, the same as the "symmetric" models. That is the
-# same arithmetic as padding explicitly and cropping the full transposed convolution, without
-# the padded copies and odd-sized outputs that take oneDNN's slow paths (a training step of
-# the original model was slower that way: docs/benchmarks.md; tests/model/test_vae.py checks both against each other).
-
-
-def mirror(tensor: torch.Tensor, mirrored: bool) -> torch.Tensor:
-    """tensor (... x H x W) with both spatial axes reversed when `mirrored`: feature maps into
-    and out of the working orientation, and kernels as they apply there."""
-    return tensor.flip(-2, -1) if mirrored else tensor
-
-
-class _TransposedConv(torch.autograd.Function):
-    """conv_transpose2d (stride 2) whose backward is the two ordinary convolutions it equals.
-
-    The input gradient of a transposed convolution is the strided convolution with the same
-    weight, and its weight gradient is that convolution's weight gradient with x as the
-    output gradient. PyTorch's own CPU backward gets the same numbers (bit for bit in fp32)
-    but is slower in bf16 for the 64 x 64 x 128 stage.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int,  # type: ignore[override]
-                output_padding: int) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.padding = padding
-        return F.conv_transpose2d(x, weight, bias, stride=2, padding=padding, output_padding=output_padding)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        p = ctx.padding
-        grad_x = F.conv2d(grad_out, weight, stride=2, padding=p) if ctx.needs_input_grad[0] else None
-        grad_weight = None
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.ops.aten.convolution_backward(
-                x, grad_out, weight, None, [2, 2], [p, p], [1, 1], False, [0, 0], 1, [False, True, False])[1]
-        grad_bias = grad_out.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_weight, grad_bias, None, None
-
-
-def conv_transpose_stride2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int,
-                           output_padding: int) -> torch.Tensor:
-    """F.conv_transpose2d(x, weight, bias, stride=2, ...) with the faster backward when a
-    gradient is wanted; casts like autocast would, since autocast skips custom functions."""
-    if not torch.is_grad_enabled():
-        return F.conv_transpose2d(x, weight, bias, stride=2, padding=padding, output_padding=output_padding)
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-        x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
-    return _TransposedConv.apply(x, weight, bias, padding, output_padding)
+from .tf_same import DownConv, SameConv, UpConv, mirror
 
 
 class DownStage(nn.Module):
@@ -79,16 +21,14 @@ class DownStage(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, config: ModelConfig) -> None:
         super().__init__()
-        self.mirrored = config.padding == "tf_same"
-        self.conv = nn.Conv2d(in_channels, out_channels, config.kernel_size, stride=2, padding=config.kernel_size // 2)
+        self.conv = DownConv(in_channels, out_channels, config.kernel_size, config.padding == "tf_same")
         self.bn = nn.BatchNorm2d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
         self.slope = config.leaky_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x H/2 x W/2."""
-        x = F.conv2d(x, mirror(self.conv.weight, self.mirrored), self.conv.bias, stride=2, padding=self.conv.padding)
-        # In place: batch norm's backward needs its input, not its output (saves a copy per stage).
-        return F.leaky_relu(self.bn(x), self.slope, inplace=True)
+        # In place: batch norm's backward needs its input, not its output, so one copy less.
+        return F.leaky_relu(self.bn(self.conv(x)), self.slope, inplace=True)
 
 
 class UpStage(nn.Module):
@@ -96,18 +36,13 @@ class UpStage(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, config: ModelConfig) -> None:
         super().__init__()
-        self.mirrored = config.padding == "tf_same"
-        k = config.kernel_size
-        # Output size exactly 2H: (H - 1) * 2 - 2 * (k // 2) + k + 1 for odd k.
-        self.conv = nn.ConvTranspose2d(in_channels, out_channels, k, stride=2, padding=k // 2, output_padding=1)
+        self.conv = UpConv(in_channels, out_channels, config.kernel_size, config.padding == "tf_same")
         self.bn = nn.BatchNorm2d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
         self.slope = config.leaky_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> N x C_out x 2H x 2W."""
-        x = conv_transpose_stride2(x, mirror(self.conv.weight, self.mirrored), self.conv.bias,
-                                   self.conv.padding[0], self.conv.output_padding[0])
-        return F.leaky_relu(self.bn(x), self.slope, inplace=True)  # in place: see DownStage
+        return F.leaky_relu(self.bn(self.conv(x)), self.slope, inplace=True)  # in place: see DownStage
 
 
 class Encoder(nn.Module):
@@ -143,10 +78,8 @@ class Decoder(nn.Module):
         self.dense_bn = nn.BatchNorm1d(config.flat_features, eps=config.bn_eps, momentum=config.bn_momentum)
         widths = (config.channels[-1], *reversed(config.channels))
         self.stages = nn.Sequential(*(UpStage(widths[i], widths[i + 1], config) for i in range(len(config.channels))))
-        k = config.kernel_size
-        # Stride 1 'same' is symmetric in both frameworks for odd kernels.
-        self.to_rgb = nn.Conv2d(widths[-1], config.image_channels, k, padding=k // 2)
         self.mirrored = config.padding == "tf_same"
+        self.to_rgb = SameConv(widths[-1], config.image_channels, config.kernel_size, self.mirrored)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         c, b = self.config.channels[-1], self.config.bottom_size
@@ -155,9 +88,8 @@ class Decoder(nn.Module):
             x = x.view(-1, b, b, c).permute(0, 3, 1, 2)  # Keras's Reshape is channels-last
         else:
             x = x.view(-1, c, b, b)
-        x = self.stages(mirror(x, self.mirrored))  # N x C_0 x H x W
-        x = F.conv2d(x, mirror(self.to_rgb.weight, self.mirrored), self.to_rgb.bias, padding=self.to_rgb.padding)
-        return torch.sigmoid(mirror(x, self.mirrored))
+        x = self.stages(mirror(x, self.mirrored))  # N x C_0 x H x W, in the working orientation
+        return torch.sigmoid(mirror(self.to_rgb(x), self.mirrored))
 
 
 class FaceVAE(nn.Module):
