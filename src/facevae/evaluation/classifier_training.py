@@ -7,7 +7,7 @@
 The loss is binary cross-entropy per attribute with pos_weight = negatives / positives from
 the training labels, so a rare attribute (Bald: 2% of CelebA) counts as much as a common one.
 Batches come from the cache through training/data.py (uint8 until the device; flips for
-training only); bf16 autocast where the CPU computes it natively (training/device.py).
+training only); bf16 autocast where the CPU computes it natively (facevae.runtime.pick_runtime).
 TensorBoard event files go to OUT/tensorboard when TensorBoard is installed.
 """
 
@@ -33,7 +33,7 @@ from ..data.cache import ImageCache
 from ..errors import UserError
 from ..imaging import write_atomic
 from ..training.data import CacheBatches
-from ..training.device import autocast_dtype, resolve_device
+from ..runtime import pick_runtime, resolve_device
 from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
 
 
@@ -155,7 +155,7 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
     model.eval()
     train_info = {**to_dict(config), "attributes": names, "seconds": round(seconds, 1),
                   "images_per_second": round(config.epochs * batches.usable / max(seconds, 1e-9), 1),
-                  "computed_in": "bf16 autocast" if autocast_dtype(device, config.precision) else "fp32"}
+                  "computed_in": "bf16 autocast" if pick_runtime(device, config.precision).autocast_dtype else "fp32"}
     data_info = {"cache": str(cache.path), "crop": cache.meta.get("preprocessing", {}).get("crop", "squash"),
                  "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
                  "train_images": int(len(labels)), "left_out": skipped}
@@ -184,7 +184,7 @@ def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor
          cache: ImageCache, config: ClassifierTrainConfig, out: Path, progress: bool) -> dict[str, Any]:
     """The epochs: AdamW with a cosine schedule; validation after each epoch. Returns the
     last validation metrics. labels: N_train x A float on the device, in split order."""
-    dtype = autocast_dtype(batches.device, config.precision)
+    dtype = pick_runtime(batches.device, config.precision).autocast_dtype
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
