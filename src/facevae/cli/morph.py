@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed: starts use SEED, ends SEED+1 (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="scale of the prior samples (default 1)")
     parser.add_argument("--from", dest="start", nargs="+", metavar="IMAGE",
-                        help="start faces from images (CelebA-framed), one row each")
+                        help="start faces from photos (each face framed like `facevae edit`), one row each")
     parser.add_argument("--to", dest="end", nargs="+", metavar="IMAGE", help="end faces from images, as many as --from")
+    parser.add_argument("--whole-image", action="store_true",
+                        help="skip face detection: the --from/--to pictures are already faces framed like CelebA")
     add_attribute_option(parser)
     add_model_options(parser)
     add_output_options(parser, "morph.png")
@@ -42,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give both --from and --to images, or neither for random faces")
     pipe = load_pipeline(args)
     result = pipe.morph(n_pairs=args.n, steps=args.steps, seed=args.seed, method=args.method,
-                        start=args.start, end=args.end, temperature=args.temperature, attributes=attributes_of(args))
+                        start=args.start, end=args.end, temperature=args.temperature, attributes=attributes_of(args),
+                        whole_image=args.whole_image)
     return write_result(result, args)

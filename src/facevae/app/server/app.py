@@ -234,8 +234,9 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
     async def reconstruct(
         request: Request,
         images: Annotated[list[UploadFile], File(description=f"1 to {schemas.MAX_UPLOAD_FILES} photos, "
-                                                             f"framed like CelebA's aligned faces")],
+                                                             f"each face found and framed like /v1/edit's")],
         refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS)] = 0,
+        whole_image: Annotated[bool, Form(description="Skip face detection; use the whole pictures")] = False,
         format: Annotated[schemas.OutputFormat, Form()] = "png",
         include_images: Annotated[bool, Form()] = False,
         scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
@@ -244,7 +245,8 @@ def _add_routes(app: FastAPI, settings: ServerSettings) -> None:
         if not 1 <= len(images) <= schemas.MAX_UPLOAD_FILES:
             raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
         pictures = [await _read_upload(upload, settings) for upload in images]
-        result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps))
+        result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps,
+                                                                whole_image=whole_image))
         return await _result(result, schemas.OutputOptions(format=format, scale=scale, include_images=include_images))
 
 
