@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a bundle folder (default: install --pretrained)")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="KEY=VALUE,...",
                         help="another inversion setting, as changes to the default (repeatable)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline (sweeps only)")
+    parser.add_argument("--only-tries", action="store_true", help="sweeps: only the --try settings")
     parser.add_argument("--quality-only", action="store_true",
                         help="sweeps: all photos inverted in one batch per setting; PSNR/SSIM only, no times")
     args = parser.parse_args()
@@ -152,8 +152,7 @@ def main() -> None:
             os.environ["FACEVAE_HOME"] = home
             args.model = install.install("celeba64-original", source_dir=args.pretrained, progress=False)
         pipe = FacePipeline(load_bundle(args.model))
-    variants = {"default": DEFAULT_SETTINGS} if args.no_baseline else {"baseline": BASELINE,
-                                                                          "default": DEFAULT_SETTINGS}
+    variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT_SETTINGS}
     variants.update({text: parse_try(text) for text in args.tries})
     mask = face_mask(pipe)
     if args.quality_only:

@@ -133,11 +133,13 @@ def test_bad_settings_are_refused():
 
 
 @pytest.mark.slow
-def test_default_settings_fit_real_photos_better_than_the_baseline(pretrained_bundle: Path):
-    """On framed real photos the defaults reach a lower face-weighted error than the earlier
-    fixed-step optimisation in the same number of steps."""
+def test_default_settings_fit_real_faces_better_than_the_baseline(pretrained_bundle: Path):
+    """On framed real photos, the defaults redraw the face itself (brows to chin) more closely
+    than the earlier fixed-step, unweighted optimisation in the same number of steps."""
+    from PIL import Image, ImageDraw
+
     from facevae.imaging import preprocess, read_image
-    from facevae.inference.face import align_face
+    from facevae.inference.face import CELEBA_SIZE, FACE_REGION, align_face
 
     shared = Path(__file__).resolve().parents[2].parent / "shared" / "photos"
     names = ["obama.jpg", "biden.jpg"]
@@ -145,10 +147,12 @@ def test_default_settings_fit_real_photos_better_than_the_baseline(pretrained_bu
         pytest.skip("the real photos are in ../shared/photos only on development machines")
     model = load_bundle(pretrained_bundle)
     images = torch.stack([preprocess(align_face(read_image(shared / n)).image, model.preprocessing) for n in names])
-    weights = face_weights(model.preprocessing, 3.0)
+    frame = Image.new("RGB", CELEBA_SIZE, (0, 0, 0))
+    ImageDraw.Draw(frame).rectangle(FACE_REGION, fill=(255, 255, 255))
+    face = preprocess(frame, model.preprocessing)[0] > 0.5  # S x S
     errors = {}
     for name, settings in (("baseline", BASELINE), ("default", DEFAULT_SETTINGS)):
-        codes = invert(model, images, settings=settings)
         with torch.no_grad():
-            errors[name] = float((weights * (model.decoder(codes) - images) ** 2).mean())
-    assert errors["default"] < errors["baseline"]
+            recon = model.decoder(invert(model, images, settings=settings))
+        errors[name] = float(((recon - images) ** 2)[:, :, face].mean())
+    assert errors["default"] < 0.9 * errors["baseline"]

@@ -61,7 +61,7 @@ class InversionSettings:
 
 
 BASELINE = InversionSettings()
-DEFAULT_SETTINGS = InversionSettings(lr=0.15, face_weight=3.0, lr_schedule="cosine")
+DEFAULT_SETTINGS = InversionSettings(lr=0.3, prior_weight=0.003, face_weight=10.0, lr_schedule="cosine")
 
 
 def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decoder: torch.nn.Module | None = None,
