@@ -228,9 +228,11 @@ def test_an_oversized_body_without_content_length_is_cut_off(client: TestClient)
 
 def test_reconstruct_shows_originals_and_reconstructions(client: TestClient):
     files = [("images", (f"{i}.png", png_bytes(seed=i), "image/png")) for i in range(3)]
-    grid = open_png(client.post("/v1/reconstruct", files=files).content)
+    assert_error(client.post("/v1/reconstruct", files=files), 422, "invalid_input")  # no face: framing is the default
+    whole = {"whole_image": "true"}
+    grid = open_png(client.post("/v1/reconstruct", files=files, data=whole).content)
     assert grid.shape[1] > 3 * 34  # row labels on the left, 3 columns
-    body = client.post("/v1/reconstruct", files=files, data={"format": "json", "include_images": "true"}).json()
+    body = client.post("/v1/reconstruct", files=files, data={**whole, "format": "json", "include_images": "true"}).json()
     assert np.array(body["latents"]).shape == (3, 16) and len(body["images"]) == 3  # the reconstructions
     redrawn = client.post("/v1/decode", json={"latents": body["latents"], "format": "json", "include_images": True})
     for again, first in zip(redrawn.json()["images"], body["images"]):  # decoded in other batch shapes

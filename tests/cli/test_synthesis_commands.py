@@ -85,8 +85,10 @@ def test_arithmetic_and_morph(tiny_bundle: Path, tmp_path: Path, capsys: pytest.
 def test_reconstruct_images_and_bad_files(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     for i in range(3):
         Image.fromarray(np.full((218, 178, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.jpg")
-    assert run("reconstruct", *(tmp_path / f"{i}.jpg" for i in range(3)), "--model", tiny_bundle,
-               "--out", tmp_path / "r.png") == 0
+    flat = [tmp_path / f"{i}.jpg" for i in range(3)]
+    assert run("reconstruct", *flat, "--model", tiny_bundle, "--out", tmp_path / "r.png") == 2  # no face in them
+    assert "--whole-image" in capsys.readouterr().err
+    assert run("reconstruct", *flat, "--model", tiny_bundle, "--whole-image", "--out", tmp_path / "r.png") == 0
     assert Image.open(tmp_path / "r.png").height > 2 * 34  # originals above reconstructions
     (tmp_path / "notes.txt").write_text("not an image")
     assert run("reconstruct", tmp_path / "notes.txt", "--model", tiny_bundle) == 2

@@ -170,7 +170,7 @@ def _reconstruct(pipe: "FacePipeline", args: argparse.Namespace) -> "SynthesisRe
     steps = args.refine_steps if args.invert or not pipe.model.has_encoder else 0
     if not pipe.model.has_encoder:
         print(f"note: this model has no encoder; finding each code by {steps} optimisation steps", file=sys.stderr)
-    return pipe.reconstruct(args.images, refine_steps=steps, columns=args.columns)
+    return pipe.reconstruct(args.images, refine_steps=steps, columns=args.columns, whole_image=args.whole_image)
 
 
 COMMANDS: tuple[SynthesisCommand, ...] = (
@@ -187,8 +187,9 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
     ),
     SynthesisCommand(
         "reconstruct", "encode and decode images (originals above reconstructions)",
-        "Encode each image (CelebA-framed face pictures; see `facevae edit` for photos) with the "
-        "encoder's mean and decode it. Models without an encoder find the code by optimisation.",
+        "Find the face in each image, frame it like CelebA's aligned images (as `facevae edit` does), "
+        "encode it with the encoder's mean and decode it. Models without an encoder find the code by "
+        "optimisation.",
         "example: facevae reconstruct 000001.jpg 000002.jpg --out recon.png",
         "reconstructions.png",
         (_arg("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, GIF)"),
@@ -196,6 +197,8 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
               help="refine each code by optimisation for a closer likeness (see --refine-steps)"),
          _arg("--refine-steps", type=int, default=100,
               help="optimisation steps with --invert, or for models without an encoder (default 100)"),
+         _arg("--whole-image", action="store_true",
+              help="skip face detection: the pictures are already faces framed like CelebA"),
          _arg("--columns", type=int, default=10, help="images per grid row (default 10)")),
         _reconstruct, edits=False,
     ),
@@ -224,11 +227,13 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--seed", type=int, default=0, help="random seed: starts use SEED, ends SEED+1 (default 0)"),
          PRIOR_SCALE,
          _arg("--from", dest="start", nargs="+", metavar="IMAGE",
-              help="start faces from images (CelebA-framed), one row each"),
-         _arg("--to", dest="end", nargs="+", metavar="IMAGE", help="end faces from images, as many as --from")),
+              help="start faces from photos (each face framed like `facevae edit`), one row each"),
+         _arg("--to", dest="end", nargs="+", metavar="IMAGE", help="end faces from images, as many as --from"),
+         _arg("--whole-image", action="store_true",
+              help="skip face detection: the --from/--to pictures are already faces framed like CelebA")),
         lambda pipe, args: pipe.morph(n_pairs=args.n, steps=args.steps, seed=args.seed, method=args.method,
                                       start=args.start, end=args.end, temperature=args.temperature,
-                                      **edits_of(args)),
+                                      whole_image=args.whole_image, **edits_of(args)),
         check=_check_morph,
     ),
     SynthesisCommand(

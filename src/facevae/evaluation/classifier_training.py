@@ -32,8 +32,8 @@ from ..config import ConfigError, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
 from ..imaging import write_atomic
-from ..training.data import CacheBatches
 from ..runtime import pick_runtime, resolve_device
+from ..training.data import CacheBatches
 from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
 
 

@@ -1,22 +1,26 @@
 """Find a face in a photo and frame it the way CelebA's aligned images are framed.
 
-CelebA's `img_align_celeba` frames are 178 x 218 with the eyes level, about 39 pixels apart,
-at y ~ 111. We measured where the eyes sit on faces drawn by the pretrained decoder (which
-reproduces CelebA's framing; 55 of 60 faces, OpenCV's eye cascade on 2x upscaled frames):
-left eye (68.8, 110.7), right eye (107.9, 111.0), spread about 2 pixels. That agrees with
-the dataset's published landmark file, whose averages are close to (69, 111) and (108, 111).
-So a photo is rotated, scaled and shifted to put its eye centres on CELEBA_EYES; the
-bundle's preprocessing (facevae.imaging.preprocess) then turns the frame into model input.
+CelebA's `img_align_celeba` frames are 178 x 218, made by a similarity transform (rotation,
+uniform scale, shift) that puts five facial landmarks where they sit on average. Here the
+landmarks come from YuNet, OpenCV's face detector (`cv2.FaceDetectorYN`): both eye centres,
+the nose tip and both mouth corners. The transform is the least-squares similarity from those
+five points onto CELEBA_LANDMARKS (the dataset's mean aligned landmarks); the bundle's
+preprocessing (facevae.imaging.preprocess) then turns the frame into model input.
 
-Detection uses OpenCV's bundled Haar cascades (frontal face, then eyes inside the upper part
-of the face box): offline, no model download. When the eyes are not found (closed eyes,
-sunglasses, a small face), the eye positions are estimated from the face box with ratios
-measured on the same generated faces (box x 33.9, y 70.2, side 110.5 in the 178 x 218 frame).
+YuNet's ONNX file is fetched on first use and cached like the pretrained model
+(facevae.hub.detector). Without it (offline, not installed) the face is framed from OpenCV's
+bundled Haar cascades instead, and a note says how to get the detector: the frontal-face
+cascade, then the eye cascade inside the upper part of the face box, and when the eyes are
+not found, eye positions estimated from the box with ratios measured on faces the pretrained
+decoder draws (box x 33.9, y 70.2, side 110.5 in the 178 x 218 frame; eyes at x 68.8 and
+108.0, y 110.8).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -24,11 +28,21 @@ from PIL import Image
 from ..errors import UserError
 
 CELEBA_SIZE = (178, 218)  # width, height of an aligned CelebA frame
-CELEBA_EYES = ((68.8, 110.8), (108.0, 110.8))  # left and right eye centres in that frame
+# Mean aligned landmarks (x, y), in picture order: the eye on the picture's left (the person's
+# right eye) first, then the other eye, the nose tip, the mouth corners left then right.
+CELEBA_LANDMARKS = np.array([(69.0, 111.5), (108.0, 111.5), (88.5, 134.0), (72.5, 152.5), (105.5, 152.5)])
+CELEBA_EYES = (tuple(CELEBA_LANDMARKS[0]), tuple(CELEBA_LANDMARKS[1]))
+# Where the face itself lies in the frame (x0, y0, x1, y1): brows to chin, cheek to cheek,
+# for measuring likeness without hair and background.
+FACE_REGION = (49, 85, 129, 180)
 # Eye centres relative to the Haar face box (x, y, side), measured as described above.
 EYE_X_IN_BOX = ((68.8 - 33.9) / 110.5, (108.0 - 33.9) / 110.5)
 EYE_Y_IN_BOX = (110.8 - 70.2) / 110.5
 DETECT_MAX_SIDE = 800  # photos are searched at most this large (faster, same result)
+MIN_SCORE = 0.6  # YuNet's confidence below which a detection is not a face
+MIN_FACE_PIXELS = 16  # narrower faces carry too little detail to frame
+SMALL_EYE_DISTANCE = 20  # photo pixels between the eyes below which the frame is enlarged 2x or more
+ALIGNED_TOLERANCE = 4.0  # mean landmark distance (frame pixels) for a picture already framed like CelebA
 
 
 class FaceNotFoundError(UserError):
@@ -40,13 +54,20 @@ class AlignedFace:
     """A 178 x 218 CelebA-framed crop and how it was found.
 
     box: the face box (x, y, width, height) in the original photo, None for the whole image;
-    eyes: the two eye centres used, in photo pixels; notes: what a user should be told.
+    landmarks: 5 x 2 landmark positions in photo pixels (CELEBA_LANDMARKS' order), only the two
+    eyes with the Haar cascades, None for the whole image; notes: what a user should be told.
     """
 
     image: Image.Image
     box: tuple[int, int, int, int] | None = None
-    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
+    landmarks: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def eyes(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        if self.landmarks is None:
+            return None
+        return (tuple(self.landmarks[0]), tuple(self.landmarks[1]))  # type: ignore[return-value]
 
 
 def _cv2():
@@ -55,6 +76,112 @@ def _cv2():
 
     return import_optional("cv2", "or use --whole-image for a picture that is already a face crop")
 
+
+# --- the similarity transform ----------------------------------------------------------
+
+def similarity_transform(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The 2 x 3 matrix [s R | t] minimising sum |s R p + t - q|^2 over point pairs (Umeyama):
+    rotation, uniform scale and shift, never a mirror. points, targets: K x 2, K >= 2."""
+    points, targets = np.asarray(points, np.float64), np.asarray(targets, np.float64)
+    mean_p, mean_q = points.mean(0), targets.mean(0)
+    centred_p, centred_q = points - mean_p, targets - mean_q
+    covariance = centred_q.T @ centred_p / len(points)  # 2 x 2
+    u, singular, vt = np.linalg.svd(covariance)
+    signs = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ np.diag(signs) @ vt
+    scale = (singular * signs).sum() / max((centred_p**2).sum(1).mean(), 1e-12)
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = mean_q - matrix[:, :2] @ mean_p
+    return matrix
+
+
+def warp_to_celeba(image: Image.Image, matrix: np.ndarray) -> Image.Image:
+    """Apply a photo -> frame similarity; returns the 178 x 218 frame (edges replicated)."""
+    cv2 = _cv2()
+    pixels = np.asarray(image.convert("RGB"))
+    matrix = np.array(matrix, np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.5:  # shrink first with area averaging, so the warp does not alias
+        factor = 2 * scale
+        size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        matrix[:, :2] /= factor
+    framed = cv2.warpAffine(pixels, matrix, CELEBA_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return Image.fromarray(framed, "RGB")
+
+
+def frame_from_eyes(image: Image.Image, eyes: tuple[tuple[float, float], tuple[float, float]]) -> Image.Image:
+    """Rotate, scale and shift so the eyes land on CELEBA_EYES; returns a 178 x 218 frame."""
+    return warp_to_celeba(image, similarity_transform(np.array(eyes), CELEBA_LANDMARKS[:2]))
+
+
+def landmark_error(landmarks: np.ndarray) -> float:
+    """Mean distance (frame pixels) between 5 landmarks in a 178 x 218 frame and CELEBA_LANDMARKS."""
+    return float(np.linalg.norm(np.asarray(landmarks) - CELEBA_LANDMARKS, axis=1).mean())
+
+
+# --- YuNet -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=2)
+def _yunet(path: str):
+    cv2 = _cv2()
+    if not hasattr(cv2, "FaceDetectorYN"):
+        raise UserError("this OpenCV build has no FaceDetectorYN; pip install 'opencv-python-headless>=4.8'")
+    try:
+        return cv2.FaceDetectorYN.create(path, "", (320, 320), MIN_SCORE, 0.3, 5000)
+    except cv2.error as error:
+        raise UserError(f"OpenCV cannot load the face detector {path} ({str(error).strip()[-120:]}). "
+                        f"Delete it and run `facevae download yunet-2023mar`") from None
+
+
+def detect_landmarks(image: Image.Image, model_path: str | Path) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Faces as (box x, y, w, h; 5 x 2 landmarks in CELEBA_LANDMARKS' order), in photo pixels,
+    largest first. The photo is searched at most DETECT_MAX_SIDE pixels large."""
+    shrink = min(1.0, DETECT_MAX_SIDE / max(image.size))
+    small = image if shrink == 1.0 else image.resize(
+        (max(1, round(image.width * shrink)), max(1, round(image.height * shrink))), Image.Resampling.BILINEAR)
+    bgr = np.ascontiguousarray(np.asarray(small.convert("RGB"))[:, :, ::-1])
+    detector = _yunet(str(model_path))
+    detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+    _, rows = detector.detect(bgr)  # rows: x, y, w, h, 5 landmarks (x, y), score
+    faces = []
+    for row in [] if rows is None else rows:
+        box = tuple(int(round(v / shrink)) for v in row[:4])
+        faces.append((box, row[4:14].reshape(5, 2).astype(np.float64) / shrink))
+    return sorted(faces, key=lambda face: face[0][2] * face[0][3], reverse=True)
+
+
+def _frame_landmarks(image: Image.Image, model_path: Path, source: str) -> "AlignedFace":
+    faces = detect_landmarks(image, model_path)
+    if not faces:
+        raise _no_face(source)
+    notes = [f"found {len(faces)} faces; used the largest"] if len(faces) > 1 else []
+    box, landmarks = faces[0]
+    _check_size(box, landmarks, source, notes)
+    if image.size == CELEBA_SIZE and landmark_error(landmarks) <= ALIGNED_TOLERANCE:
+        notes.append("already framed like CelebA's aligned images; used as is")
+        return AlignedFace(image, box, landmarks, notes)
+    return AlignedFace(warp_to_celeba(image, similarity_transform(landmarks, CELEBA_LANDMARKS)), box, landmarks, notes)
+
+
+def _check_size(box, landmarks: np.ndarray, source: str, notes: list[str]) -> None:
+    if box[2] < MIN_FACE_PIXELS:
+        raise UserError(f"The face in {source} is only {box[2]} pixels wide; framing needs at least "
+                        f"{MIN_FACE_PIXELS}. Use a photo where the face is larger (a closer crop of the original)")
+    eye_distance = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    if eye_distance < SMALL_EYE_DISTANCE:
+        notes.append(f"the face is small ({eye_distance:.0f} pixels between the eyes), so its frame is enlarged "
+                     f"and blurry; a larger photo of the face gives a closer likeness")
+
+
+def _no_face(source: str) -> FaceNotFoundError:
+    return FaceNotFoundError(
+        f"No face found in {source}. If it already shows just a face framed like a passport photo, "
+        f"use the whole image instead (`--whole-image`; in Python `whole_image=True`)")
+
+
+# --- Haar cascades (without the YuNet file) ----------------------------------------------
 
 def _cascade(name: str):
     cv2 = _cv2()
@@ -109,34 +236,7 @@ def eyes_from_box(box: tuple[int, int, int, int]) -> tuple[tuple[float, float], 
     return (x + EYE_X_IN_BOX[0] * w, eye_y), (x + EYE_X_IN_BOX[1] * w, eye_y)
 
 
-def frame_from_eyes(image: Image.Image, eyes: tuple[tuple[float, float], tuple[float, float]]) -> Image.Image:
-    """Rotate, scale and shift so the eyes land on CELEBA_EYES; returns a 178 x 218 frame."""
-    cv2 = _cv2()
-
-    (lx, ly), (rx, ry) = eyes
-    (tlx, tly), (trx, try_) = CELEBA_EYES
-    scale = np.hypot(trx - tlx, try_ - tly) / max(np.hypot(rx - lx, ry - ly), 1e-6)
-    pixels = np.asarray(image.convert("RGB"))
-    if scale < 0.5:  # shrink first with area averaging, so the warp does not alias
-        factor = 2 * scale
-        size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor)))
-        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        (lx, ly), (rx, ry) = (lx * factor, ly * factor), (rx * factor, ry * factor)
-        scale /= factor
-    angle = np.arctan2(ry - ly, rx - lx)
-    cos, sin = scale * np.cos(-angle), scale * np.sin(-angle)
-    # similarity transform [a -b tx; b a ty] taking the left eye to its target
-    matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]])
-    matrix[:, 2] = np.array([tlx, tly]) - matrix[:, :2] @ np.array([lx, ly])
-    framed = cv2.warpAffine(pixels, matrix, CELEBA_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Image.fromarray(framed, "RGB")
-
-
-def align_face(image: Image.Image, whole_image: bool = False, source: str = "the photo") -> AlignedFace:
-    """Find the largest face and frame it like CelebA; whole_image=True uses the picture as is."""
-    image = image.convert("RGB")
-    if whole_image:
-        return AlignedFace(image, notes=["used the whole image without face detection"])
+def _frame_with_cascades(image: Image.Image, source: str) -> AlignedFace:
     cv2 = _cv2()
     shrink = min(1.0, DETECT_MAX_SIDE / max(image.size))
     small = image if shrink == 1.0 else image.resize(
@@ -145,16 +245,32 @@ def align_face(image: Image.Image, whole_image: bool = False, source: str = "the
     # equalised first (dim photos); as is when a large flat background skews the histogram
     faces = detect_faces(cv2.equalizeHist(gray)) or detect_faces(gray)
     if not faces:
-        raise FaceNotFoundError(
-            f"No face found in {source}. If it already shows just a face framed like a passport photo, "
-            f"use the whole image instead (`--whole-image`; in Python `whole_image=True`)")
-    notes = []
-    if len(faces) > 1:
-        notes.append(f"found {len(faces)} faces; used the largest")
+        raise _no_face(source)
+    notes = [f"found {len(faces)} faces; used the largest"] if len(faces) > 1 else []
     eyes = detect_eyes(gray, faces[0])
     if eyes is None:
         eyes = eyes_from_box(faces[0])
         notes.append("eyes not found; framed the face from its outline, which is less exact")
     box = tuple(round(v / shrink) for v in faces[0])
-    eyes = tuple((ex / shrink, ey / shrink) for ex, ey in eyes)
-    return AlignedFace(frame_from_eyes(image, eyes), box, eyes, notes)  # type: ignore[arg-type]
+    landmarks = np.array(eyes, np.float64) / shrink
+    return AlignedFace(frame_from_eyes(image, landmarks), box, landmarks, notes)  # type: ignore[arg-type]
+
+
+def align_face(image: Image.Image, whole_image: bool = False, source: str = "the photo",
+               detector: str | Path | None = None) -> AlignedFace:
+    """Find the largest face and frame it like CelebA; whole_image=True uses the picture as is.
+
+    detector: a YuNet ONNX file; default facevae.hub.detector.find_detector() (FACEVAE_DETECTOR,
+    the installed file, or a first-use download; without one, the Haar cascades and a note).
+    """
+    from ..hub.detector import find_detector
+
+    image = image.convert("RGB")
+    if whole_image:
+        return AlignedFace(image, notes=["used the whole image without face detection"])
+    model_path, note = (Path(detector), None) if detector else find_detector()
+    if model_path is not None:
+        return _frame_landmarks(image, model_path, source)
+    aligned = _frame_with_cascades(image, source)
+    aligned.notes.append(note or "framed with OpenCV's Haar cascades")
+    return aligned

@@ -1,43 +1,76 @@
-"""Photo -> latent code: the encoder's mean, optionally refined by a few optimisation steps.
+"""Photo -> latent code: the encoder's mean, optionally refined by a bounded number of optimisation steps.
 
 Refinement minimises, per image, the maximum-a-posteriori objective of the VAE
 
-    mean((decode(z) - image)^2) + prior_weight * mean(z^2)
+    mean(w * (decode(z) - image)^2) + prior_weight * mean(z^2)
 
-with Adam, starting from the encoder mean (or from the prior's mean, zeros, when the model
-has no encoder). The prior term keeps z small in the directions the decoder ignores, where
+with Adam on z alone (the decoder's weights never change, nor get gradients), starting from the
+encoder mean, or, for a model without an encoder (the pretrained decoder-only model), from the
+prior's mean. The prior term keeps z small in the directions the decoder ignores, where
 attribute vectors are meaningless. The original loss, 2000 x MSE + KL, would correspond to
-prior_weight = 0.5 * 200 / 2000 = 0.05; on the pretrained decoder that blurs likenesses
-(100 steps on generated faces: pixel MSE 5e-4 at 0.05, 1e-4 at 0.01, 3e-5 at 0.002; with 0
-the code's norm drifts up along ignored directions), so the default is 0.01.
-Only the latent is optimised; the decoder's weights never change (they do not even get
-gradients), and the number of steps is bounded.
+prior_weight = 0.5 * 200 / 2000 = 0.05, which blurs likenesses; 0 lets the code's norm drift.
+
+w weights the pixels: 1 + face_weight on the face itself (FACE_REGION of the CelebA frame, an
+ellipse with soft edges, put through the bundle's own preprocessing so it lands where the
+face is in the model's input), normalised to mean 1. Hair and background then matter less than
+the person. The step size follows a cosine from lr down to lr * final_lr_fraction, so the
+last steps settle instead of oscillating around the fit. With starts > 1, several starting
+codes (the usual one and random draws from the prior) are tried for probe_steps steps and
+each image keeps the one that fits best.
+
+The defaults (DEFAULT_SETTINGS) were chosen with benchmarks/photos.py on real photos; BASELINE
+is the earlier fixed-step-size, unweighted, single-start optimisation.
 """
 
 from __future__ import annotations
 
+import math
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..hub.bundle import FaceModel, Preprocessing
 
 MAX_REFINE_STEPS = 5000
 # Decoder-only models have nothing to start from but the prior's mean, so they always refine.
 DECODER_ONLY_STEPS = 100
-DEFAULT_LR = 0.1
-DEFAULT_PRIOR_WEIGHT = 0.01
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """How latents are fitted to images (see the module docstring)."""
+
+    lr: float = 0.1
+    prior_weight: float = 0.01
+    face_weight: float = 0.0  # extra weight on face pixels; 0 = every pixel alike
+    lr_schedule: str = "constant"  # "constant" or "cosine"
+    final_lr_fraction: float = 0.05  # the cosine's end, as a fraction of lr
+    starts: int = 1  # starting codes tried per image
+    probe_steps: int = 10  # steps each start gets before the best one continues
+    start_scale: float = 1.0  # standard deviation of the random starts
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        if self.starts < 1 or self.probe_steps < 0 or self.lr <= 0 or self.face_weight < 0 or self.prior_weight < 0:
+            raise UserError("inversion settings need starts >= 1, probe_steps >= 0, lr > 0, face_weight >= 0 "
+                            "and prior_weight >= 0")
+
+
+BASELINE = InversionSettings()
+DEFAULT_SETTINGS = InversionSettings(lr=0.3, prior_weight=0.003, face_weight=10.0, lr_schedule="cosine")
 # Called between refinement steps when set; it raises to abandon the work. The server sets it
 # around each job (facevae.app.server.batching), so refinement stops once its request has timed out.
 STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("facevae_stop_check", default=None)
 
 
 def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decoder: torch.nn.Module | None = None,
-           lr: float = DEFAULT_LR, prior_weight: float = DEFAULT_PRIOR_WEIGHT, progress: bool = False,
-           ) -> torch.Tensor:
+           settings: InversionSettings = DEFAULT_SETTINGS, progress: bool = False) -> torch.Tensor:
     """N x 3 x S x S images in [0, 1] -> N x D latent codes.
 
     decoder: the module to optimise through (e.g. the pipeline's FastDecoder); default the
@@ -54,34 +87,90 @@ def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decode
         refine_steps = refine_steps or DECODER_ONLY_STEPS
     if refine_steps == 0:
         return start
-    return refine(decoder or model.decoder, images, start, refine_steps, lr, prior_weight, progress)
+    weights = face_weights(model.preprocessing, settings.face_weight).to(model.device)
+    return refine(decoder or model.decoder, images, start, refine_steps, settings, weights, progress)
+
+
+def face_weights(preprocessing: Preprocessing, face_weight: float) -> torch.Tensor:
+    """1 x S x S pixel weights with mean 1: 1 + face_weight on the face, 1 elsewhere (before normalising)."""
+    from ..imaging import preprocess
+    from .face import CELEBA_SIZE, FACE_REGION
+
+    size = preprocessing.image_size
+    if face_weight == 0:
+        return torch.ones(1, size, size)
+    mask = Image.new("L", CELEBA_SIZE, 0)
+    ImageDraw.Draw(mask).ellipse(FACE_REGION, fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(6)).convert("RGB")  # soft edges: no seam in the fit
+    face = preprocess(mask, preprocessing)[:1]  # 1 x S x S in [0, 1]
+    weights = 1 + face_weight * face
+    return weights / weights.mean()
 
 
 def refine(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, steps: int,
-           lr: float = DEFAULT_LR, prior_weight: float = DEFAULT_PRIOR_WEIGHT, progress: bool = False,
-           ) -> torch.Tensor:
-    """Adam on the latents only; returns N x D codes (detached)."""
+           settings: InversionSettings = DEFAULT_SETTINGS, weights: torch.Tensor | None = None,
+           progress: bool = False) -> torch.Tensor:
+    """Adam on the latents only; returns N x D codes (detached). weights: 1 x S x S or None."""
+    weights = torch.ones(1, *images.shape[2:], device=images.device) if weights is None else weights
     was_training = decoder.training
     decoder.eval()
     frozen = [p for p in decoder.parameters() if p.requires_grad]
     for parameter in frozen:
         parameter.requires_grad_(False)
-    latent = start.detach().clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([latent], lr=lr)
     try:
-        with torch.enable_grad():
-            stop_check = STOP_CHECK.get()
-            for _ in tqdm(range(steps), desc="refining", unit="step", disable=not progress, leave=False):
-                if stop_check is not None:
-                    stop_check()
-                optimiser.zero_grad(set_to_none=True)
-                recon = decoder(latent)
-                # Summed over images, so each image's gradient is independent of the batch.
-                loss = ((recon - images) ** 2).flatten(1).mean(1).sum() + prior_weight * (latent**2).mean(1).sum()
-                loss.backward()
-                optimiser.step()
+        with torch.enable_grad(), tqdm(total=steps, desc="refining", unit="step", disable=not progress,
+                                       leave=False) as bar:
+            probe = min(settings.probe_steps, steps) if settings.starts > 1 else 0
+            if probe:
+                start = _best_start(decoder, images, start, probe, steps, settings, weights, bar)
+            return _optimise(decoder, images, start, range(probe, steps), steps, settings, weights, bar)[0]
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
         decoder.train(was_training)
-    return latent.detach()
+
+
+def _best_start(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, probe: int, total: int,
+                settings: InversionSettings, weights: torch.Tensor, bar) -> torch.Tensor:
+    """Fit `starts` candidate codes per image for `probe` steps; N x D, each image's best one.
+
+    Candidates: the given start and starts - 1 draws from N(0, start_scale^2), seeded so the
+    same photo gets the same code every time.
+    """
+    n, k = len(start), settings.starts
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.randn(n, k - 1, start.shape[1], generator=generator).to(start) * settings.start_scale
+    candidates = torch.cat([start[:, None], draws], 1).flatten(0, 1)  # (N*K) x D, image-major
+    repeated = images.repeat_interleave(k, 0)  # (N*K) x 3 x S x S
+    fitted, losses = _optimise(decoder, repeated, candidates, range(probe), total, settings, weights, bar)
+    best = losses.view(n, k).argmin(1)  # N
+    return fitted.view(n, k, -1)[torch.arange(n), best]
+
+
+def _optimise(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, steps: range, total: int,
+              settings: InversionSettings, weights: torch.Tensor, bar) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam over the step indices `steps` of a `total`-step schedule -> (codes, per-image loss), detached."""
+    latent = start.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([latent], lr=_lr(settings, steps.start, total))
+    losses = torch.zeros(len(latent))
+    stop_check = STOP_CHECK.get()
+    for step in steps:
+        if stop_check is not None:
+            stop_check()
+        for group in optimiser.param_groups:
+            group["lr"] = _lr(settings, step, total)
+        optimiser.zero_grad(set_to_none=True)
+        recon = decoder(latent)
+        # per image; summed, so each image's gradient is independent of the batch
+        losses = (weights * (recon - images) ** 2).flatten(1).mean(1) + settings.prior_weight * (latent**2).mean(1)
+        losses.sum().backward()
+        optimiser.step()
+        bar.update(1)
+    return latent.detach(), losses.detach()
+
+
+def _lr(settings: InversionSettings, step: int, total: int) -> float:
+    if settings.lr_schedule == "constant" or total <= 1:
+        return settings.lr
+    low = settings.lr * settings.final_lr_fraction
+    return low + 0.5 * (settings.lr - low) * (1 + math.cos(math.pi * step / (total - 1)))

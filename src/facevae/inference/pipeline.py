@@ -229,20 +229,35 @@ class FacePipeline:
         return invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
 
     def prepare_images(self, images: Any) -> torch.Tensor:
-        """Images as N x 3 x S x S tensor: from a tensor, a PIL image, a path/bytes, or a list of these."""
+        """Images as N x 3 x S x S tensor: from a tensor, a PIL image, a path/bytes, or a list of these,
+        each used whole (no face framing; see frame_photos)."""
+        return self.frame_photos(images, whole_image=True)[0]
+
+    def frame_photos(self, images: Any, whole_image: bool = False) -> tuple[torch.Tensor, list[str]]:
+        """Photos -> (N x 3 x S x S model input, notes): every picture goes through the one
+        framing, facevae.inference.face.align_face (the face found and framed like CelebA's
+        aligned images, or the whole picture with whole_image=True). A tensor is model input
+        already and is used as is."""
+        from .face import align_face
+
         if torch.is_tensor(images):
             images = images if images.ndim == 4 else images[None]
             if images.shape[1:] != (3, self.image_size, self.image_size):
                 raise UserError(f"images must be N x 3 x {self.image_size} x {self.image_size}; "
                                 f"got {tuple(images.shape)}")
-            return images.float().to(self.model.device)
+            return images.float().to(self.model.device), []
         if not isinstance(images, (list, tuple)):
             images = [images]
-        tensors = []
+        tensors, notes = [], []
         for item in images:
+            source = "the photo" if isinstance(item, Image.Image) else (
+                "the uploaded image" if isinstance(item, (bytes, bytearray)) else str(item))
             picture = item if isinstance(item, Image.Image) else imaging.read_image(item)
-            tensors.append(imaging.preprocess(picture, self.model.preprocessing))
-        return torch.stack(tensors).to(self.model.device)
+            aligned = align_face(picture, whole_image=whole_image, source=source)
+            prefix = f"{source}: " if len(images) > 1 and not whole_image else ""
+            notes += [prefix + note for note in aligned.notes]
+            tensors.append(imaging.preprocess(aligned.image, self.model.preprocessing))
+        return torch.stack(tensors).to(self.model.device), list(dict.fromkeys(notes))  # each note once
 
     def _result(self, latents: torch.Tensor, columns: int, **layout: Any) -> SynthesisResult:
         images = imaging.to_uint8(self.decode_tensor(latents))
@@ -265,9 +280,15 @@ class FacePipeline:
         codes = codes + self.resolve_attributes(attributes, keep, keep_mode)
         return self._result(codes, columns or min(len(codes), GRID_COLUMNS))
 
-    def reconstruct(self, images: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS) -> SynthesisResult:
-        """Originals above their reconstructions, `columns` pairs per row."""
-        originals = self.prepare_images(images)
+    def reconstruct(self, images: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS,
+                    whole_image: bool = False) -> SynthesisResult:
+        """Framed photos above their reconstructions, `columns` pairs per row.
+
+        images: paths, bytes or PIL images (each face found and framed like CelebA's aligned
+        images; whole_image=True uses the pictures as they are), or an N x 3 x S x S tensor.
+        """
+        self._check_count(len(images) if isinstance(images, (list, tuple)) else 1)
+        originals, notes = self.frame_photos(images, whole_image)
         self._check_count(len(originals))
         latents = self.encode(originals, refine_steps=refine_steps)
         recon = self.decode_tensor(latents)
@@ -284,7 +305,7 @@ class FacePipeline:
             labels += ["original", "reconstruction"]
         images = imaging.to_uint8(torch.cat(ordered))
         return SynthesisResult(images, latents.cpu().numpy().astype(np.float32), columns, row_labels=labels,
-                               faces=imaging.to_uint8(recon))
+                               faces=imaging.to_uint8(recon), notes=notes)
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
                    strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
@@ -309,19 +330,20 @@ class FacePipeline:
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
               start: Any = None, end: Any = None, temperature: float = 1.0,
               attributes: Mapping[str, float] | None = None, keep: Sequence[str] = (),
-              keep_mode: str = "orthogonal") -> SynthesisResult:
+              keep_mode: str = "orthogonal", whole_image: bool = False) -> SynthesisResult:
         """One row per pair of faces, `steps` faces from start to end (both included).
 
-        start / end: codes (N x D), images (N x 3 x S x S, PIL images, paths), or None for
-        random faces (seeds `seed` and `seed + 1`). `attributes` shift the whole path.
+        start / end: codes (N x D), images (N x 3 x S x S, PIL images, paths: photos are framed
+        like edit's unless whole_image=True), or None for random faces (seeds `seed` and
+        `seed + 1`). `attributes` shift the whole path.
         """
         offset = self.resolve_attributes(attributes, keep, keep_mode)
         if method not in ("linear", "slerp"):
             raise UserError(f"morph method must be 'linear' or 'slerp', got '{method}'")
         if steps < 2:
             raise UserError(f"morph needs at least 2 steps (the two end faces), got {steps}")
-        first = self._endpoint(start, n_pairs, seed, temperature)
-        last = self._endpoint(end, n_pairs, seed + 1, temperature)
+        first = self._endpoint(start, n_pairs, seed, temperature, whole_image)
+        last = self._endpoint(end, n_pairs, seed + 1, temperature, whole_image)
         if len(first) != len(last):
             raise UserError(f"morph needs as many end faces as start faces (got {len(first)} and {len(last)})")
         t = torch.linspace(0, 1, steps, device=first.device)
@@ -331,11 +353,11 @@ class FacePipeline:
         self._check_count(len(codes))
         return self._result(codes, steps)
 
-    def _endpoint(self, value: Any, n: int, seed: int, temperature: float) -> torch.Tensor:
+    def _endpoint(self, value: Any, n: int, seed: int, temperature: float, whole_image: bool) -> torch.Tensor:
         if value is None:
             return self.sample_latents(n, seed, temperature)
         is_codes = (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2
-        return self.as_latents(value) if is_codes else self.encode(self.prepare_images(value))
+        return self.as_latents(value) if is_codes else self.encode(self.frame_photos(value, whole_image)[0])
 
     def encode_photo(self, photo: Any, refine_steps: int = 0,
                      whole_image: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -344,12 +366,8 @@ class FacePipeline:
         photo: a path, bytes or PIL image. The face is found and framed like CelebA's aligned
         images (facevae.inference.face); `whole_image=True` skips detection and uses the whole picture.
         """
-        from .face import align_face
-
-        picture = photo if isinstance(photo, Image.Image) else imaging.read_image(photo)
-        aligned = align_face(picture, whole_image=whole_image)
-        original = imaging.preprocess(aligned.image, self.model.preprocessing)[None].to(self.model.device)
-        return original, self.encode(original, refine_steps=refine_steps), list(aligned.notes)
+        original, notes = self.frame_photos([photo], whole_image)
+        return original, self.encode(original, refine_steps=refine_steps), notes
 
     def edit_codes(self, latent: torch.Tensor, attributes: Mapping[str, float] | None, keep: Sequence[str] = (),
                    keep_mode: str = "orthogonal") -> torch.Tensor:

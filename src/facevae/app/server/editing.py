@@ -75,8 +75,9 @@ async def edit(
 async def reconstruct(
     pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads,
     images: Annotated[list[UploadFile], File(description=f"1 to {schemas.MAX_UPLOAD_FILES} photos, "
-                                                         f"framed like CelebA's aligned faces")],
+                                                         f"each face found and framed like /v1/edit's")],
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS)] = 0,
+    whole_image: Annotated[bool, Form(description="Skip face detection; use the whole pictures")] = False,
     format: Annotated[schemas.OutputFormat, Form()] = "png",
     include_images: Annotated[bool, Form()] = False,
     scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
@@ -85,7 +86,8 @@ async def reconstruct(
     if not 1 <= len(images) <= schemas.MAX_UPLOAD_FILES:
         raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
     pictures = [await uploads.read(upload, deadline) for upload in images]
-    result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps),
+    result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps,
+                                                            whole_image=whole_image),
                                cost=refine_cost(len(pictures), refine_steps), deadline=deadline)
     return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
                                                                include_images=include_images))
