@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import TINY_CHANNELS, TINY_TRAINING
+from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 from facevae.data.cache import ImageCache
 from facevae.evaluation.classifier_training import train_classifier

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from evaluation_helpers import TINY_CHANNELS, TINY_TRAINING
+from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 from facevae.config import ConfigError
 from facevae.data.cache import ImageCache
