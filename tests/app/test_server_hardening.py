@@ -57,7 +57,8 @@ def test_a_25_megapixel_upload_reaches_the_model_shrunk(tiny_bundle: Path):
     pipe = RecordingPipeline(load_bundle(tiny_bundle))
     bomb = blank_png(4990, 4990)  # ~97 KB on the wire, ~100 MB of RGBA pixels
     with TestClient(create_app(pipe)) as client:
-        response = client.post("/v1/reconstruct", files=[("images", ("big.png", bomb, "image/png"))])
+        response = client.post("/v1/reconstruct", data={"whole_image": "true"},
+                               files=[("images", ("big.png", bomb, "image/png"))])
     assert response.status_code == 200, response.text
     (size,) = pipe.sizes
     side = ServerSettings().upload_max_side
@@ -115,7 +116,7 @@ def test_decoding_counts_against_the_request_deadline(pipe: FacePipeline, monkey
     app = create_app(pipe, timeout_s=0.6, decoding_uploads=1)
     files = [("images", (f"{i}.png", png_bytes(seed=i), "image/png")) for i in range(3)]
     with TestClient(app) as client:  # three decodes of 0.5 s one after another: past 0.6 s
-        assert_error(client.post("/v1/reconstruct", files=files), 504, "timeout")
+        assert_error(client.post("/v1/reconstruct", data={"whole_image": "true"}, files=files), 504, "timeout")
 
 
 # --- 2. abandoned work stops; budgets; /readyz under saturation -------------------------
@@ -129,7 +130,7 @@ def test_refinement_of_an_abandoned_request_stops_and_frees_the_thread(tiny_bund
 
     async def scenario():
         async with running(app) as client:
-            refine = await client.post("/v1/reconstruct", data={"refine_steps": "500"},
+            refine = await client.post("/v1/reconstruct", data={"refine_steps": "500", "whole_image": "true"},
                                        files=[("images", ("a.png", photo, "image/png"))])
             await until(lambda: not app.state.batcher._running, timeout=3)  # the thread let go
             return refine, await client.post("/v1/generate", json={"seed": 1})

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..inference.inversion import DEFAULT_PRIOR_WEIGHT
+from ..inference.inversion import DEFAULT_SETTINGS
 from ..inference.pipeline import FacePipeline
 from . import image_metrics
 
@@ -48,8 +48,10 @@ def split_images(cache: ImageCache, split: str, max_images: int | None) -> torch
 def method(pipe: FacePipeline, invert_steps: int) -> str:
     if pipe.model.has_encoder:
         return "encoder mean"
+    settings = DEFAULT_SETTINGS
     return (f"bounded inversion: no encoder, so each code is {invert_steps} Adam steps from the prior mean "
-            f"(prior weight {DEFAULT_PRIOR_WEIGHT})")
+            f"(facevae edit's defaults: step size {settings.lr:g}, {settings.lr_schedule} schedule, "
+            f"face weight {settings.face_weight:g}, prior weight {settings.prior_weight:g})")
 
 
 def reconstruct(pipe: FacePipeline, images: torch.Tensor, invert_steps: int = 100, label: str = "",
