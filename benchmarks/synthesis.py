@@ -2,6 +2,7 @@
 
     python benchmarks/synthesis.py            # full: 15 repeats of the grids, 5 photo edits
     python benchmarks/synthesis.py --quick    # a few repeats, well under a minute
+    python benchmarks/synthesis.py --grid-only  # only the 70-face grid (a busy machine)
 
 Needs the pretrained model: `facevae download celeba64-original` (or
 `facevae download celeba64-original --from ../shared/pretrained/original-celeba64`).
@@ -91,6 +92,7 @@ def accuracy(model, latents: torch.Tensor) -> list[tuple[str, float, int, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few repeats (under a minute)")
+    parser.add_argument("--grid-only", action="store_true", help="only the 70-face grid, no one-face or edit rows")
     parser.add_argument("--model", default="celeba64-original")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -122,14 +124,14 @@ def main() -> None:
         "pipeline, fast bf16": grid(bf16, 70),
         "PNG encoding of the 70-face grid": lambda: encode_png(grid_image),
     }, grid_repeats)
-    one = interleaved_medians({
+    one = {} if args.grid_only else interleaved_medians({
         "plain fp32 eager decode (baseline)": plain_decode(1),
         "pipeline, fast fp32": grid(fp32, 1),
         "pipeline, fast fp32, previous": grid(previous, 1),
         "pipeline, fast bf16": grid(bf16, 1),
     }, grid_repeats * 3)
     photo = photo_bytes(default)
-    edit = interleaved_medians({
+    edit = {} if args.grid_only else interleaved_medians({
         "plain fp32 decoder": lambda: plain.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast fp32": lambda: fp32.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast fp32, previous": lambda: previous.edit(photo, ATTRIBUTES, refine_steps=100),
@@ -139,7 +141,7 @@ def main() -> None:
 
     print(f"\nfacevae synthesis benchmark: {args.model}, torch {torch.__version__}; default precision on this "
           f"machine: {default.precision}; load average {load_before:.1f} before, {load_after:.1f} after; "
-          f"{'--quick' if args.quick else 'full'} run\n{machine_line()}")
+          f"{'--quick' if args.quick else 'full'}{', --grid-only' if args.grid_only else ''} run\n{machine_line()}")
     print(f"\n{'task':<48} {'variant':<36} {'median':>10} {'vs baseline':>12}")
     for task, results, base in (("70-face grid with attributes", many, "plain fp32 eager decode (baseline)"),
                                 ("one face", one, "plain fp32 eager decode (baseline)"),
