@@ -2,6 +2,7 @@
 
     python benchmarks/synthesis.py            # full: 15 repeats of the grids, 5 photo edits
     python benchmarks/synthesis.py --quick    # a few repeats, well under a minute
+    python benchmarks/synthesis.py --grid-only  # only the 70-face grid (a busy machine)
 
 Needs the pretrained model: `facevae download celeba64-original` (or
 `facevae download celeba64-original --from ../shared/pretrained/original-celeba64`).
@@ -26,6 +27,7 @@ import argparse
 import io
 import os
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -42,17 +44,20 @@ from facevae.model.fast_decoder import FastDecoder, FoldedUp, PhaseSplitTail
 ATTRIBUTES = {"Smiling": 1.0, "Eyeglasses": 0.5}
 
 
-def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per variant; one warm-up call each, then round-robin repeats."""
+def interleaved_medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """(median wall seconds, median process CPU seconds) per variant; one warm-up call each,
+    then round-robin repeats. CPU time is disturbed far less than wall time by other
+    processes on a shared machine."""
     for run in variants.values():
         run()
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, run in variants.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            times[name].append((time.perf_counter() - start, time.process_time() - start_cpu))
+    return {name: (statistics.median(t for t, _ in values), statistics.median(c for _, c in values))
+            for name, values in times.items()}
 
 
 def photo_bytes(pipe: FacePipeline) -> bytes:
@@ -77,11 +82,11 @@ def previous_fp32_pipeline(model) -> FacePipeline:
     return pipe
 
 
-def accuracy(model, latents: torch.Tensor) -> list[tuple[str, float, int, float]]:
+def accuracy(model, latents: torch.Tensor, precisions: tuple[str, ...]) -> list[tuple[str, float, int, float]]:
     with torch.inference_mode():
         plain = model.decoder(latents)
         rows = []
-        for precision in ("fp32", "bf16"):
+        for precision in precisions:
             fast = FastDecoder(model.decoder, precision)(latents)
             levels = np.abs(to_uint8(fast).astype(int) - to_uint8(plain).astype(int))
             rows.append((precision, float((fast - plain).abs().max()), int(levels.max()), float(levels.mean())))
@@ -91,6 +96,9 @@ def accuracy(model, latents: torch.Tensor) -> list[tuple[str, float, int, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few repeats (under a minute)")
+    parser.add_argument("--grid-only", action="store_true", help="only the 70-face grid, no one-face or edit rows")
+    parser.add_argument("--fp32-only", action="store_true", help="no bf16 rows (bf16 is emulated, slowly, on CPUs "
+                        "without AVX512-BF16/AMX)")
     parser.add_argument("--model", default="celeba64-original")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -119,36 +127,41 @@ def main() -> None:
         "plain fp32 eager decode (baseline)": plain_decode(70),
         "pipeline, fast fp32": grid(fp32, 70),
         "pipeline, fast fp32, previous": grid(previous, 70),
-        "pipeline, fast bf16": grid(bf16, 70),
+        **({} if args.fp32_only else {"pipeline, fast bf16": grid(bf16, 70)}),
         "PNG encoding of the 70-face grid": lambda: encode_png(grid_image),
     }, grid_repeats)
-    one = interleaved_medians({
+    one = {} if args.grid_only else interleaved_medians({
         "plain fp32 eager decode (baseline)": plain_decode(1),
         "pipeline, fast fp32": grid(fp32, 1),
         "pipeline, fast fp32, previous": grid(previous, 1),
-        "pipeline, fast bf16": grid(bf16, 1),
+        **({} if args.fp32_only else {"pipeline, fast bf16": grid(bf16, 1)}),
     }, grid_repeats * 3)
     photo = photo_bytes(default)
-    edit = interleaved_medians({
+    edit = {} if args.grid_only else interleaved_medians({
         "plain fp32 decoder": lambda: plain.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast fp32": lambda: fp32.edit(photo, ATTRIBUTES, refine_steps=100),
         "pipeline, fast fp32, previous": lambda: previous.edit(photo, ATTRIBUTES, refine_steps=100),
-        "pipeline, fast bf16": lambda: bf16.edit(photo, ATTRIBUTES, refine_steps=100),
+        **({} if args.fp32_only else {"pipeline, fast bf16": lambda: bf16.edit(photo, ATTRIBUTES, refine_steps=100)}),
     }, edit_repeats)
     load_after = os.getloadavg()[0]
 
     print(f"\nfacevae synthesis benchmark: {args.model}, torch {torch.__version__}; default precision on this "
           f"machine: {default.precision}; load average {load_before:.1f} before, {load_after:.1f} after; "
-          f"{'--quick' if args.quick else 'full'} run\n{machine_line()}")
-    print(f"\n{'task':<48} {'variant':<36} {'median':>10} {'vs baseline':>12}")
+          f"{' '.join(sys.argv[1:]) or 'full'} run\n{machine_line()}")
+    print(f"\n{'task':<34} {'variant':<36} {'wall median':>12} {'vs baseline':>12} {'CPU median':>12} "
+          f"{'vs baseline':>12}")
     for task, results, base in (("70-face grid with attributes", many, "plain fp32 eager decode (baseline)"),
                                 ("one face", one, "plain fp32 eager decode (baseline)"),
                                 ("photo edit, 100 refinement steps", edit, "plain fp32 decoder")):
-        for variant, seconds in results.items():
-            ratio = "" if variant.startswith("PNG") else f"{results[base] / seconds:.2f}x"
-            print(f"{task:<48} {variant:<36} {seconds * 1000:>8.1f} ms {ratio:>12}")
+        for variant, (seconds, cpu) in results.items():
+            png = variant.startswith("PNG")
+            ratio, cpu_ratio = ("", "") if png else (f"{results[base][0] / seconds:.2f}x",
+                                                     f"{results[base][1] / cpu:.2f}x")
+            print(f"{task:<34} {variant:<36} {seconds * 1000:>9.1f} ms {ratio:>12} {cpu * 1000:>9.1f} ms "
+                  f"{cpu_ratio:>12}")
     print("\naccuracy against the plain decoder (64 faces):")
-    for precision, max_abs, max_levels, mean_levels in accuracy(model, plain.sample_latents(64, 1)):
+    precisions = ("fp32",) if args.fp32_only else ("fp32", "bf16")
+    for precision, max_abs, max_levels, mean_levels in accuracy(model, plain.sample_latents(64, 1), precisions):
         print(f"  fast {precision}: max |diff| {max_abs:.2e}; uint8 levels: max {max_levels}, mean {mean_levels:.3f}")
 
 
