@@ -42,7 +42,7 @@ DETECT_MAX_SIDE = 800  # photos are searched at most this large (faster, same re
 MIN_SCORE = 0.6  # YuNet's confidence below which a detection is not a face
 MIN_FACE_PIXELS = 16  # narrower faces carry too little detail to frame
 SMALL_EYE_DISTANCE = 20  # photo pixels between the eyes below which the frame is enlarged 2x or more
-ALIGNED_TOLERANCE = 4.0  # mean landmark distance (frame pixels) for a picture already framed like CelebA
+ALIGNED_TOLERANCE = 6.0  # mean landmark distance (frame pixels) for a picture already framed like CelebA
 
 
 class FaceNotFoundError(UserError):
