@@ -147,31 +147,38 @@ def make_celeba(root: str | Path, layout: str = "official", count: int = 300, *,
     extra = [f"{index:06d}.jpg" for index in range(count + 1, count + 1 + extra_rows)]
     fixture.extra_rows = extra
 
-    if not attributes:
-        return fixture
+    if attributes:
+        _write_labels(root, base, layout, [label_names[p] for p in rows], labels[rows], label_names, split, extra,
+                      partition)
+    return fixture
+
+
+def _write_labels(root: Path, base: Path, layout: str, labelled: list[str], labels: np.ndarray,
+                  every_name: list[str], split: np.ndarray, extra: list[str], partition: bool) -> None:
+    """The attribute file (rows for `labelled`, 0/1 `labels`) and the partition file (every
+    image) in the layout's format; `extra` names get rows although they have no image."""
     if layout == "folder":
         lines = ["filename," + ",".join(CELEBA_ATTRIBUTES[:5])]
-        lines += [f"{label_names[p]}," + ",".join(str(int(v)) for v in labels[p, :5]) for p in rows]
+        lines += [f"{name}," + ",".join(str(int(v)) for v in row[:5]) for name, row in zip(labelled, labels)]
         lines += [f"{name}," + ",".join("0" for _ in range(5)) for name in extra]
         (root / "attributes.csv").write_text("\n".join(lines) + "\n")
-        return fixture
+        return
     signed = labels * 2 - 1
     if layout == "kaggle":
         attr = ["image_id," + ",".join(CELEBA_ATTRIBUTES)]
-        attr += [f"{label_names[p]}," + ",".join(str(int(v)) for v in signed[p]) for p in rows]
+        attr += [f"{name}," + ",".join(str(int(v)) for v in row) for name, row in zip(labelled, signed)]
         attr += [f"{name}," + ",".join("-1" for _ in CELEBA_ATTRIBUTES) for name in extra]
         (base / "list_attr_celeba.csv").write_text("\n".join(attr) + "\n")
         if partition:
-            part = ["image_id,partition"] + [f"{label_names[p]},{split[p]}" for p in range(count)]
+            part = ["image_id,partition"] + [f"{name},{value}" for name, value in zip(every_name, split)]
             part += [f"{name},0" for name in extra]
             (base / "list_eval_partition.csv").write_text("\n".join(part) + "\n")
-        return fixture
+        return
     # The official text format: right-aligned columns separated by runs of spaces.
-    attr = [str(len(rows) + len(extra)), " ".join(CELEBA_ATTRIBUTES) + " "]
-    attr += [f"{label_names[p]} " + " ".join(f"{int(v):2d}" for v in signed[p]) for p in rows]
+    attr = [str(len(labelled) + len(extra)), " ".join(CELEBA_ATTRIBUTES) + " "]
+    attr += [f"{name} " + " ".join(f"{int(v):2d}" for v in row) for name, row in zip(labelled, signed)]
     attr += [f"{name} " + " ".join("-1" for _ in CELEBA_ATTRIBUTES) for name in extra]
     (base / "list_attr_celeba.txt").write_text("\n".join(attr) + "\n")
     if partition:
-        part = [f"{label_names[p]} {split[p]}" for p in range(count)] + [f"{name} 0" for name in extra]
+        part = [f"{name} {value}" for name, value in zip(every_name, split)] + [f"{name} 0" for name in extra]
         (base / "list_eval_partition.txt").write_text("\n".join(part) + "\n")
-    return fixture
