@@ -49,7 +49,7 @@ def test_keep_errors_name_the_problem(pipe: FacePipeline):
         pipe.resolve_attributes({"Smiling": 1.0}, keep=["Mael"])
     with pytest.raises(UserError, match="Smiling is both edited and kept"):
         pipe.resolve_attributes({"Smiling": 1.0}, keep=["Smiling"])
-    with pytest.raises(UserError, match="keep mode must be one of orthogonal, group, decoded"):
+    with pytest.raises(UserError, match="keep mode must be one of auto, orthogonal, group, decoded"):
         pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"], keep_mode="exact")
     with pytest.raises(UserError, match="both edited and kept"):  # the walked attribute of a grid too
         pipe.arithmetic("Male", n=1, keep=["Male"])
@@ -166,3 +166,17 @@ def test_group_refuses_an_edit_its_group_nearly_swallows():
     with pytest.raises(UserError, match="leaves 20% of Edit's direction.*keep mode 'orthogonal'"):
         directions.conditional_offset(vectors, {"Edit": 1.0}, ["Kept"], "group")
     assert directions.conditional_offset(vectors, {"Edit": 1.0}, ["Kept"], "orthogonal").norm() > 0
+
+
+def test_auto_keeps_the_group_where_the_edit_survives_it_and_plain_projection_elsewhere(pipe: FacePipeline):
+    basis = torch.eye(6)
+    roomy = {"Edit": basis[1] + 0.6 * basis[0] + 0.2 * basis[3], "Kept": basis[1],
+             "KeptTwin": 0.9 * basis[1] - 0.3 * basis[3], "Unrelated": basis[4]}
+    auto = directions.conditional_offset(roomy, {"Edit": 1.0}, ["Kept"], "auto")
+    assert torch.equal(auto, directions.conditional_offset(roomy, {"Edit": 1.0}, ["Kept"], "group"))
+    tight = {"Edit": basis[0] + 0.2 * basis[2], "Kept": basis[1], "KeptTwin": 0.9 * basis[1] + 0.35 * basis[0]}
+    auto = directions.conditional_offset(tight, {"Edit": 1.0}, ["Kept"], "auto")  # the group would swallow it
+    assert torch.equal(auto, directions.conditional_offset(tight, {"Edit": 1.0}, ["Kept"], "orthogonal"))
+    # the pipeline's default is auto
+    default = pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"])
+    assert torch.equal(default, pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"], keep_mode="auto"))

@@ -102,7 +102,7 @@ def edits_of(args: argparse.Namespace) -> dict:
 
 # Beyond this, strengths only give noise and silhouettes (the REST API refuses them: schemas.MAX_STRENGTH).
 STRENGTH_WARNING = 10.0
-KEEP_MODES = ("orthogonal", "group", "decoded")  # facevae.inference.directions.KEEP_MODES (no torch import here)
+KEEP_MODES = ("auto", "orthogonal", "group", "decoded")  # facevae.inference.directions.KEEP_MODES (no torch import here)
 
 # --- the arguments the commands share, and the table -----------------------------------
 
@@ -116,10 +116,11 @@ ATTRIBUTE_EDITS = (
               "useful strengths lie within +-3, beyond +-10 only noise"),
     _arg("--keep", type=attribute_names, action="extend", default=[], metavar="NAME,NAME",
          help="keep these attributes unchanged while editing, e.g. --keep Male,Young"),
-    _arg("--keep-mode", choices=KEEP_MODES, default="orthogonal",
-         help="orthogonal (default): edits made orthogonal to the kept vectors; group: also to "
-              "vectors within cosine 0.8 of a kept one; decoded: plus a correction that keeps the "
-              "kept attributes' look in decoded faces (slower; see docs/usage.md)"),
+    _arg("--keep-mode", choices=KEEP_MODES, default="auto",
+         help="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
+              "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one; "
+              "decoded: orthogonal plus a correction that keeps the kept attributes' look in decoded faces "
+              "(slower; see docs/usage.md)"),
 )
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",

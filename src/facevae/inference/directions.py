@@ -1,7 +1,12 @@
 """Conditional edits: move along some attribute directions while keeping others unchanged.
 
 `conditional_offset(vectors, strengths, keep, mode)` is the latent offset (a D vector) behind
-`FacePipeline.resolve_attributes(strengths, keep=..., keep_mode=...)`. Three modes:
+`FacePipeline.resolve_attributes(strengths, keep=..., keep_mode=...)`. Four modes:
+
+- "auto" (the default): "group" where it leaves enough of every edit, else "orthogonal". Plain
+  projection keeps the kept vectors' own directions but not what the decoder draws with
+  their correlated neighbours (a smile also lives in High_Cheekbones and Mouth_Slightly_Open),
+  so where the group can be removed without removing the edit, it is.
 
 - "orthogonal": each edited vector minus its projection onto span(kept vectors), computed
   exactly (QR in float64), then rescaled to the edited vector's length so strength 1 stays a
@@ -35,7 +40,7 @@ import torch
 
 from ..errors import UserError
 
-KEEP_MODES = ("orthogonal", "group", "decoded")
+KEEP_MODES = ("auto", "orthogonal", "group", "decoded")
 GROUP_COSINE = 0.8  # the correlated group of a kept attribute: |cosine| at or above this
 # "group" refuses an edit that keeps less of its direction than this (cosine with the plain vector).
 GROUP_LEAST = 0.3
@@ -45,6 +50,10 @@ CORRECTION_SEED = 0
 LINEAR_STEP = 0.1  # the fraction of the edit whose central difference gives the first-order readout
 
 Decode = Callable[[torch.Tensor], torch.Tensor]  # N x D codes -> N x 3 x S x S images in [0, 1]
+
+
+class KeepTooMuchError(UserError):
+    """Keeping the attributes would leave too little of an edited direction."""
 
 
 def check_keep(strengths: Mapping[str, float], keep: Sequence[str], mode: str) -> list[str]:
@@ -78,7 +87,7 @@ def project_out(vector: torch.Tensor, basis: torch.Tensor, name: str = "the edit
         raise UserError(f"{name} lies in the span of {kept}: nothing is left after removing their directions; "
                         f"keep fewer attributes")
     if left < least:
-        raise UserError(f"keeping {kept} unchanged leaves {left:.0%} of {name}'s direction, which is no "
+        raise KeepTooMuchError(f"keeping {kept} unchanged leaves {left:.0%} of {name}'s direction, which is no "
                         f"longer {name}; use keep mode 'orthogonal' or keep fewer attributes")
     return residual * (v.norm() / residual.norm())
 
@@ -106,6 +115,11 @@ def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[s
     """Sum of strength x (edited vector made to keep the kept attributes): a D float32 vector.
     Names must be valid keys of `vectors` (the pipeline checks them with a friendly message)."""
     keep = check_keep(strengths, keep, mode)
+    if mode == "auto":
+        try:
+            return conditional_offset(vectors, strengths, keep, "group")
+        except KeepTooMuchError:
+            return conditional_offset(vectors, strengths, keep, "orthogonal")
     edited = [name for name, s in strengths.items() if float(s) != 0.0]
     reference = next(iter(vectors.values()))
     if not edited:

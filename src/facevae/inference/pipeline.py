@@ -159,12 +159,13 @@ class FacePipeline:
         return list(self.model.attributes)
 
     def resolve_attributes(self, strengths: Mapping[str, float] | None, keep: Sequence[str] = (),
-                           keep_mode: str = "orthogonal") -> torch.Tensor:
+                           keep_mode: str = "auto") -> torch.Tensor:
         """Sum of strength x vector over the given attributes: a D vector (zeros for none).
 
         keep: attributes to leave unchanged; each edited vector is made orthogonal to the kept
         ones (keep_mode "orthogonal"), also to their correlated group ("group"), or corrected in
-        decoded pixels ("decoded"). See facevae.inference.directions.
+        decoded pixels ("decoded"); "auto" is "group" where that leaves enough of every edit,
+        else "orthogonal". See facevae.inference.directions.
         """
         from .directions import check_keep, conditional_offset
 
@@ -267,13 +268,13 @@ class FacePipeline:
 
     def generate(self, n: int = 10, seed: int = 0, temperature: float = 1.0,
                  attributes: Mapping[str, float] | None = None, columns: int | None = None,
-                 keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
+                 keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """n faces from the prior, with each attribute vector added times its strength."""
         latents = self.sample_latents(n, seed, temperature) + self.resolve_attributes(attributes, keep, keep_mode)
         return self._result(latents, columns or min(n, GRID_COLUMNS))
 
     def decode(self, latents: Any, attributes: Mapping[str, float] | None = None, columns: int | None = None,
-               keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
+               keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """Faces for given codes (e.g. a saved .npy), optionally with attribute edits."""
         codes = self.as_latents(latents)
         self._check_count(len(codes))
@@ -310,7 +311,7 @@ class FacePipeline:
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
                    strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
-                   keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
+                   keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
         unmodified column (strength 0) is marked. `attributes` are applied to every face first;
         `keep` holds for the walked attribute too."""
@@ -330,7 +331,7 @@ class FacePipeline:
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
               start: Any = None, end: Any = None, temperature: float = 1.0,
               attributes: Mapping[str, float] | None = None, keep: Sequence[str] = (),
-              keep_mode: str = "orthogonal", whole_image: bool = False) -> SynthesisResult:
+              keep_mode: str = "auto", whole_image: bool = False) -> SynthesisResult:
         """One row per pair of faces, `steps` faces from start to end (both included).
 
         start / end: codes (N x D), images (N x 3 x S x S, PIL images, paths: photos are framed
@@ -370,12 +371,12 @@ class FacePipeline:
         return original, self.encode(original, refine_steps=refine_steps), notes
 
     def edit_codes(self, latent: torch.Tensor, attributes: Mapping[str, float] | None, keep: Sequence[str] = (),
-                   keep_mode: str = "orthogonal") -> torch.Tensor:
+                   keep_mode: str = "auto") -> torch.Tensor:
         """A photo's 1 x D code -> 2 x D codes: [reconstruction, edited]."""
         return torch.cat([latent, latent + self.resolve_attributes(attributes, keep, keep_mode)])
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
-             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "orthogonal") -> SynthesisResult:
+             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """Your photo with attribute edits: [aligned photo, reconstruction, edited] (see encode_photo).
         result.faces and result.latents are the reconstruction and the edited face."""
         self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work

@@ -22,7 +22,7 @@ EXPLANATION = (
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, rows: int, seed: int,
-                    keep: tuple[str, ...] = (), keep_mode: str = "orthogonal") -> tuple[bytes, np.ndarray]:
+                    keep: tuple[str, ...] = (), keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid, latents in grid order); model_ref stands for the unhashed pipeline."""
     result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode)
     result.column_labels = [f"{s:+d}" if s else "0 (original)" for s in STRENGTHS]

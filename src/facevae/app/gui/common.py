@@ -299,14 +299,14 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
     return strengths
 
 
-KEEP_MODES = {"orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
+KEEP_MODES = {"auto": "Automatic (the kept group where the edit survives it)", "orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
               "decoded": "Corrected on decoded faces (slower)"}
 
 
 def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -> tuple[tuple[str, ...], str]:
     """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
     if not strengths:
-        return (), "orthogonal"
+        return (), "auto"
     options = [n for n in names if n not in strengths]
     if f"{key}-keep" in st.session_state:  # an attribute kept earlier may be the one edited now
         st.session_state[f"{key}-keep"] = [n for n in st.session_state[f"{key}-keep"] if n in options]

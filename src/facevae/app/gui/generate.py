@@ -27,7 +27,7 @@ EXPLANATION = (
 @st.cache_data(max_entries=64, show_spinner=False)
 def generated_grid(_pipeline: FacePipeline, model_ref: str, count: int, seed: int,
                    strengths: tuple[tuple[str, float], ...], keep: tuple[str, ...] = (),
-                   keep_mode: str = "orthogonal") -> tuple[bytes, np.ndarray]:
+                   keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid at the model's resolution, N x latent_dim latents); model_ref stands
     for the unhashed pipeline. The browser enlarges the unlabelled grid (see show_png)."""
     result = _pipeline.generate(count, seed=seed, attributes=dict(strengths), columns=COLUMNS, keep=keep,

@@ -47,7 +47,7 @@ async def edit(
     image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
-    keep_mode: Annotated[Literal["orthogonal", "group"], Form()] = "orthogonal",
+    keep_mode: Annotated[Literal["auto", "orthogonal", "group"], Form()] = "auto",
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,

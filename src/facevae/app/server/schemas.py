@@ -34,9 +34,9 @@ Keep = Annotated[
           "GET /v1/model); an attribute cannot be both edited and kept", examples=[["Male", "Young"]]),
 ]
 # The pipeline's third mode, "decoded", decodes ~200 faces per request: CLI, Python and GUI only.
-KeepMode = Annotated[Literal["orthogonal", "group"], Field(
-    description="orthogonal: edits made orthogonal to the kept vectors; group: also to vectors within cosine 0.8 "
-                "of a kept one")]
+KeepMode = Annotated[Literal["auto", "orthogonal", "group"], Field(
+    description="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
+                "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one")]
 Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
@@ -65,7 +65,7 @@ class GenerateRequest(OutputOptions):
                                description="Standard deviation of the sampled codes (1 = the prior)")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "orthogonal"
+    keep_mode: KeepMode = "auto"
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -77,7 +77,7 @@ class DecodeRequest(OutputOptions):
     latents: list[Latent] = Field(min_length=1, max_length=MAX_FACES, description="N x latent_dim codes")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "orthogonal"
+    keep_mode: KeepMode = "auto"
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DecodeRequest":
