@@ -38,7 +38,7 @@ from ..hub.bundle import FaceModel, Preprocessing
 
 MAX_REFINE_STEPS = 5000
 # Decoder-only models have nothing to start from but the prior's mean, so they always refine.
-DECODER_ONLY_STEPS = 100
+DECODER_ONLY_STEPS = 60
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class InversionSettings:
 
 
 BASELINE = InversionSettings()
-DEFAULT_SETTINGS = InversionSettings(lr=0.3, prior_weight=0.003, face_weight=10.0, lr_schedule="cosine")
+DEFAULT_SETTINGS = InversionSettings(lr=0.3, prior_weight=0.001, face_weight=10.0, lr_schedule="cosine")
 # Called between refinement steps when set; it raises to abandon the work. The server sets it
 # around each job (facevae.app.server.batching), so refinement stops once its request has timed out.
 STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("facevae_stop_check", default=None)

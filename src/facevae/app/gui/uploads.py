@@ -84,9 +84,9 @@ def refine_steps_control(pipeline: FacePipeline, key: str, images: int) -> int:
 
     st.warning(
         "This model has no encoder, so faces are encoded by **optimisation**: the latent code is adjusted "
-        "step by step until the decoder redraws the face (100 steps take about a second per photo on a 2-core "
-        "CPU). A bundle with an encoder (a facevae training run, or `facevae import-keras` with "
-        "encoder.keras) encodes instantly."
+        "step by step until the decoder redraws the face (docs/benchmarks.md has the time per photo). "
+        "A bundle with an encoder (a facevae training run, or `facevae import-keras` with encoder.keras) "
+        "encodes instantly."
     )
     steps = st.slider("Optimisation steps", DECODER_ONLY_STEPS, 500, value=DECODER_ONLY_STEPS, step=20, key=key,
                       help=f"More steps fit {'the photos' if images > 1 else 'the photo'} more closely")
