@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from support.models import randomise_batchnorm
 
 from facevae.config import ModelConfig
 from facevae.model.fast_decoder import FastDecoder, FoldedUp, RGBAsMatmulTail
@@ -19,15 +20,7 @@ CONFIGS = {
 
 def _decoder(config: ModelConfig) -> Decoder:
     torch.manual_seed(0)
-    decoder = Decoder(config)
-    with torch.no_grad():
-        for module in decoder.modules():
-            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.normal_(1.0, 0.2)
-                module.bias.normal_(0.0, 0.2)
-    return decoder.eval()
+    return randomise_batchnorm(Decoder(config), affine=True).eval()
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -147,14 +147,7 @@ def test_transposed_conv_under_bf16_autocast_matches_pytorchs_own():
 
 def _randomised(model: FaceVAE) -> FaceVAE:
     """Non-trivial batch-norm statistics and affine parameters, in eval mode."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.normal_(1.0, 0.2)
-                module.bias.normal_(0.0, 0.2)
-    return model.eval()
+    return randomise_batchnorm(model, affine=True).eval()
 
 
 @pytest.mark.parametrize("padding", ["tf_same", "symmetric"])
