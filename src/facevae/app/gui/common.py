@@ -299,7 +299,7 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
     return strengths
 
 
-KEEP_MODES = {"auto": "Automatic (the kept group where the edit survives it)", "orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
+KEEP_MODES = {"auto": "Automatic", "orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
               "decoded": "Corrected on decoded faces (slower)"}
 
 
@@ -316,5 +316,6 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
                             help="The edits are made orthogonal to these attributes' directions, so they "
                                  "change them as little as possible (docs/usage.md, Conditional edits)")
     mode = right.selectbox("Keep mode", list(KEEP_MODES), format_func=KEEP_MODES.get, key=f"{key}-keep-mode",
-                           disabled=not kept)
+                           disabled=not kept, help="Automatic: also keeps the kept attributes' correlated group "
+                           "where the edit survives that, else orthogonal (docs/usage.md, Conditional edits)")
     return tuple(kept), mode
