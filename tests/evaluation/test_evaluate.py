@@ -39,7 +39,7 @@ def _bundle(path: Path, seed: int, encoder: bool, names: tuple[str, ...]) -> Pat
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("models")
-    return (_bundle(root / "with-encoder", 0, True, ("Smiling", "Eyeglasses")),
+    return (_bundle(root / "with-encoder", 0, True, ("Smiling", "Eyeglasses", "Smiling_fitted")),
             _bundle(root / "decoder-only", 1, False, ("Smiling", "Blond_Hair")))
 
 
@@ -70,9 +70,9 @@ def test_files_and_tables(report: Path) -> None:
     rows = list(csv.DictReader((report / "reconstruction.csv").open()))
     assert [row["model"] for row in rows] == ["with-encoder", "decoder-only"]
     edits = list(csv.DictReader((report / "edits.csv").open()))
-    # Each model's vectors that the classifier knows: Random plus two planted ones.
+    # Each model's vectors that the classifier knows: Random plus two planted ones (and a fitted variant).
     assert sorted((row["model"], row["attribute"]) for row in edits) == sorted(
-        [("with-encoder", a) for a in ("Eyeglasses", "Smiling", "Random")]
+        [("with-encoder", a) for a in ("Eyeglasses", "Smiling", "Smiling_fitted", "Random")]
         + [("decoder-only", a) for a in ("Smiling", "Blond_Hair", "Random")])
 
 
@@ -126,6 +126,11 @@ def test_edit_numbers_recomputed(report: Path, two_models: tuple[Path, Path], pl
     assert edits["Smiling"]["outside_change"] == pytest.approx(float(outside), rel=1e-4)
     curve = edits["Smiling"]["curve"]
     assert curve[0] == pytest.approx(float(judge.probabilities(low)[:, smiling].mean()), abs=1e-5)
+    # A classifier-fitted variant is judged by its base attribute's output, beside the mean difference.
+    fitted = pipe.model.attributes["Smiling_fitted"]
+    low, high = (pipe.decode_tensor(codes + s * fitted).float().clamp(0, 1) for s in (-2.0, 2.0))
+    change = (judge.probabilities(high) - judge.probabilities(low)).mean(0)
+    assert edits["Smiling_fitted"]["success"] == pytest.approx(float(change[smiling]), abs=1e-5)
     # A zero vector edits nothing: no success, no leak, no pixel change.
     assert edits["Random"]["success"] == 0 and edits["Random"]["leak_worst"] == 0
     assert edits["Random"]["outside_change"] == 0 and edits["Random"]["inside_change"] == 0

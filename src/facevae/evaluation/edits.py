@@ -1,7 +1,8 @@
 """How well one model's attribute edits do what they say, judged by the attribute classifier.
 
-For each attribute that both the model (a vector) and the classifier (an output) know, the
-same codes are decoded at each strength in STRENGTHS (offset from the pipeline's
+For each attribute that both the model (a vector) and the classifier (an output) know, and
+for the model's variants of it (NAME_fitted from `facevae attributes --from-classifier`,
+NAME_orthogonal from `--orthogonal`), judged by the classifier's NAME output, the same codes are decoded at each strength in STRENGTHS (offset from the pipeline's
 `resolve_attributes`) and scored. With P_s the N x A probabilities at strength s and
 change = mean over faces of (P_+2 - P_-2), an A vector:
 
@@ -27,6 +28,8 @@ from .classifier import AttributeClassifier
 STRENGTHS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 # The face in CelebA's aligned frame (squashed to a square): top, bottom, left, right as fractions.
 FACE_BOX = (0.3, 0.85, 0.25, 0.75)
+# Vectors named NAME + one of these are other directions for NAME, judged by NAME's output.
+VARIANT_SUFFIXES = ("_fitted", "_orthogonal")
 
 
 @dataclass
@@ -53,9 +56,22 @@ def face_mask(size: int) -> torch.Tensor:
     return mask
 
 
-def shared_attributes(pipe: FacePipeline, classifier: AttributeClassifier) -> list[str]:
-    """Attributes with a model vector and a classifier output, in the classifier's order."""
-    return [name for name in classifier.attribute_names if name in pipe.attribute_names]
+def judged_as(vector: str, outputs: list[str]) -> str | None:
+    """The classifier output that judges a model vector: its own name, or its variant's base."""
+    if vector in outputs:
+        return vector
+    for suffix in VARIANT_SUFFIXES:
+        if vector.endswith(suffix) and vector[: -len(suffix)] in outputs:
+            return vector[: -len(suffix)]
+    return None
+
+
+def shared_attributes(pipe: FacePipeline, classifier: AttributeClassifier) -> list[tuple[str, str]]:
+    """(model vector, classifier output that judges it), in the classifier's order, each
+    mean-difference vector before its variants."""
+    outputs = classifier.attribute_names
+    pairs = [(vector, judged_as(vector, outputs)) for vector in pipe.attribute_names]
+    return sorted(((v, a) for v, a in pairs if a is not None), key=lambda p: (outputs.index(p[1]), p[0] != p[1], p[0]))
 
 
 def for_classifier(images: torch.Tensor, classifier: AttributeClassifier) -> torch.Tensor:
@@ -74,8 +90,8 @@ def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: to
     bar = tqdm(total=len(names) * len(strengths), desc=f"editing {label}".strip(), unit="decode",
                disable=not progress)
     scores = []
-    for name in names:
-        target = classifier.attribute_names.index(name)
+    for name, judged in names:
+        target = classifier.attribute_names.index(judged)
         probabilities, extremes = {}, {}
         for strength in strengths:
             codes = latents + pipe.resolve_attributes({name: strength})
