@@ -58,14 +58,6 @@ def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def encode_photos(_pipeline: FacePipeline, model_ref: str, key: tuple[str, ...], _images: list[Image.Image],
-                  refine_steps: int) -> np.ndarray:
-    """N x latent_dim codes for framed photos; `key` (their upload ids) stands for the images."""
-    tensors = _pipeline.prepare_images(list(_images))
-    return _pipeline.encode(tensors, refine_steps=refine_steps).cpu().numpy()
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
 def encode_framed_photo(_pipeline: FacePipeline, model_ref: str, key: tuple[str, ...], _framed: Image.Image,
                         refine_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(1 x S x S x 3 uint8 model input, its 1 x latent_dim code) for a photo already framed by
