@@ -15,7 +15,7 @@ from PIL import Image
 from support.images import photo_of
 
 from facevae.errors import UserError
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.imaging import read_image, to_uint8
 from facevae.inference.face import (
     CELEBA_EYES,

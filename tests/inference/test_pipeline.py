@@ -11,7 +11,7 @@ from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.errors import UserError
-from facevae.hub.bundle import FaceModel, load_bundle
+from facevae.model.bundle import FaceModel, load_bundle
 from facevae.imaging import to_uint8
 from facevae.inference import directions
 from facevae.inference.encoded import EncodedPhoto

@@ -29,7 +29,7 @@ from PIL import Image
 
 from .. import imaging
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
 from ..runtime import pick_runtime, resolve_device
 from .encoded import EncodedPhoto
@@ -138,7 +138,7 @@ class FacePipeline:
              precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run, on
         `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
-        from ..hub.loading import load
+        from ..interop.loading import load
         from ..hub.registry import DEFAULT_MODEL
 
         return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
