@@ -193,6 +193,24 @@ def test_edit_json_gives_the_codes_of_the_faces_it_drew(client: TestClient):
     assert both["latents"][1] == edited["latents"][0] and both["images"][1] == edited["images"][0]
 
 
+def test_edit_keeps_the_kept_attributes_in_each_mode(client: TestClient, pipe: FacePipeline):
+    data = {"whole_image": "true", "format": "json", "view": "grid", "attributes": '{"Smiling": 2}',
+            "keep": "Eyeglasses"}
+    for mode in ("auto", "orthogonal", "group"):
+        codes = np.array(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep_mode": mode}
+                                     ).json()["latents"])
+        offset = pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"], keep_mode=mode).numpy()
+        assert np.allclose(codes[1] - codes[0], offset, atol=1e-5)
+        assert abs(np.dot(codes[1] - codes[0], pipe.model.attributes["Eyeglasses"].numpy())) < 1e-3
+    plain = np.array(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep": ""}).json()["latents"])
+    assert not np.allclose(plain[1] - plain[0], codes[1] - codes[0], atol=1e-3)  # keep made a difference
+    assert_error(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep_mode": "decoded"}),
+                 422, "invalid_request")
+    too_many = ",".join(f"Name{i}" for i in range(70))  # schemas.Keep's bounds hold for the form field too
+    assert "at most 64" in assert_error(client.post("/v1/edit", files=upload(png_bytes()),
+                                                    data={**data, "keep": too_many}), 422, "invalid_input")["detail"]
+
+
 @pytest.mark.parametrize("attributes, code", [
     ('{"Smilling": 1}', "unknown_attribute"), ('{"Smiling": 11}', "invalid_input"),
     ("[1, 2]", "invalid_input"), ("{bad json", "invalid_input"),

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from .. import imaging
+from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
 from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
@@ -327,7 +328,7 @@ class FacePipeline:
                                faces=imaging.to_uint8(recon), notes=encoded.notes)
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
-                   strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
+                   strengths: Sequence[float] = DEFAULT_STRENGTHS, temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
                    keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
@@ -342,7 +343,7 @@ class FacePipeline:
         codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         self._check_count(len(codes))
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",

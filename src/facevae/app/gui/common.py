@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import streamlit as st
 
+from facevae import edit_choices
 from facevae.imaging import encode_png
 
 if TYPE_CHECKING:
@@ -299,14 +300,16 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
     return strengths
 
 
-KEEP_MODES = {"auto": "Automatic", "orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
-              "decoded": "Corrected on decoded faces (slower)"}
+# The GUI's names for facevae.edit_choices.KEEP_MODES (every mode has one: tests/app/test_gui.py).
+KEEP_MODE_LABELS = {"auto": "Automatic", "orthogonal": "Orthogonal (exact, instant)",
+                    "group": "Orthogonal to the kept group", "decoded": "Corrected on decoded faces (slower)"}
+KEEP_MODE_HELP = "; ".join(f"{KEEP_MODE_LABELS[mode]}: {text}" for mode, text in edit_choices.KEEP_MODES.items())
 
 
 def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -> tuple[tuple[str, ...], str]:
     """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
     if not strengths:
-        return (), "auto"
+        return (), edit_choices.DEFAULT_KEEP_MODE
     options = [n for n in names if n not in strengths]
     if f"{key}-keep" in st.session_state:  # an attribute kept earlier may be the one edited now
         st.session_state[f"{key}-keep"] = [n for n in st.session_state[f"{key}-keep"] if n in options]
@@ -315,7 +318,7 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
                             format_func=attribute_label,
                             help="The edits are made orthogonal to these attributes' directions, so they "
                                  "change them as little as possible (docs/usage.md, Conditional edits)")
-    mode = right.selectbox("Keep mode", list(KEEP_MODES), format_func=KEEP_MODES.get, key=f"{key}-keep-mode",
-                           disabled=not kept, help="Automatic: also keeps the kept attributes' correlated group "
-                           "where the edit survives that, else orthogonal (docs/usage.md, Conditional edits)")
+    mode = right.selectbox("Keep mode", list(edit_choices.KEEP_MODES), format_func=KEEP_MODE_LABELS.get,
+                           key=f"{key}-keep-mode", disabled=not kept,
+                           help=KEEP_MODE_HELP + " (docs/usage.md, Conditional edits)")
     return tuple(kept), mode

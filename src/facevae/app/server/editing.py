@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
+from ...edit_choices import DEFAULT_KEEP_MODE
 from ...errors import UserError
 from ...inference.pipeline import SynthesisResult
 from . import schemas
@@ -34,6 +35,17 @@ def _parse_attributes(text: str) -> dict[str, float]:
                         f"[-{schemas.MAX_STRENGTH:g}, {schemas.MAX_STRENGTH:g}] ({problems})") from None
 
 
+def _parse_keep(text: str) -> list[str]:
+    """The comma-separated `keep` field, within schemas.Keep's bounds (as /v1/generate's JSON list)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        return TypeAdapter(schemas.Keep).validate_python(names)
+    except ValidationError as error:
+        problems = "; ".join(clipped(e["msg"]) for e in error.errors()[:10])
+        raise UserError(f"'keep' must list at most {schemas.MAX_ATTRIBUTES} attribute names of at most "
+                        f"{schemas.MAX_NAME_LENGTH} characters, separated by commas ({problems})") from None
+
+
 def refine_cost(photos: int, refine_steps: int) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
     return photos * (refine_steps + 1)
@@ -47,7 +59,7 @@ async def edit(
     image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
-    keep_mode: Annotated[Literal["auto", "orthogonal", "group"], Form()] = "auto",
+    keep_mode: Annotated[schemas.KeepModeName, Form(description=schemas.KEEP_MODE_HELP)] = DEFAULT_KEEP_MODE,
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
@@ -58,8 +70,8 @@ async def edit(
 ) -> Response:
     deadline = time.monotonic() + settings.timeout_s
     strengths = _parse_attributes(attributes)
-    kept = [name.strip() for name in keep.split(",") if name.strip()]
-    pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
+    kept = _parse_keep(keep)
+    pipeline.resolve_attributes(strengths, kept, keep_mode)  # unknown names: 422 before any image work
     picture = await uploads.read(image, deadline)
     result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
                                                      whole_image=whole_image, keep=kept, keep_mode=keep_mode),
