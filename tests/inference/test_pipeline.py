@@ -267,3 +267,11 @@ def test_arithmetic_measures_the_pixel_signatures_once(pipe: FacePipeline):
     assert counter.rows == 2 * samples + 6 * readouts * samples + 35
     single = pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"], keep_mode="decoded")
     assert np.allclose(result.latents[5] - result.latents[3], single.numpy(), atol=1e-5)
+
+
+def test_decoding_splits_into_the_runtimes_batches(pipe: FacePipeline):
+    calls = []
+    decoder = pipe.decoder
+    pipe.decoder = lambda chunk: calls.append(len(chunk)) or decoder(chunk)
+    pipe.generate(n=20)
+    assert calls == [8, 8, 4] and pipe.runtime.decode_batch == 8  # the CPU's
