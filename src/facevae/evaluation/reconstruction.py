@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..inference.inversion import DEFAULT_SETTINGS
+from ..inference.inversion import InversionSettings
 from ..inference.pipeline import FacePipeline
 from . import image_metrics
 
@@ -48,7 +48,7 @@ def split_images(cache: ImageCache, split: str, max_images: int | None) -> torch
 def method(pipe: FacePipeline, invert_steps: int) -> str:
     if pipe.model.has_encoder:
         return "encoder mean"
-    settings = DEFAULT_SETTINGS
+    settings = InversionSettings()
     return (f"bounded inversion: no encoder, so each code is {invert_steps} Adam steps from the prior mean "
             f"(facevae edit's defaults: step size {settings.lr:g}, {settings.lr_schedule} schedule, "
             f"face weight {settings.face_weight:g}, prior weight {settings.prior_weight:g})")

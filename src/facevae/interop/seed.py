@@ -42,9 +42,6 @@ class SeedFileError(UserError):
     """A file that is not a state dict of the seed's PyTorch port."""
 
 
-_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
 def _reason(error: Exception) -> str:
     """The informative part of torch.load's error (it starts with advice to drop weights_only)."""
     text = str(error)
