@@ -98,7 +98,7 @@ def test_reconstruction_numbers_recomputed(report: Path, two_models: tuple[Path,
     inverted = second["reconstruction"]
     assert inverted["decoder_only"] and inverted["kl"] is None
     other = FacePipeline.load(two_models[1])
-    codes = other.encode(images, refine_steps=5)
+    codes = other.encode(images, refine_steps=5).codes
     redone = other.decode_tensor(codes).float().clamp(0, 1)
     assert inverted["mse"] == pytest.approx(image_metrics.mse(redone.numpy(), images.numpy()).mean(), rel=1e-3)
     assert inverted["ssim"] == pytest.approx(image_metrics.ssim(redone.numpy(), images.numpy()).mean(), abs=1e-3)
