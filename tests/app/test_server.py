@@ -222,6 +222,13 @@ def test_edit_rejects_bad_attribute_json(client: TestClient, attributes: str, co
         assert "'attributes' must be a JSON object" in body["detail"]
 
 
+def test_a_photo_without_a_face_names_the_api_field_not_the_cli_flag(client: TestClient):
+    sky = png_bytes(np.full((120, 120, 3), 128, np.uint8))  # one flat colour: no face
+    body = assert_error(client.post("/v1/edit", files=upload(sky), data={"attributes": "{}"}), 422, "invalid_input")
+    assert "No face found" in body["detail"] and "the `whole_image` field set to true" in body["detail"]
+    assert "--" not in body["detail"]
+
+
 def test_edit_rejects_bad_uploads_before_decoding(client: TestClient):
     good = png_bytes()
     assert_error(client.post("/v1/edit", files=upload(good, "text/plain")), 415, "unsupported_image")

@@ -95,12 +95,13 @@ def encode_sums(model: FaceModel, cache: ImageCache, split: str = "train", batch
     size = model.config.image_size
     if cache.image_size != size:
         raise UserError(f"{cache.path} holds {cache.image_size}x{cache.image_size} images but the model takes "
-                        f"{size}x{size}; prepare the data at --size {size}")
+                        f"{size}x{size}; prepare the data at that size ({{option}})", option="size", value=size)
     rows = cache.split_indices(split)
     if max_images is not None:
         rows = rows[:max_images]
     if len(rows) == 0:
-        raise UserError(f"{cache.path} has no images in the '{split}' split; choose another with --split")
+        raise UserError(f"{cache.path} has no images in the '{split}' split; choose another ({{option}})",
+                        option="split")
     labels = np.asarray(cache.attributes)
     sums = LatentSums.empty(model.latent_dim, labels.shape[1])
     with tqdm(total=len(rows), desc=f"encoding {split}", unit="img", disable=not progress) as bar:

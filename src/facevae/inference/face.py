@@ -178,7 +178,7 @@ def _check_size(box, landmarks: np.ndarray, source: str, notes: list[str]) -> No
 def _no_face(source: str) -> FaceNotFoundError:
     return FaceNotFoundError(
         f"No face found in {source}. If it already shows just a face framed like a passport photo, "
-        f"use the whole image instead (`--whole-image`; in Python `whole_image=True`)")
+        f"use the whole image instead ({{option}})", option="whole_image", value=True)
 
 
 # --- Haar cascades (without the YuNet file) ----------------------------------------------

@@ -86,7 +86,7 @@ def fit_directions(pipeline: "FacePipeline", score: Scorer, names: Sequence[str]
         positive = int(has.sum())
         if min(positive, samples - positive) < MIN_PER_SIDE:
             skipped[name] = (f"the classifier sees it in {positive} of {samples} sampled faces; fitting needs "
-                             f"{MIN_PER_SIDE} on each side (try more --samples)")
+                             f"{MIN_PER_SIDE} on each side (try more samples)")
             continue
         vectors[name] = torch.from_numpy(fit_direction(codes, has, seed)).float()
         counts[name] = [positive, samples - positive]

@@ -192,8 +192,8 @@ class FacePipeline:
         valid = self.attribute_names
         if not valid:
             return UnknownAttributeError(
-                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them with "
-                f"`facevae attributes --model MODEL --data CELEBA_OR_CACHE`")
+                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them from a "
+                f"labelled dataset (`facevae attributes`, docs/usage.md)")
         folded = {v.lower(): v for v in valid}
         close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.5)
         hint = f" Did you mean '{folded[close[0]]}'?" if close else ""

@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from facevae import edit_choices
+from facevae.errors import UserError
 from facevae.imaging import encode_png
 
 if TYPE_CHECKING:
@@ -126,10 +127,8 @@ def load_problem(error: Exception) -> str:
     """What the page says about a model that failed to load: a UserError's own message; for
     anything else (a malformed file the loader did not anticipate) its kind and first line only,
     never a traceback (the terminal that runs `facevae gui` logs it)."""
-    from facevae.errors import UserError
-
     if isinstance(error, UserError):
-        return str(error)
+        return message(error)
     first_line = (str(error).strip().splitlines() or [""])[0][:200]
     return f"it is not a valid facevae bundle or training run ({type(error).__name__}: {first_line})"
 
@@ -298,6 +297,22 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
             f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key,
             help="1 = the mean difference between faces with and without the attribute"))
     return strengths
+
+
+# The GUI's names for the settings library messages ask users to change (UserError.option).
+CONTROL_LABELS = {"whole_image": "*Use the whole picture*", "refine_steps": "*Refinement steps*",
+                  "keep": "*Keep unchanged*", "keep_mode": "*Keep mode*"}
+
+
+def control_name(option: str, value: object) -> str:
+    """A UserError's option as the page names it: "tick *Use the whole picture*"."""
+    label = CONTROL_LABELS.get(option, option.replace("_", " "))
+    return f"tick {label}" if value is True else label
+
+
+def message(error: UserError) -> str:
+    """A library error in the page's own words (its controls, never the CLI's flags)."""
+    return error.render(control_name)
 
 
 # The GUI's names for facevae.edit_choices.KEEP_MODES (every mode has one: tests/app/test_gui.py).
