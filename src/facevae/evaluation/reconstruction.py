@@ -41,8 +41,7 @@ def split_images(cache: ImageCache, split: str, max_images: int | None) -> torch
     rows = (np.arange(len(cache)) if split == "all" else cache.split_indices(split))[:max_images]
     if len(rows) == 0:
         raise UserError(f"the {split} split of {cache.path} is empty; choose another ({{option}})", option="split")
-    pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows]))  # N x S x S x 3 uint8
-    return pixels.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return cache.float_images(rows).contiguous()
 
 
 def method(pipe: FacePipeline, invert_steps: int) -> str:
