@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from facevae import imaging
-from facevae.model.bundle import load_bundle
 from facevae.inference.face import CELEBA_LANDMARKS, FACE_REGION, align_face, detect_landmarks, landmark_error
 from facevae.inference.inversion import DECODER_ONLY_STEPS, InversionSettings, face_weights, invert, refine
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}

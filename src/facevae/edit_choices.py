@@ -9,7 +9,7 @@ API and facevae.inference.directions all import them from here.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 GROUP_COSINE = 0.8  # the correlated group of a kept attribute: |cosine| at or above this
 DEFAULT_KEEP_MODE = "auto"

@@ -8,7 +8,8 @@ the GUI its control's label, Python the keyword (`whole_image=True`, the default
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 OPTION = "{option}"  # where a message names its option
 # (option, value) -> how a front end names that setting, e.g. "`--whole-image`"

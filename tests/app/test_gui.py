@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.images import png_bytes
 
 from facevae.inference.inversion import DECODER_ONLY_STEPS
+from support.images import png_bytes
 
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 

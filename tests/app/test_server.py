@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from facevae.app.server.app import create_app
+from facevae.imaging import make_grid
+from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 from support.http import assert_error, running, until
 from support.images import open_png, png_bytes
 from support.server import GatedPipeline
-
-from facevae.app.server.app import create_app
-from facevae.model.bundle import load_bundle
-from facevae.imaging import make_grid
-from facevae.inference.pipeline import FacePipeline
 
 
 @pytest.fixture
@@ -257,7 +257,8 @@ def test_reconstruct_shows_originals_and_reconstructions(client: TestClient):
     whole = {"whole_image": "true"}
     grid = open_png(client.post("/v1/reconstruct", files=files, data=whole).content)
     assert grid.shape[1] > 3 * 34  # row labels on the left, 3 columns
-    body = client.post("/v1/reconstruct", files=files, data={**whole, "format": "json", "include_images": "true"}).json()
+    body = client.post("/v1/reconstruct", files=files,
+                       data={**whole, "format": "json", "include_images": "true"}).json()
     assert np.array(body["latents"]).shape == (3, 16) and len(body["images"]) == 3  # the reconstructions
     redrawn = client.post("/v1/decode", json={"latents": body["latents"], "format": "json", "include_images": True})
     for again, first in zip(redrawn.json()["images"], body["images"]):  # decoded in other batch shapes

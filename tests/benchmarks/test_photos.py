@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.models import plain_decode
 
 from facevae.inference.inversion import InversionSettings
 from facevae.inference.pipeline import FacePipeline
 from facevae.model.bundle import load_bundle
+from support.models import plain_decode
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "photos.py"
 

@@ -18,8 +18,8 @@ from facevae.data.cache import ImageCache
 from facevae.evaluation import classifier as clf
 from facevae.evaluation import image_metrics
 from facevae.evaluation.edits import face_mask
-from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.model.vae import Decoder, Encoder
 
 TINY = ModelConfig(image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.models import TINY_MODEL
 
 from facevae.cli.main import main
 from facevae.config import RunConfig, TrainConfig
 from facevae.data.cache import CacheWriter, ImageCache
 from facevae.errors import UserError
-from facevae.model.bundle import load_bundle, save_bundle
 from facevae.inference import attributes as attrs
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle, save_bundle
+from support.models import TINY_MODEL
 
 
 def test_vectors_are_mean_with_minus_mean_without_over_batches():

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.models import make_tiny_model
 
 from facevae.errors import UserError
 from facevae.inference import directions
 from facevae.inference.pipeline import FacePipeline, UnknownAttributeError
+from support.models import make_tiny_model
 
 LATENT = 16
 

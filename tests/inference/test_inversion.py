@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support.models import plain_decode
-
 from facevae.errors import UserError
-from facevae.model.bundle import load_bundle
 from facevae.inference.inversion import (
     DECODER_ONLY_STEPS,
     MAX_REFINE_STEPS,
@@ -20,6 +17,8 @@ from facevae.inference.inversion import (
     refine,
 )
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
+from support.models import plain_decode
 
 
 @pytest.fixture(autouse=True)

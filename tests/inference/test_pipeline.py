@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.errors import UserError
-from facevae.model.bundle import FaceModel, load_bundle
 from facevae.imaging import to_uint8
 from facevae.inference import directions
 from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline, LatentShapeError, UnknownAttributeError, slerp
+from facevae.model.bundle import FaceModel, load_bundle
 from facevae.model.fast_decoder import FastDecoder
 from facevae.model.vae import Decoder
+from support.models import randomise_batchnorm
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_unknown_attribute_lists_valid_names_with_suggestion(pipe: FacePipeline)
     with pytest.raises(UnknownAttributeError, match="Valid names"):
         pipe.arithmetic("Wings")
     with pytest.raises(UnknownAttributeError, match="facevae attributes"):
-        FacePipeline(FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)).resolve_attributes({"x": 1})
+        bare = FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)
+        FacePipeline(bare).resolve_attributes({"x": 1})
 
 
 def test_decode_checks_latent_shape(pipe: FacePipeline):

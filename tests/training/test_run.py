@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.models import TINY_MODEL
-from support.training import tiny_config
 
 import facevae
 from facevae.cli.main import main
 from facevae.errors import UserError
 from facevae.training.run import make_bundle, train
+from support.models import TINY_MODEL
+from support.training import tiny_config
 
 
 def test_a_finished_run_holds_config_checkpoints_logs_samples_and_a_loadable_bundle(finished_run: Path) -> None:

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
     from ..config import DataConfig
     from ..data.prepare import ensure_cache
-    from ..model.bundle import save_bundle
-    from ..interop.loading import load, resolve_model_path
     from ..inference import attributes as attrs
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     if not (args.data or args.orthogonal or args.report or args.from_classifier):
         raise UserError("nothing to do: give --data to compute vectors, --from-classifier DIR, "

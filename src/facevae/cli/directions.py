@@ -41,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model.bundle import save_bundle
-    from ..interop.loading import load, resolve_model_path
     from ..inference.discovered import direction_grid, direction_names, parse_names, sefa_directions
     from ..inference.pipeline import FacePipeline
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     path = resolve_model_path(args.model)
     model = load(path)

@@ -47,7 +47,8 @@ def strengths(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2"
+                                         ) from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one strength")
     return values
@@ -122,7 +123,8 @@ ATTRIBUTE_EDITS = (
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
-    _arg("--device", default="auto", help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
+    _arg("--device", default="auto",
+         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
     _arg("--threads", type=int, default=None, metavar="N",
          help="CPU threads (default: the cores not busy with other work, from the load average)"),
 )

@@ -18,6 +18,7 @@ facevae.evaluation.similarity shows which vectors point the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm

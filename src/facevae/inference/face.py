@@ -203,7 +203,8 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted((tuple(int(v) for v in f) for f in faces), key=lambda b: b[2] * b[3], reverse=True)
 
 
-def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]
+                ) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """The two eye centres inside a face box, or None when they are not found plausibly.
 
     The upper part of the box is equalised on its own (a photo's background would otherwise

@@ -24,9 +24,9 @@ experiments (several starting codes per photo) to compare against.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from PIL import Image, ImageDraw, ImageFilter

@@ -19,9 +19,10 @@ from __future__ import annotations
 import difflib
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,8 +140,8 @@ class FacePipeline:
              precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run, on
         `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
-        from ..interop.loading import load
         from ..hub.registry import DEFAULT_MODEL
+        from ..interop.loading import load
 
         return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
 

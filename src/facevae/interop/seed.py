@@ -194,7 +194,8 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
             enc = encoder_from_seed(enc_state, enc_file)
             sources["encoder"] = str(enc_file)
     if enc is not None and enc.config != dec.config:
-        raise SeedFileError(f"The encoder and decoder have different sizes (encoder {enc.config}, decoder {dec.config})")
+        raise SeedFileError(f"The encoder and decoder have different sizes (encoder {enc.config}, "
+                            f"decoder {dec.config})")
     info = {"source": "imported from the seed's PyTorch port (.pth state dicts)", "imported_files": sources,
             "note": "the seed's decoder skipped bn_dense for a batch of one; facevae always applies it"}
     return FaceModel(dec.config, dec, enc, {}, {}, Preprocessing(image_size=dec.config.image_size, crop="squash"),

@@ -123,7 +123,7 @@ def _bundle_config(model: FaceModel) -> dict[str, Any]:
             **model.provenance,
             "facevae_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     }
 

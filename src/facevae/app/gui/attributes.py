@@ -71,7 +71,8 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
         discovered_section(pipeline, model_ref)
         return
     png, pairs = heatmap(pipeline, model_ref)
-    st.image(png, output_format="PNG", caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
+    st.image(png, output_format="PNG",
+             caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
     st.download_button("Download PNG", png, file_name="attribute-similarities.png", mime="image/png",
                        key="attributes-png", on_click="ignore")
     st.subheader("Most related pairs")

@@ -11,9 +11,10 @@ import io
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -51,8 +52,8 @@ class Settings:
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def load_pipeline(model_ref: str) -> "FacePipeline":
     """The pipeline for a registry name or folder; downloads a registry model on first use."""
-    from facevae.interop.loading import load
     from facevae.inference.pipeline import FacePipeline
+    from facevae.interop.loading import load
 
     return FacePipeline(load(model_ref, download=True))
 

@@ -1,8 +1,9 @@
 """Request and response models of the REST API, with their bounds.
 
 Every request model refuses unknown fields (a typo such as `temprature` is a 422, not a
-silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1 or 2). Attribute names are checked against the loaded model by the
-server, since only it knows them; latent sizes likewise.
+silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1
+or 2). Attribute names are checked against the loaded model by the server, since only it
+knows them; latent sizes likewise.
 """
 
 from __future__ import annotations
