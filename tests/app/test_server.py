@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from facevae.app.server.app import create_app
 from facevae.imaging import make_grid
+from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline
 from facevae.model.bundle import load_bundle
 from support.http import assert_error, running, until
@@ -220,6 +221,26 @@ def test_edit_rejects_bad_attribute_json(client: TestClient, attributes: str, co
     body = assert_error(response, 422, code)
     if code == "invalid_input":
         assert "'attributes' must be a JSON object" in body["detail"]
+
+
+def test_edits_of_one_photo_encode_it_once(client: TestClient, pipe: FacePipeline, monkeypatch: pytest.MonkeyPatch):
+    encoded = []  # (refine_steps, whole_image) of every photo encoded (not an EncodedPhoto passed on)
+    encode = pipe.encode
+
+    def counted(photo, *args, **kwargs):
+        if not isinstance(photo, EncodedPhoto):
+            encoded.append(args)
+        return encode(photo, *args, **kwargs)
+
+    monkeypatch.setattr(pipe, "encode", counted)
+    data = {"whole_image": "true", "format": "json", "view": "grid", "refine_steps": "2"}
+    codes = [client.post("/v1/edit", files=upload(png_bytes()), data={**data, "attributes": json.dumps({"Smiling": s})}
+                         ).json()["latents"] for s in (1.0, 2.0)]
+    assert encoded == [(2, True)] and codes[0][0] == codes[1][0]  # one encoding, the same reconstruction
+    assert not np.allclose(codes[0][1], codes[1][1])  # each edit its own
+    client.post("/v1/edit", files=upload(png_bytes(seed=1)), data=data)  # another picture: encoded anew
+    client.post("/v1/edit", files=upload(png_bytes()), data={**data, "refine_steps": "3"})  # other refinement
+    assert encoded == [(2, True), (2, True), (3, True)]
 
 
 def test_a_photo_without_a_face_names_the_api_field_not_the_cli_flag(client: TestClient):

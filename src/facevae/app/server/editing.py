@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
@@ -18,6 +18,7 @@ from ...errors import UserError
 from ...inference.pipeline import SynthesisResult
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
+from .encodings import EncodingCache
 from .errors import clipped
 from .responses import result_response
 from .routes import PNG
@@ -46,6 +47,17 @@ def _parse_keep(text: str) -> list[str]:
                         f"{schemas.MAX_NAME_LENGTH} characters, separated by commas ({problems})") from None
 
 
+def get_encodings(request: Request) -> EncodingCache:
+    """The app's cache of encoded photos, made on first use."""
+    state = request.app.state
+    if getattr(state, "encodings", None) is None:
+        state.encodings = EncodingCache()
+    return state.encodings
+
+
+Encodings = Annotated[EncodingCache, Depends(get_encodings)]
+
+
 def refine_cost(photos: int, refine_steps: int) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
     return photos * (refine_steps + 1)
@@ -55,7 +67,7 @@ def refine_cost(photos: int, refine_steps: int) -> int:
               responses={200: {"content": {"image/png": {}}, "description": "The edited face, or "
                                "[aligned photo, reconstruction, edited] with view=grid"}})
 async def edit(
-    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads,
+    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads, encodings: Encodings,
     image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
@@ -73,9 +85,11 @@ async def edit(
     kept = _parse_keep(keep)
     pipeline.resolve_attributes(strengths, kept, keep_mode)  # unknown names: 422 before any image work
     picture = await uploads.read(image, deadline)
-    result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
-                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode),
-                               cost=refine_cost(1, refine_steps), deadline=deadline)
+    def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
+        photo = encodings.encode(pipeline, picture, refine_steps, whole_image)
+        return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode)
+
+    result = await batcher.run(edit_photo, cost=refine_cost(1, refine_steps), deadline=deadline)
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
