@@ -276,3 +276,13 @@ def test_decoding_splits_into_the_runtimes_batches(pipe: FacePipeline):
     pipe.decoder = lambda chunk: calls.append(len(chunk)) or decoder(chunk)
     pipe.generate(n=20)
     assert calls == [8, 8, 4] and pipe.runtime.decode_batch == 8  # the CPU's
+
+
+def test_the_public_surface_is_the_documented_one(pipe: FacePipeline):
+    public = {name for name in dir(pipe) if not name.startswith("_")}
+    assert public == {"load", "model", "runtime", "precision", "decoder", "latent_dim", "image_size",
+                      "attribute_names", "sample_latents", "as_latents", "resolve_attributes", "decode_tensor",
+                      "encode", "generate", "decode", "arithmetic", "morph", "reconstruct", "edit"}
+    documented = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+    table = documented.read_text().split("## FacePipeline's public surface")[1].split("\n## ")[0]
+    assert all(f"`{name}" in table for name in public), sorted(n for n in public if f"`{n}" not in table)
