@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -285,4 +286,5 @@ def test_the_public_surface_is_the_documented_one(pipe: FacePipeline):
                       "encode", "generate", "decode", "arithmetic", "morph", "reconstruct", "edit"}
     documented = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
     table = documented.read_text().split("## FacePipeline's public surface")[1].split("\n## ")[0]
-    assert all(f"`{name}" in table for name in public), sorted(n for n in public if f"`{n}" not in table)
+    missing = sorted(name for name in public if not re.search(rf"[`.]{name}\b", table))
+    assert missing == []
