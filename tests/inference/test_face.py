@@ -70,8 +70,9 @@ def test_no_face_offers_the_whole_image():
     rng = np.random.default_rng(0)
     gradient = np.linspace(40, 220, 600, dtype=np.uint8)[None, :, None]  # 1 x 600 x 1
     landscape = Image.fromarray(np.repeat(gradient, 3, 2).repeat(400, 0))
-    with pytest.raises(FaceNotFoundError, match="--whole-image"):
+    with pytest.raises(FaceNotFoundError, match="use the whole image instead") as raised:
         align_face(landscape, source="landscape.png")
+    assert (raised.value.option, raised.value.value) == ("whole_image", True)  # each front end names it
     noise = Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))
     whole = align_face(noise, whole_image=True)
     assert whole.image.size == (300, 300) and whole.box is None and "whole image" in whole.notes[0]

@@ -61,7 +61,8 @@ def parse_names(specs: list[str], count: int) -> dict[int, str]:
         if not sep or not index.strip().isdigit() or not name.strip():
             raise UserError(f"'{spec}' is not INDEX=NAME, e.g. 3=Pose")
         if int(index) >= count:
-            raise UserError(f"'{spec}' names direction {int(index)}, but there are only {count} (0 to {count - 1})")
+            raise UserError(f"'{spec}' names direction {int(index)}, but there are only {count} directions "
+                            f"(0 to {count - 1})")
         names[int(index)] = name.strip()
     return names
 

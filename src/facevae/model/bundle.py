@@ -105,8 +105,8 @@ class FaceModel:
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.encoder is None:
             raise EncoderMissingError(
-                "This model has no encoder, so it cannot encode images directly. Encode by optimisation "
-                "({option} above 0) or use a bundle with an encoder (a facevae training run, or the "
+                "This model has no encoder, so it cannot encode images directly. Encode by optimisation-based "
+                "inversion ({option} above 0) or use a bundle with an encoder (a facevae training run, or the "
                 "original's encoder.keras imported with `facevae import-keras`)", option="refine_steps")
         return self.encoder(images.to(self.device, torch.float32))
 
