@@ -58,7 +58,7 @@ def test_forced_bf16_runs_where_bf16_works_at_all(cpu_only: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("device, precision, message", [
-    ("cuda", "auto", "sees no CUDA GPU.*--device cpu"),
+    ("cuda", "auto", "sees no CUDA GPU.*`device='cpu'`"),  # the CLI says `--device cpu` (facevae.errors)
     ("cuda:3", "auto", "sees no CUDA GPU"),
     ("mps", "auto", "Metal backend is not available"),
     ("tpu", "auto", "device 'tpu'"),

@@ -172,7 +172,7 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
     sources: dict[str, str] = {}
     if vae is not None:
         if encoder is not None or decoder is not None:
-            raise SeedFileError("Give either vae.pth or --encoder/--decoder, not both")
+            raise SeedFileError("Give either vae.pth or the encoder and decoder files, not both")
         file = Path(vae)
         state = _read_state(file)
         dec = decoder_from_seed(_take(state, "dec.", file), file)
@@ -180,7 +180,8 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
         sources["vae"] = str(file)
     else:
         if decoder is None:
-            raise SeedFileError("A model needs a decoder: give vae.pth, or --decoder decoder.pth (and --encoder)")
+            raise SeedFileError("A model needs a decoder: give vae.pth, or decoder.pth as {option} (and encoder.pth)",
+                                option="decoder")
         file = Path(decoder)
         state = _read_state(file)
         dec = decoder_from_seed(_take(state, "dec.", file) if any(k.startswith("dec.") for k in state) else state, file)
