@@ -17,6 +17,9 @@ MAX_TEMPERATURE = 5.0
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 MAX_SCALE = 8  # integer enlargement of PNG output (64 px faces -> 512 px)
 MAX_LATENT_DIM = 4096  # bounds a latent row before the model checks its exact size
+# |value| of a latent code: the prior is N(0, 1); codes this server answers (temperature 5,
+# strengths 10) stay well inside, while 3.4e38 would overflow the decoder into garbage
+MAX_LATENT_VALUE = 100.0
 MAX_ATTRIBUTES = 64  # entries in one attribute mapping
 MAX_REFINE_STEPS = 500  # optimisation steps per uploaded photo: seconds of CPU each
 MAX_UPLOAD_FILES = 16  # photos in one /v1/reconstruct request
@@ -37,7 +40,7 @@ Keep = Annotated[
 KeepMode = Annotated[Literal["auto", "orthogonal", "group"], Field(
     description="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
                 "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one")]
-Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
+Latent = Annotated[list[Annotated[float, Field(ge=-MAX_LATENT_VALUE, le=MAX_LATENT_VALUE, allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
 
@@ -136,6 +139,7 @@ class ModelInfo(BaseModel):
     backend: str
     precision: str = Field(description="Of the generate/decode decoder: fp32 or bf16")
     limits: dict[str, Any]
+    notes: list[str] = Field(default_factory=list, description="Parts of the bundle left out, and why")
 
 
 class ErrorResponse(BaseModel):
