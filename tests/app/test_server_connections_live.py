@@ -95,3 +95,26 @@ def test_a_file_limit_that_idle_sockets_would_use_up_leaves_the_server_answering
     assert answer.status_code == 200
     assert log.count("Too many open files") <= 2, log[-2000:]
     assert log.count("refused connections") <= 2, log[-2000:]  # once per 10 s interval
+
+
+def test_each_answer_restarts_a_keep_alive_connections_clock(tiny_bundle: Path):
+    """Requests 0, 1.2 and 2.4 s after the accept on one connection, with a 2 s deadline: the clock
+    restarts with each answer, so none is cut off; then the connection, idle, is closed."""
+    process, url = serve(tiny_bundle)
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    answers = []
+    try:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as sock:
+            for _ in range(3):
+                sock.sendall(request)
+                answer = b""
+                while not answer.endswith(b'{"status":"ok"}') and (chunk := sock.recv(65536)):
+                    answer += chunk
+                answers.append(answer)
+                time.sleep(1.2)
+            sock.setblocking(False)
+            answers_after, seconds = closed_by_server([sock], within_s=TIMEOUT_S + 3)
+    finally:
+        stop_server(process)
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), answers
+    assert answers_after == [b""] and seconds < TIMEOUT_S

@@ -122,5 +122,5 @@ if __name__ == "__main__":
     app = create_app(pipeline, queue_size=int(queue_size), inference_threads=int(threads), batch_wait_ms=0,
                      timeout_s=float(timeout))
     ConnectionLimits(float(timeout)).to_environment()
-    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=GuardedConnection,
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=GuardedConnection, ws="none",
                 timeout_graceful_shutdown=int(float(timeout)) + 5)

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests waiting per worker before 503 Service Unavailable (default: 64)")
     parser.add_argument("--timeout-s", type=float, default=30.0,
                         help="time limit per request, upload decoding and queueing included, before 504; "
-                             "a client must also send each whole request within it, or get 408 (default: 30)")
+                             "a connection must also send each whole request within it of its accept (or of the "
+                             "previous answer), or get 408 and be closed (default: 30)")
     parser.add_argument("--max-connections", type=int, default=None,
                         help="open connections per worker; one more is answered 503 and closed (default: what the "
                              "file limit, ulimit -n, leaves free, less a tenth of it)")
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     ConnectionLimits(settings.timeout_s, args.max_connections).to_environment()  # read in every worker
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
                    log_config=log_config, timeout_graceful_shutdown=int(settings.timeout_s) + 5,
-                   http=GuardedConnection)
+                   http=GuardedConnection, ws="none")  # no WebSocket routes: an upgrade would leave the guard
     if args.workers == 1:
         uvicorn.run(create_app(model_path, settings), **options)
     else:  # worker processes import the app factory and read the settings from the environment
