@@ -105,7 +105,7 @@ def test_requests_together_hold_at_most_the_pixel_budget(pipe: FacePipeline, mon
 
     answers = asyncio.run(scenario())
     assert [a.status_code for a in answers] == [200] * 4
-    assert most[0] == 40_000  # two requests' photos at a time, not four
+    assert 20_000 <= most[0] <= 40_000  # at most two requests' photos at a time, not four
     assert held[0] == 0
 
 
