@@ -7,6 +7,7 @@ landmarks (found afresh on the crop) where CelebA's aligned images have them."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,31 @@ def test_reconstruct_frames_photos_unless_told_not_to(tiny_bundle: Path):
     whole = pipe.reconstruct([path], whole_image=True)
     assert not np.array_equal(whole.images[0], framed.images[0])
     assert "used the whole image without face detection" in whole.notes
+
+
+def _framed_in_parallel(picture: Image.Image, detector: Path | None = None, threads: int = 16) -> set[bytes]:
+    """The bytes of the CelebA frame of the same picture, framed 2 x `threads` times on `threads` threads at once."""
+    with ThreadPoolExecutor(threads) as pool:
+        frames = pool.map(lambda _: align_face(picture, detector=detector).image.tobytes(), range(2 * threads))
+        return set(frames)
+
+
+@needs_photos
+def test_a_photo_framed_on_16_threads_at_once_gives_the_same_frame_every_time():
+    """One cv2.FaceDetectorYN shared by threads mixed their inputs: the server's concurrent
+    edits of one photo found no face or framed the flag behind it (issue 19)."""
+    photo = _photo("obama.jpg")
+    alone = align_face(photo, detector=DETECTOR).image.tobytes()
+    assert _framed_in_parallel(photo, DETECTOR) == {alone}
+
+
+def test_a_planted_face_framed_on_16_threads_at_once_gives_the_same_frame_every_time(faces: np.ndarray):
+    """The same with the face the decoder drew, pasted at two sizes (the detector's input size changes)."""
+    small, large = photo_of(faces[1], size=(700, 760), at=(100, 50), scale=2), photo_of(faces[2])
+    expected = {align_face(small).image.tobytes(), align_face(large).image.tobytes()}
+    with ThreadPoolExecutor(16) as pool:
+        frames = set(pool.map(lambda i: align_face((small, large)[i % 2]).image.tobytes(), range(32)))
+    assert frames == expected
 
 
 def test_similarity_transform_recovers_a_known_one():

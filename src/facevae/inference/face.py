@@ -18,8 +18,8 @@ decoder draws (box x 33.9, y 70.2, side 110.5 in the 178 x 218 frame; eyes at x 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +123,23 @@ def landmark_error(landmarks: np.ndarray) -> float:
 
 # --- YuNet -----------------------------------------------------------------------------
 
-@lru_cache(maxsize=2)
+# One detector per thread and file: a cv2.FaceDetectorYN keeps its input size and buffers between
+# setInputSize and detect, so threads sharing one (the server's inference threads) get each
+# other's faces. Per thread rather than behind a lock: the detectors are small and threads
+# then detect in parallel.
+_DETECTORS = threading.local()
+
+
 def _yunet(path: str):
+    if not hasattr(_DETECTORS, "by_path"):
+        _DETECTORS.by_path = {}
+    detectors = _DETECTORS.by_path
+    if path not in detectors:
+        detectors[path] = _load_yunet(path)
+    return detectors[path]
+
+
+def _load_yunet(path: str):
     cv2 = _cv2()
     if not hasattr(cv2, "FaceDetectorYN"):
         raise UserError("this OpenCV build has no FaceDetectorYN; pip install 'opencv-python-headless>=4.8'")

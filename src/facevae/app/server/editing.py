@@ -84,12 +84,12 @@ async def edit(
     strengths = _parse_attributes(attributes)
     kept = _parse_keep(keep)
     pipeline.resolve_attributes(strengths, kept, keep_mode)  # unknown names: 422 before any image work
-    picture = await uploads.read(image, deadline)
-    def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
-        photo = encodings.encode(pipeline, picture, refine_steps, whole_image)
-        return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode)
+    async with uploads.decoded([image], deadline) as pictures:
+        def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
+            photo = encodings.encode(pipeline, pictures[0], refine_steps, whole_image)
+            return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode)
 
-    result = await batcher.run(edit_photo, cost=refine_cost(1, refine_steps), deadline=deadline)
+        result = await batcher.run(edit_photo, cost=refine_cost(1, refine_steps), deadline=deadline)
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
@@ -111,9 +111,9 @@ async def reconstruct(
     deadline = time.monotonic() + settings.timeout_s
     if not 1 <= len(images) <= schemas.MAX_UPLOAD_FILES:
         raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
-    pictures = [await uploads.read(upload, deadline) for upload in images]
-    result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps,
-                                                            whole_image=whole_image),
-                               cost=refine_cost(len(pictures), refine_steps), deadline=deadline)
+    async with uploads.decoded(images, deadline) as pictures:
+        result = await batcher.run(lambda: pipeline.reconstruct(list(pictures), refine_steps=refine_steps,
+                                                                whole_image=whole_image),
+                                   cost=refine_cost(len(images), refine_steps), deadline=deadline)
     return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
                                                                include_images=include_images))
