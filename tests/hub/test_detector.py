@@ -13,13 +13,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.shared import SHARED, skip_reason
 
 from facevae.cli.main import main
 from facevae.hub import detector
 from facevae.hub.download import ChecksumError, file_digests
 from facevae.hub.registry import BASE_URL_ENV, SourceFile
 
-SHARED_DETECTOR = Path(__file__).resolve().parents[2].parent / "shared" / "face-detector"
+SHARED_DETECTOR = SHARED / "face-detector"
 PAYLOAD = bytes(range(256)) * 40  # stands in for the ONNX file
 
 
@@ -92,7 +93,7 @@ def test_the_environment_chooses_a_file_or_the_cascades(monkeypatch: pytest.Monk
 
 
 @pytest.mark.skipif(not (SHARED_DETECTOR / "face_detection_yunet_2026may.onnx").is_file(),
-                    reason="the YuNet file is in ../shared only on development machines")
+                    reason=skip_reason("the YuNet file (face-detector/face_detection_yunet_2026may.onnx)"))
 def test_download_from_a_folder_installs_the_shared_release(facevae_home: Path, monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path, capsys: pytest.CaptureFixture):
     monkeypatch.delenv(detector.DETECTOR_ENV, raising=False)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.images import photo_of
+from support.shared import SHARED, skip_reason
 
 from facevae.errors import UserError
 from facevae.hub.bundle import load_bundle
@@ -75,13 +76,12 @@ def test_no_face_offers_the_whole_image():
     assert whole.image.size == (300, 300) and whole.box is None and "whole image" in whole.notes[0]
 
 
-# --- real photos (../shared/photos), framed with YuNet -------------------------------------
+# --- real photos (SHARED/photos), framed with YuNet -------------------------------------
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTOS = sorted(p for p in (SHARED / "photos").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
 needs_photos = pytest.mark.skipif(not PHOTOS or not DETECTOR.is_file(),
-                                  reason="the real photos and the YuNet file are in ../shared only on development machines")
+                                  reason=skip_reason("the real photos and the YuNet file"))
 
 
 def _photo(name: str) -> Image.Image:
