@@ -18,7 +18,6 @@ number of images beyond the file-name list and the label arrays (a few tens of M
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -37,6 +36,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import Preprocessing, to_dict
 from ..errors import UserError
+from ..files import parse_json
 from .cache import CacheError, CacheWriter, ImageCache, is_cache
 from .decode import decode_chunk
 from .labels import CELEBA_ATTRIBUTES, read_attributes, read_partition
@@ -252,7 +252,7 @@ def _reusable(target: Path, key: dict[str, Any]) -> bool:
     if not is_cache(target):
         return False
     try:
-        meta = json.loads((target / "meta.json").read_text())
+        meta = parse_json((target / "meta.json").read_text())
         size = int(meta["count"]) * int(meta["image_size"]) ** 2 * 3
         return meta.get("reuse_key") == key and (target / "images.u8").stat().st_size == size
     except (OSError, ValueError, KeyError, TypeError):
