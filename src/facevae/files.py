@@ -1,4 +1,4 @@
-"""Reading files a user hands to facevae, so that no content makes it hang or crash.
+"""Reading files a user hands to facevae, so that no content makes it hang or crash; sizes for messages.
 
 read_json: JSON of any nesting depth gives a message, not a RecursionError.
 require_regular_file: a FIFO or device named like a weights file is refused before it is
@@ -51,3 +51,12 @@ def require_regular_file(path: str | Path, error: type[UserError] = UserError) -
             "a device or socket"
         raise error(f"{path} is {kind}, not a regular file; put the real file there")
     return path
+
+
+def format_bytes(count: float) -> str:
+    """1536 -> "1.5 KB", 3.2e9 -> "3.2 GB": the unit that keeps the number readable."""
+    units = ("bytes", "KB", "MB", "GB", "TB")
+    index = 0
+    while abs(count) >= 1000 and index < len(units) - 1:
+        count, index = count / 1000, index + 1
+    return f"{count:.0f} bytes" if index == 0 else f"{count:.1f} {units[index]}"
