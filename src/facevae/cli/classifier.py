@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="auto: bf16 autocast on CPUs/GPUs that compute it natively (default)")
-    train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    train.add_argument("--device", default="auto",
+                       help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=run_train)
     evaluate = actions.add_parser("evaluate", help="score a trained classifier on a split")
@@ -78,16 +80,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import classifier as clf
     from ..evaluation.classifier_training import score_split, split_metrics
     from ..evaluation.data import open_cache
+    from ..evaluation.output import check_writable, writing
     from ..evaluation.report import json_bytes
     from ..imaging import write_atomic
 
     model = clf.load(args.folder)
+    target = Path(args.folder).expanduser() / f"evaluation_{args.split}.json"
+    check_writable(target)  # before the scoring, not after it
     _, meta = clf.read_config(args.folder)
     data = meta.get("data", {})
     cache = open_cache(args.data, model.image_size, data.get("crop", "squash"), data.get("crop_size", 148))
     scores = score_split(model, cache, args.split, max_images=args.max_images, progress=not args.quiet)
     metrics = {"split": args.split, "data": str(cache.path), **split_metrics(scores, model.attribute_names)}
-    path = write_atomic(f"{args.folder}/evaluation_{args.split}.json", json_bytes(metrics))
+    with writing(target):
+        path = write_atomic(target, json_bytes(metrics))
     _print_table(metrics["auc"], metrics["accuracy"], f"{args.split} split, {metrics['images']} images")
     print(f"wrote {path}")
     return 0

@@ -25,6 +25,7 @@ from ..inference.pipeline import FacePipeline
 from .classifier import load as load_classifier
 from .data import open_cache
 from .edits import score_edits, shared_attributes
+from .output import check_replaceable, check_writable, writing
 from .reconstruction import reconstruct, split_images
 from .report import REPORT_FORMAT, slug, write_report
 
@@ -47,7 +48,8 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     if not models:
         raise UserError("give at least one model to evaluate")
     out = Path(out).expanduser()
-    check_output_folder(out)
+    check_replaceable(out, is_report_folder, "the report", "facevae evaluate")
+    check_writable(out)
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
     judge = load_classifier(classifier) if classifier else None
@@ -71,7 +73,7 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     context = {"data": str(Path(data).expanduser()), "split": split, "max_images": max_images,
                "classifier": str(classifier) if classifier else None, "edit_images": edit_images,
                "invert_steps": invert_steps, "notes": notes}
-    with staged_dir(out) as folder:
+    with writing(out), staged_dir(out) as folder:
         write_report(folder, results, context)
         for name, grid in grids.items():
             (folder / name).write_bytes(encode_png(grid))
@@ -80,16 +82,13 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     return out
 
 
-def check_output_folder(out: Path) -> None:
-    """The report folder is replaced as a whole, so it must be new, empty or an earlier report."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the report")
-    earlier = out / "metrics.json"
-    if any(out.iterdir()) and not (earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]):
-        raise UserError(f"--out {out} holds other files and would be replaced; give a new folder or an earlier "
-                        f"`facevae evaluate` report folder")
+def is_report_folder(folder: Path) -> bool:
+    """Whether `folder` holds an earlier `facevae evaluate` report (its metrics.json)."""
+    earlier = folder / "metrics.json"
+    try:
+        return earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _edit_notes(label: str, pipe: FacePipeline, judge: Any) -> list[str]:
