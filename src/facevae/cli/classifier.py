@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,16 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
                        help="a CelebA folder, a labelled image folder or a prepared cache")
     train.add_argument("--out", required=True, metavar="DIR", help="the classifier folder to write")
-    train.add_argument("--size", type=int, default=64,
+    train.add_argument("--size", type=int, choices=(32, 64, 128, 256), default=64,
                        help="image size when --data is a raw folder (a cache keeps its own; default 64)")
-    train.add_argument("--epochs", type=int, default=3, help="(default 3)")
-    train.add_argument("--batch-size", type=int, default=128, help="(default 128)")
-    train.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
+    train.add_argument("--epochs", type=options.whole(1, 1000), default=3, help="(default 3)")
+    train.add_argument("--batch-size", type=options.whole(2, 4096), default=128, help="(default 128)")
+    train.add_argument("--lr", type=options.number(0.0, 1.0, low_open=True), default=2e-3, help="AdamW learning rate (default 2e-3)")
     train.add_argument("--channels", default="32,64,128,256",
                        help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
                        help="learn only these attributes (default: every labelled one)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=options.SEED, default=0)
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="auto: bf16 autocast on CPUs/GPUs that compute it natively (default)")
     train.add_argument("--device", default="auto",
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("folder", metavar="DIR", help="a classifier folder")
     evaluate.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
-    evaluate.add_argument("--max-images", type=int, default=None, help="score only the first N images of the split")
+    evaluate.add_argument("--max-images", type=options.IMAGES, default=None, help="score only the first N images of the split")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=run_evaluate)
 

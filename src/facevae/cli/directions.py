@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ..hub.registry import DEFAULT_MODEL
+from ..limits import MAX_FACES
+from . import options
 from .synthesis import strengths as strength_list
 
 
@@ -25,14 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
                         help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})")
-    parser.add_argument("--count", type=int, default=8, help="how many directions (default 8)")
+    parser.add_argument("--count", type=options.whole(1, MAX_FACES), default=8, help="how many directions (default 8)")
     parser.add_argument("--name", action="append", default=[], metavar="INDEX=NAME",
                         help="name direction INDEX (from 0), e.g. --name 3=Pose (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="the face shown in every row (default 0)")
+    parser.add_argument("--seed", type=options.SEED, default=0, help="the face shown in every row (default 0)")
     parser.add_argument("--strengths", type=strength_list, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
                         help="columns (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")
     parser.add_argument("--out", default="directions.png", help="the picture (default directions.png)")
-    parser.add_argument("--scale", type=int, default=1, help="enlarge each face by this integer factor")
+    parser.add_argument("--scale", type=options.SCALE, default=1, help="enlarge each face by this integer factor")
     parser.add_argument("--store", action="store_true", help="add the directions to the bundle")
     parser.add_argument("--bundle-out", metavar="BUNDLE_DIR",
                         help="with --store: write the updated bundle here instead of updating it in place")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -26,10 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
                         help="which images of the data (default test; all: every image, e.g. a folder of photos)")
-    parser.add_argument("--max-images", type=int, default=500, help="images of the split per model (default 500)")
-    parser.add_argument("--edit-images", type=int, default=100,
+    parser.add_argument("--max-images", type=options.IMAGES, default=500, help="images of the split per model (default 500)")
+    parser.add_argument("--edit-images", type=options.IMAGES, default=100,
                         help="codes edited per model and attribute (the first of the split; default 100)")
-    parser.add_argument("--invert-steps", type=int, default=100,
+    parser.add_argument("--invert-steps", type=options.REFINE_STEPS, default=100,
                         help="Adam steps per image for models without an encoder (default 100)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
