@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 import facevae.data.prepare as prepare_module
-from facevae.config import Preprocessing
+from facevae.config import DataConfig, Preprocessing
+from facevae.data.prepare import ensure_cache
 from facevae.errors import UserError
 from facevae.testing.celeba import make_celeba
 
@@ -81,3 +82,14 @@ def test_a_small_disk_shortage_is_said_in_readable_units(tmp_path: Path, monkeyp
     with pytest.raises(UserError, match=r"the cache needs 36\.9 KB but .* has 1\.5 KB free"):
         prepare_module.prepare(tmp_path / "data", out=tmp_path / "cache", preprocessing=Preprocessing(32), workers=1,
                                progress=False)
+
+
+def test_a_reused_cache_is_not_announced_as_being_prepared(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    make_celeba(tmp_path / "data", "official", count=10)
+    config = DataConfig(workers=1)
+    ensure_cache(tmp_path / "data", config, 32)
+    first = capsys.readouterr().err
+    ensure_cache(tmp_path / "data", config, 32)
+    second = capsys.readouterr().err
+    assert "Preparing" in first and "Reusing the prepared cache" in second
+    assert "preparing one first" not in first + second

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=options.SEED, default=0, help="the face shown in every row (default 0)")
     parser.add_argument("--strengths", type=strength_list, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
                         help="columns (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")
-    parser.add_argument("--out", default="directions.png", help="the picture (default directions.png)")
+    parser.add_argument("--out", default=None,
+                        help="the picture (default directions.png; with --store, a picture only when --out is given)")
     parser.add_argument("--scale", type=options.SCALE, default=1, help="enlarge each face by this integer factor")
     parser.add_argument("--store", action="store_true", help="add the directions to the bundle")
     parser.add_argument("--bundle-out", metavar="BUNDLE_DIR",
@@ -52,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     directions, shares = sefa_directions(model.decoder, args.count)
     names = direction_names(args.count, parse_names(args.name, args.count))
     pipeline = FacePipeline(model)
-    result = direction_grid(pipeline, directions, names, tuple(args.strengths), args.seed)
-    print(f"wrote {result.save(args.out, scale=args.scale)[0]}")
+    out = args.out or (None if args.store else "directions.png")
+    if out is not None:
+        result = direction_grid(pipeline, directions, names, tuple(args.strengths), args.seed)
+        print(f"wrote {result.save(out, scale=args.scale)[0]}")
     width = max(len(name) for name in names)
     print(f"{'direction':<{width}}  share of the first layer's response")
     for name, share in zip(names, shares):

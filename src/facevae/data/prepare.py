@@ -377,8 +377,8 @@ def ensure_cache(path: str | Path, data_config: Any, image_size: int, progress: 
         return cache
     if not path.exists():
         raise UserError(f"--data {path} does not exist")
-    print(f"{path} is a raw data folder, not a prepared cache: preparing one first "
-          f"(later runs reuse it)", file=sys.stderr, flush=True)
+    print(f"{path} is a raw data folder, not a prepared cache: using its cache (prepared once, reused by "
+          f"later runs)", file=sys.stderr, flush=True)
     target = prepare(path, out=data_config.cache_dir or None, preprocessing=data_config.preprocessing(image_size),
                      workers=data_config.workers,
                      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,
