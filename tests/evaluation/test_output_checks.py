@@ -100,3 +100,14 @@ def test_classifier_training_uses_the_gpu_when_there_is_one_like_every_command()
     assert training.ClassifierTrainConfig().device == "auto"
     args = build_parser().parse_args(["classifier", "train", "--data", "d", "--out", "o"])
     assert args.device == "auto"
+
+
+def test_huge_channels_are_refused_before_the_data_is_prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import facevae.evaluation.data as data_module
+
+    monkeypatch.setattr(data_module, "ensure_cache", _no_work)
+    code = main(["classifier", "train", "--data", str(tmp_path), "--out", str(tmp_path / "clf"),
+                 "--channels", "6000,6000,6000,6000", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--channels 6000,6000,6000,6000 describes a classifier of" in err and "Traceback" not in err

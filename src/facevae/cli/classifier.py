@@ -71,11 +71,25 @@ def run_train(args: argparse.Namespace) -> int:
                                        attributes=_names(args.attributes))
     except ConfigError as error:
         raise UserError(str(error)) from None
+    _check_channels(channels)  # before a raw folder is prepared: minutes of work for a config that cannot be built
     cache = open_cache(args.data, None if is_cache(args.data) else args.size)
     out = train_classifier(cache, args.out, config, channels, progress=not args.quiet)
     _print_metrics(out / "metrics.json", "validation")
     print(f"wrote classifier {out}")
     return 0
+
+
+def _check_channels(channels: tuple[int, ...]) -> None:
+    """The classifier's size at the largest image that uses every stage, checked without allocating."""
+    from ..config import ConfigError
+    from ..errors import UserError
+    from ..evaluation.classifier import ClassifierConfig, check_classifier_size
+
+    try:
+        config = ClassifierConfig(2 ** (len(channels) + 2), ("attribute",), channels)
+    except ConfigError as error:
+        raise UserError(f"--channels: {error}") from None
+    check_classifier_size(config, f"--channels {','.join(map(str, channels))}")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
