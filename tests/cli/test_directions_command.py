@@ -14,7 +14,8 @@ def test_store_writes_no_picture_unless_out_is_given(tiny_bundle: Path, tmp_path
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     stored = tmp_path / "stored"
-    assert main(["directions", "--model", str(tiny_bundle), "--count", "2", "--store", "--bundle-out", str(stored)]) == 0
+    assert main(["directions", "--model", str(tiny_bundle), "--count", "2", "--store",
+                 "--bundle-out", str(stored)]) == 0
     assert not (tmp_path / "directions.png").exists()
     assert {"discovered_0", "discovered_1"} <= set(load_bundle(stored).attributes)
     assert main(["directions", "--model", str(tiny_bundle), "--count", "2", "--store", "--bundle-out", str(stored),

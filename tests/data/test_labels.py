@@ -45,7 +45,7 @@ def test_bad_attribute_value_names_line_and_attribute(tmp_path):
 def test_wrong_number_of_columns_and_bad_count_line(tmp_path):
     path = tmp_path / "list_attr_celeba.txt"
     path.write_text("2\nSmiling Young\n000001.jpg 1 -1\n000002.jpg 1\n")
-    with pytest.raises(LabelError, match="line 4: expected a file name and 2 values, found 1 value after the file name"):
+    with pytest.raises(LabelError, match="line 4: expected a file name and 2 values, found 1 value after"):
         read_attributes(path)
     path.write_text("many\nSmiling Young\n")
     with pytest.raises(LabelError, match="line 1 should be the number of images"):

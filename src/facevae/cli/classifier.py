@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="image size when --data is a raw folder (a cache keeps its own; default 64)")
     train.add_argument("--epochs", type=options.whole(1, 1000), default=3, help="(default 3)")
     train.add_argument("--batch-size", type=options.whole(2, 4096), default=128, help="(default 128)")
-    train.add_argument("--lr", type=options.number(0.0, 1.0, low_open=True), default=2e-3, help="AdamW learning rate (default 2e-3)")
+    train.add_argument("--lr", type=options.number(0.0, 1.0, low_open=True), default=2e-3,
+                       help="AdamW learning rate (default 2e-3)")
     train.add_argument("--channels", default="32,64,128,256",
                        help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
@@ -45,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("folder", metavar="DIR", help="a classifier folder")
     evaluate.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
-    evaluate.add_argument("--max-images", type=options.IMAGES, default=None, help="score only the first N images of the split")
+    evaluate.add_argument("--max-images", type=options.IMAGES, default=None,
+                          help="score only the first N images of the split")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=run_evaluate)
 

@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "bounded inversion), encode and decode speed; with --classifier, for every attribute the model "
                     "and the classifier both know, how much an edit from -2 to +2 raises its attribute (success), "
                     "moves the others (leak) and changes the picture outside the face. Writes report.md, "
-                    "metrics.json, reconstruction.csv, edits.csv and PNG plots to DIR. The plan and a time estimate for this "
-                    "machine are printed first.",
+                    "metrics.json, reconstruction.csv, edits.csv and PNG plots to DIR. The plan and a time "
+                    "estimate for this machine are printed first.",
         epilog="examples:\n"
                "  facevae evaluate celeba64-original runs/mine --data ~/data/celeba --out eval/\n"
                "  facevae evaluate runs/mine --data cache/ --classifier runs/classifier --out eval/ --quick",
@@ -27,13 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
     parser.add_argument("--classifier", metavar="DIR",
                         help="an attribute classifier folder (`facevae classifier train`)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write: new, empty, or an earlier report (replaced)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
                         help="which images of the data (default test; all: every image, e.g. a folder of photos)")
     parser.add_argument("--max-images", type=options.IMAGES, default=None,
                         help="images of the split per model (default 200; 64 with --quick)")
     parser.add_argument("--edit-images", type=options.IMAGES, default=None,
-                        help="codes edited per model and attribute (the first of the split; default 50; 16 with --quick)")
+                        help="codes edited per model and attribute (the first of the split; default 50; "
+                             "16 with --quick)")
     parser.add_argument("--invert-steps", type=options.REFINE_STEPS, default=None,
                         help="Adam steps per image for models without an encoder (default 60; 20 with --quick)")
     parser.add_argument("--quick", action="store_true",

@@ -112,7 +112,8 @@ KEEP_MODES = ("auto", "orthogonal", "group", "decoded")  # facevae.inference.dir
 
 SEED = _arg("--seed", type=options.SEED, default=0, help="random seed (default 0)")
 COLUMNS = _arg("--columns", type=options.COLUMNS, default=None, help="faces per grid row (default: up to 10)")
-PRIOR_SCALE = _arg("--temperature", type=options.TEMPERATURE, default=1.0, help="scale of the prior samples (default 1)")
+PRIOR_SCALE = _arg("--temperature", type=options.TEMPERATURE, default=1.0,
+                   help="scale of the prior samples (default 1)")
 ATTRIBUTE_EDITS = (
     _arg("--attr", action="append", type=attribute_strength, default=[], metavar="NAME=STRENGTH",
          help="add an attribute vector times STRENGTH (repeatable), e.g. --attr Smiling=1.5. "
@@ -129,7 +130,8 @@ ATTRIBUTE_EDITS = (
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
-    _arg("--device", default="auto", help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
+    _arg("--device", default="auto",
+         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
     _arg("--threads", type=options.THREADS, default=None, metavar="N",
          help="CPU threads (default: the cores not busy with other work, from the load average)"),
 )

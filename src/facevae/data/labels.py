@@ -78,7 +78,8 @@ def read_partition(path: str | Path) -> tuple[list[str], np.ndarray]:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         header, fields = _read_csv(path)
-        _require_header(path, header[-1:], "the column names (image_id,partition)", lambda field: field in ("0", "1", "2"))
+        _require_header(path, header[-1:], "the column names (image_id,partition)",
+                        lambda field: field in ("0", "1", "2"))
         rows = [(number, ",".join(row)) for number, row in fields]
         names = [row[0].strip() if len(row) == 2 else "" for _, row in fields]
         code_text = [row[-1].strip() for _, row in fields]

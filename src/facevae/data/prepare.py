@@ -264,8 +264,8 @@ def _open_writer(target: Path, count: int, spec: Preprocessing) -> CacheWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         needed, free = count * spec.image_size * spec.image_size * 3, shutil.disk_usage(target.parent).free
         if needed > free:
-            raise UserError(f"the cache needs {format_bytes(needed)} but {target.parent} has {format_bytes(free)} free. "
-                            f"{fix}")
+            raise UserError(f"the cache needs {format_bytes(needed)} but {target.parent} has "
+                            f"{format_bytes(free)} free. {fix}")
         return CacheWriter(target, count, spec.image_size)  # published with normal permissions by replace_dir
     except OSError as error:
         raise UserError(f"cannot write the cache in {target.parent} ({error.strerror or error}). {fix}") from None

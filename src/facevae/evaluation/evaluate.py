@@ -46,7 +46,8 @@ def _labels(models: list[str]) -> list[str]:
 
 def evaluate_models(models: list[str], data: str | Path, out: str | Path, classifier: str | Path | None = None,
                     split: str = "test", max_images: int | None = DEFAULT_SIZES["max_images"],
-                    edit_images: int = DEFAULT_SIZES["edit_images"], invert_steps: int = DEFAULT_SIZES["invert_steps"], progress: bool = True, say: Callable[[str], None] | None = None) -> Path:
+                    edit_images: int = DEFAULT_SIZES["edit_images"], invert_steps: int = DEFAULT_SIZES["invert_steps"],
+                    progress: bool = True, say: Callable[[str], None] | None = None) -> Path:
     """Evaluate each model; write the report folder `out` and return it. `say` gets the plan and its
     time estimate before the work starts (default: printed to stderr when progress is on)."""
     if not models:

@@ -119,7 +119,8 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     except FileNotFoundError:
         raise KerasFileError(f"{path}: no such attribute-vector file") from None
     except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad or too deeply nested JSON
-        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's attributes_embedings.json") from None
+        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's "
+                             f"attributes_embedings.json") from None
     if not isinstance(data, dict) or not data:
         raise KerasFileError(f"{path} must map attribute names to lists of {latent_dim} numbers")
     vectors: dict[str, torch.Tensor] = {}
