@@ -119,3 +119,15 @@ def test_a_deeply_nested_cache_meta_is_not_a_cache(tmp_path: Path) -> None:
     assert not is_cache(tmp_path)
     with pytest.raises(CacheError, match="not a prepared cache"):
         ImageCache.open(tmp_path)
+
+
+def test_nan_in_an_original_attribute_json_is_refused(tmp_path: Path) -> None:
+    from facevae.interop.keras import KerasFileError, read_attribute_vectors
+
+    path = tmp_path / "attributes_embedings.json"
+    path.write_text('{"Smiling": [0.5, NaN, 1.0]}')
+    with pytest.raises(KerasFileError, match="'Smiling' holds NaN or infinite values"):
+        read_attribute_vectors(path, 3)
+    path.write_text(DEEP)
+    with pytest.raises(KerasFileError, match="is not JSON .*nested too deeply"):
+        read_attribute_vectors(path, 3)

@@ -127,6 +127,8 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     for name, values in data.items():
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
             raise KerasFileError(f"{path}: attribute '{name}' is not a list of numbers")
+        if not all(math.isfinite(v) for v in values):
+            raise KerasFileError(f"{path}: attribute '{name}' holds NaN or infinite values; the file is damaged")
         if len(values) != latent_dim:
             raise KerasFileError(
                 f"{path}: attribute '{name}' has {len(values)} numbers but the model's latent size is "
