@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -111,3 +114,39 @@ def test_huge_channels_are_refused_before_the_data_is_prepared(tmp_path: Path, m
                  "--channels", "6000,6000,6000,6000", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "--channels 6000,6000,6000,6000 describes a classifier of" in err and "Traceback" not in err
+
+
+# Trains into OUT, stopping for a minute once the weights are written and before config.json is.
+TRAIN_AND_STALL = """
+import sys, time
+from facevae.data.cache import ImageCache
+import facevae.evaluation.classifier_training as training
+from facevae.evaluation.classifier_training import ClassifierTrainConfig
+
+real = training.folder_config
+def stall(*args):
+    print("weights written", flush=True)
+    time.sleep(60)
+    return real(*args)
+training.folder_config = stall
+training.train_classifier(ImageCache.open(sys.argv[1]), sys.argv[2],
+                          ClassifierTrainConfig(epochs=1, batch_size=32, precision="fp32", seed=9), (8, 8), False)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs kill -9")
+def test_kill_9_between_weights_and_config_leaves_the_old_classifier(planted_cache: ImageCache, tmp_path: Path):
+    out = training.train_classifier(planted_cache, tmp_path / "clf", QUICK, TINY_CHANNELS, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    child = subprocess.Popen([sys.executable, "-c", TRAIN_AND_STALL, str(planted_cache.path), str(out)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "weights written"
+    finally:
+        child.kill()  # SIGKILL: no cleanup runs
+        child.wait(10)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name]  # the killed run's staging folder
+    training.train_classifier(planted_cache, out, QUICK, TINY_CHANNELS, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clf"]  # swept by the next run
