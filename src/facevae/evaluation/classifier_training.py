@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
+from ..atomic import staged_dir
 from ..config import ConfigError, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..atomic import staged_dir
 from ..runtime import pick_runtime, resolve_device
 from ..training.data import CacheBatches
 from .classifier import (
