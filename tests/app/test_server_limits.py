@@ -23,8 +23,8 @@ from facevae import imaging
 from facevae.app.server import connections
 from facevae.app.server.app import create_app
 from facevae.app.server.uploads import decoded_pixels
-from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 from facevae.testing.uploads import blank_png
 from support.http import assert_error, running, until
 from support.images import png_bytes

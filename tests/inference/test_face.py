@@ -29,6 +29,7 @@ from facevae.inference.face import (
 from facevae.inference.pipeline import FacePipeline
 from facevae.model.bundle import load_bundle
 from support.images import photo_of
+from support.shared import SHARED, skip_reason
 
 SCALE, OFFSET = 3, (150, 60)  # photo_of's defaults: the face is enlarged 3x and pasted at this corner
 
@@ -79,14 +80,12 @@ def test_no_face_offers_the_whole_image():
     assert whole.image.size == (300, 300) and whole.box is None and "whole image" in whole.notes[0]
 
 
-# --- real photos (../shared/photos), framed with YuNet -------------------------------------
+# --- real photos (SHARED/photos), framed with YuNet -------------------------------------
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTOS = sorted(p for p in (SHARED / "photos").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
 needs_photos = pytest.mark.skipif(not PHOTOS or not DETECTOR.is_file(),
-                                  reason="the real photos and the YuNet file are in ../shared only on "
-                                         "development machines")
+                                  reason=skip_reason("the real photos and the YuNet file"))
 
 
 def _photo(name: str) -> Image.Image:

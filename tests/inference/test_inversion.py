@@ -19,6 +19,7 @@ from facevae.inference.inversion import (
 from facevae.inference.pipeline import FacePipeline
 from facevae.model.bundle import load_bundle
 from support.models import plain_decode
+from support.shared import SHARED, skip_reason
 
 
 @pytest.fixture(autouse=True)
@@ -137,10 +138,10 @@ def test_default_settings_fit_real_faces_better_than_the_baseline(pretrained_bun
     from facevae.imaging import preprocess, read_image
     from facevae.inference.face import CELEBA_SIZE, FACE_REGION, align_face
 
-    shared = Path(__file__).resolve().parents[2].parent / "shared" / "photos"
+    shared = SHARED / "photos"
     names = ["obama.jpg", "biden.jpg"]
     if not all((shared / n).is_file() for n in names):
-        pytest.skip("the real photos are in ../shared/photos only on development machines")
+        pytest.skip(skip_reason("the real photos (photos/obama.jpg, photos/biden.jpg)"))
     model = load_bundle(pretrained_bundle)
     images = torch.stack([preprocess(align_face(read_image(shared / n)).image, model.preprocessing) for n in names])
     frame = Image.new("RGB", CELEBA_SIZE, (0, 0, 0))

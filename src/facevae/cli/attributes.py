@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..hub.registry import DEFAULT_MODEL
+from . import options
 
 if TYPE_CHECKING:
     from ..model.bundle import FaceModel
@@ -33,15 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training run, bundle folder or registered model (default celeba64-original)")
     parser.add_argument("--data", metavar="DATA_OR_CACHE", help="CelebA / labelled image folder, or a prepared cache")
     parser.add_argument("--split", default="train", choices=("train", "valid", "test"), help="(default train)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per encoder batch (default 256)")
-    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images of the split")
+    parser.add_argument("--batch-size", type=options.whole(1, 4096), default=256,
+                        help="images per encoder batch (default 256)")
+    parser.add_argument("--max-images", type=options.IMAGES, default=None,
+                        help="use only the first N images of the split")
     parser.add_argument("--orthogonal", action="append", default=[], metavar="TARGET:OTHER,OTHER",
                         help="add TARGET_orthogonal: TARGET without its components along OTHERs (repeatable)")
     parser.add_argument("--from-classifier", metavar="CLASSIFIER_DIR",
                         help="fit directions from a facevae classifier's scores of sampled faces (InterFaceGAN-style; "
                              "works for decoder-only models); stored as NAME + --suffix")
-    parser.add_argument("--samples", type=int, default=2000, help="with --from-classifier: faces to sample (2000)")
-    parser.add_argument("--seed", type=int, default=0, help="with --from-classifier: sampling seed (default 0)")
+    parser.add_argument("--samples", type=options.whole(1, 10**6), default=2000,
+                        help="with --from-classifier: faces to sample (2000)")
+    parser.add_argument("--seed", type=options.SEED, default=0,
+                        help="with --from-classifier: sampling seed (default 0)")
     parser.add_argument("--suffix", default="_fitted",
                         help="with --from-classifier: appended to each name (default _fitted; '' replaces the "
                              "mean-difference vectors of the same name)")

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..atomic import make_staging_dir, replace_dir
 from ..errors import UserError
+from ..files import read_json
 
 if TYPE_CHECKING:
     import torch
@@ -45,9 +46,10 @@ def is_cache(path: str | Path) -> bool:
     if not meta.is_file():
         return False
     try:
-        return json.loads(meta.read_text()).get("format") == CACHE_FORMAT
-    except (OSError, json.JSONDecodeError):
+        values = read_json(meta)
+    except UserError:
         return False
+    return isinstance(values, dict) and values.get("format") == CACHE_FORMAT
 
 
 class CacheWriter:
@@ -141,7 +143,7 @@ class ImageCache:
                 f"{path} is not a prepared cache (no complete meta.json). Run "
                 f"`facevae prepare DATA_DIR --out {path}` first, or pass the raw data folder"
             )
-        meta = json.loads((path / "meta.json").read_text())
+        meta = read_json(path / "meta.json", CacheError, "run `facevae prepare` again")
         if meta.get("version") != CACHE_VERSION:
             raise CacheError(f"{path} was written by cache format version {meta.get('version')}; "
                              f"this facevae reads version {CACHE_VERSION}. Run `facevae prepare` again")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sweep_stale_staging
+from ..files import parse_json
 from ..model.bundle import FaceModel, is_bundle, load_bundle, save_bundle
 from .download import file_digests, gather_local, gather_remote, offline_instructions
 from .registry import PretrainedError, PretrainedModel, base_url_for, bundle_path, download_dir, facevae_home, get
@@ -41,7 +42,10 @@ def published_bundle(spec: PretrainedModel, files: dict[str, Path], provenance: 
     with tempfile.TemporaryDirectory() as tmp:
         for role, path in files.items():
             shutil.copyfile(path, Path(tmp) / BUNDLE_FILES[role])
-        meta = json.loads((Path(tmp) / "config.json").read_text())
+        try:
+            meta = parse_json((Path(tmp) / "config.json").read_text())
+        except ValueError:
+            meta = None
         if isinstance(meta, dict):  # anything else: load_bundle below says what is wrong
             meta["has_encoder"] = "encoder" in files  # the encoder may be optional in the registry
             (Path(tmp) / "config.json").write_text(json.dumps(meta))

@@ -13,7 +13,6 @@ HDF5, read and written with zipfile and h5py.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from ..config import MODEL_PRESETS, ModelConfig, Preprocessing
+from ..files import parse_json
 from ..model.bundle import FaceModel, check_model_size
 from ..model.vae import Decoder, Encoder
 from .keras_weights import (
@@ -115,10 +115,10 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     """The original's attributes_embedings.json: {attribute name: [latent_dim floats]}."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise KerasFileError(f"{path}: no such attribute-vector file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad or too deeply nested JSON
         raise KerasFileError(f"{path} is not JSON ({error}); expected the original's "
                              f"attributes_embedings.json") from None
     if not isinstance(data, dict) or not data:
@@ -127,6 +127,8 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     for name, values in data.items():
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
             raise KerasFileError(f"{path}: attribute '{name}' is not a list of numbers")
+        if not all(math.isfinite(v) for v in values):
+            raise KerasFileError(f"{path}: attribute '{name}' holds NaN or infinite values; the file is damaged")
         if len(values) != latent_dim:
             raise KerasFileError(
                 f"{path}: attribute '{name}' has {len(values)} numbers but the model's latent size is "

@@ -14,7 +14,6 @@ BatchNormalization stores gamma, beta, moving mean, moving variance.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..files import parse_json
 from ..model.bundle import MAX_PARAMETERS
 
 
@@ -95,9 +95,9 @@ def read_keras_archive(path: str | Path) -> tuple[dict, "h5py.File"]:  # noqa: F
                 f"(has: {', '.join(sorted(names)) or 'nothing'})"
             )
         _check_declared_sizes(archive, path)
-        config = json.loads(archive.read("config.json"))
+        config = parse_json(archive.read("config.json"))
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:  # ValueError: bad JSON, bad text
         raise KerasFileError(
             f"{path} is not a readable .keras file ({error}); was the download interrupted? "
             f"Fetch it again or point to an intact copy"

@@ -14,20 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...edit_choices import DEFAULT_KEEP_MODE, SERVER_KEEP_MODES, keep_mode_help
 
-MAX_FACES = 64  # faces per request: a grid of 8 x 8
-MAX_STRENGTH = 10.0  # attribute strengths beyond +-10 only produce noise
-MAX_TEMPERATURE = 5.0
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
-MAX_SCALE = 8  # integer enlargement of PNG output (64 px faces -> 512 px)
-MAX_LATENT_DIM = 4096  # bounds a latent row before the model checks its exact size
-# |value| of a latent code: the prior is N(0, 1). A code drawn at temperature 5 with one attribute
-# at strength 10 stays near 30 (celeba64-original's vectors reach 0.89 per dimension), while
-# values like 3.4e38 overflow the decoder into garbage
-MAX_LATENT_VALUE = 100.0
-MAX_ATTRIBUTES = 64  # entries in one attribute mapping
-MAX_REFINE_STEPS = 500  # optimisation steps per uploaded photo: seconds of CPU each
-MAX_UPLOAD_FILES = 16  # photos in one /v1/reconstruct request
-MAX_NAME_LENGTH = 100  # characters of an attribute name (the longest real one is far shorter)
+# The bounds, shared with the command line (facevae.limits: one definition).
+from ...limits import (  # noqa: F401 - re-exported: the server and its tests read them from here
+    MAX_ATTRIBUTES,
+    MAX_FACES,
+    MAX_LATENT_DIM,
+    MAX_LATENT_VALUE,
+    MAX_NAME_LENGTH,
+    MAX_REFINE_STEPS,
+    MAX_SCALE,
+    MAX_SEED,
+    MAX_STRENGTH,
+    MAX_TEMPERATURE,
+    MAX_UPLOAD_FILES,
+)
 
 Strength = Annotated[float, Field(ge=-MAX_STRENGTH, le=MAX_STRENGTH, allow_inf_nan=False)]
 Attributes = Annotated[
