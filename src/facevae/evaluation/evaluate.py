@@ -5,10 +5,10 @@ on one split, side by side.
                     classifier="runs/classifier", split="test", max_images=200)
 
 First the plan and its time estimate (plan.py) are said. Per model: the split is read from a
-cache at the model's image size and crop (a raw folder is prepared once per size), reconstructed (reconstruction.py), and, when a classifier is
-given, its attribute edits are scored on the first `edit_images` codes (edits.py). The
-output folder (report.md, metrics.json, CSV, PNG) is built in a temporary sibling and
-renamed into place, so it is never half-written.
+cache at the model's image size and crop (a raw folder is prepared once per size),
+reconstructed (reconstruction.py), and, when a classifier is given, its attribute edits are
+scored on the first `edit_images` codes (edits.py). The output folder (report.md, metrics.json,
+CSV, PNG) is built in a temporary sibling and renamed into place, so it is never half-written.
 """
 
 from __future__ import annotations
