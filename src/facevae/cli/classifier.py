@@ -24,11 +24,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, metavar="DIR", help="the classifier folder to write")
     train.add_argument("--size", type=int, default=64,
                        help="image size when --data is a raw folder (a cache keeps its own; default 64)")
-    train.add_argument("--epochs", type=int, default=3, help="(default 3)")
-    train.add_argument("--batch-size", type=int, default=128, help="(default 128)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="most epochs (default: enough for about 1,500 steps, 3 to 60 epochs; training stops "
+                            "early when validation AUC stops improving)")
+    train.add_argument("--batch-size", type=int, default=None, help="(default 128; smaller for small data)")
+    train.add_argument("--patience", type=int, default=5,
+                       help="stop after this many epochs without a better mean validation AUC, keeping the best "
+                            "epoch (default 5; 0 never stops early)")
+    train.add_argument("--noise", type=float, default=0.05,
+                       help="largest Gaussian noise added to training images (default 0.05; 0 turns it off)")
+    train.add_argument("--blur", type=float, default=0.5,
+                       help="share of training images mixed with a blurred copy (default 0.5)")
+    train.add_argument("--shift", type=float, default=2.0,
+                       help="pixels of random translation, with small random scaling and rotation (default 2)")
     train.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
     train.add_argument("--channels", default="32,64,128,256",
                        help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
+    train.add_argument("--convs-per-stage", type=int, default=1, choices=(1, 2),
+                       help="2 adds a stride-1 convolution to each stage (deeper, about 3x slower; default 1)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
                        help="learn only these attributes (default: every labelled one)")
     train.add_argument("--seed", type=int, default=0)
@@ -63,12 +76,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}")
     try:
         config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                       shift=args.shift, blur=args.blur, noise=args.noise, patience=args.patience,
                                        precision=args.precision, device=args.device,
                                        attributes=_names(args.attributes))
     except ConfigError as error:
         raise UserError(str(error)) from None
     cache = open_cache(args.data, None if is_cache(args.data) else args.size)
-    out = train_classifier(cache, args.out, config, channels, progress=not args.quiet)
+    out = train_classifier(cache, args.out, config, channels, progress=not args.quiet,
+                           convs_per_stage=args.convs_per_stage)
     _print_metrics(out / "metrics.json", "validation")
     print(f"wrote classifier {out}")
     return 0

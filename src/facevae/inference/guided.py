@@ -1,0 +1,166 @@
+"""Classifier-guided attribute edits: walk each code along what an attribute classifier sees.
+
+The linear edit adds strength x v to every code, the same offset for every face. A guided
+edit walks each code in `steps` equal steps instead, and at every step looks at the face:
+
+    image = decode(z)                        N x 3 x S x S, resized to the guide's size
+    logits = guide(image)                    N x A, one per classifier attribute
+    g_t = d logit_t / dz,  g_k = d logit_k / dz     target t, kept attributes k (N x D each)
+
+- the step for target t is g_t with the kept g_k projected out (per face, exactly, by QR),
+  scaled to |strength_t| x |v_t| / steps and signed like the strength: after all the steps
+  the path is exactly as long as the linear edit's offset (the same strength unit);
+- kept attributes are held where they started: their logits, clipped to +-KEEP_CLIP (a
+  saturated output needs no holding), may drift by at most `tolerance`; beyond that a
+  least-squares step within span(g_k) pulls them back (damped, and never longer than a step);
+  a last pull-back follows the last step;
+- keep=KEEP_EVERYTHING holds every classifier attribute that is not edited.
+
+What it costs: each step is one decoder + classifier forward pass and one backward pass per
+target and kept attribute (batched with is_grads_batched), so keeping everything else costs
+about as many backward passes per step as the classifier has attributes. Deterministic: no
+random numbers. bf16 autocast where the runtime computes bf16 natively (the gradients and the
+projections are float32). `cancel`, when given, is called before each step and raises to
+abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+
+KEEP_EVERYTHING = "*"  # keep=["*"]: every classifier attribute that is not edited
+KEEP_CLIP = 3.0  # kept logits beyond +-3 (probability 0.05 / 0.95) count as at the clip
+MAX_STEPS = 200
+
+
+@dataclass(frozen=True)
+class GuidedSettings:
+    """How a guided edit walks (see the module docstring)."""
+
+    steps: int = 10
+    tolerance: float = 0.25  # kept logits may drift this far before being pulled back
+    pull_back: float = 1.0  # share of the excess drift removed per step
+    damping: float = 1e-3  # ridge term of the pull-back's least squares, relative to the gradients' scale
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise UserError(f"guided edits take between 1 and {MAX_STEPS} steps, got {self.steps}")
+        if self.tolerance < 0 or not 0 <= self.pull_back <= 1 or self.damping <= 0:
+            raise UserError("guided settings need tolerance >= 0, pull_back in [0, 1] and damping > 0")
+
+
+class Guide:
+    """A classifier applied to decoded faces: N x D codes -> N x A logits, differentiable."""
+
+    def __init__(self, decoder: torch.nn.Module, classifier: torch.nn.Module, autocast: torch.dtype | None = None):
+        self.decoder, self.classifier, self.autocast = decoder, classifier, autocast
+        self.names: list[str] = list(classifier.attribute_names)
+
+    def logits(self, codes: torch.Tensor) -> torch.Tensor:
+        """N x D -> N x A float32 logits of the decoded faces (resized to the classifier's size)."""
+        with torch.autocast(codes.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            images = self.decoder(codes)
+            size = self.classifier.image_size
+            if images.shape[-1] != size:
+                images = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                                       align_corners=False)
+            return self.classifier(images).float()
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            raise UserError(f"the guiding classifier does not know '{name}', so it cannot guide or keep it; "
+                            f"it knows {', '.join(self.names)} (use method='linear' for other attributes)")
+        return self.names.index(name)
+
+
+def kept_names(guide: Guide, strengths: Mapping[str, float], keep: Sequence[str]) -> list[str]:
+    """The kept attribute names, with KEEP_EVERYTHING expanded; errors for unknown or edited ones."""
+    if KEEP_EVERYTHING in keep:
+        return [name for name in guide.names if name not in strengths]
+    both = [name for name in keep if name in strengths]
+    if both:
+        raise UserError(f"{', '.join(both)} is both edited and kept unchanged; remove it from keep")
+    for name in keep:
+        guide.index(name)
+    return list(dict.fromkeys(keep))
+
+
+def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Mapping[str, float], lengths: Mapping[str, float],
+                keep: Sequence[str] = (), settings: GuidedSettings = GuidedSettings(),
+                cancel: Callable[[], None] | None = None, progress: bool = False) -> torch.Tensor:
+    """N x D codes -> N x D edited codes. strengths: {attribute: s}; lengths: {attribute: |v|},
+    the length of the linear edit's vector, so strength s walks a path of length |s| x |v|."""
+    from .inversion import STOP_CHECK
+
+    targets = [name for name, strength in strengths.items() if float(strength) != 0.0]
+    target_rows = [guide.index(name) for name in targets]
+    kept = kept_names(guide, strengths, keep)
+    kept_rows = [guide.index(name) for name in kept]
+    step_lengths = torch.tensor([abs(float(strengths[n])) * float(lengths[n]) / settings.steps for n in targets])
+    signs = torch.tensor([1.0 if float(strengths[n]) > 0 else -1.0 for n in targets])
+    cancel = cancel or STOP_CHECK.get()
+    codes = codes.detach().float().clone()
+    if not targets:
+        return codes
+    start: torch.Tensor | None = None  # N x K clipped kept logits of the unedited faces
+    for step in tqdm(range(settings.steps + (1 if kept else 0)), desc="guided edit", unit="step",
+                     disable=not progress, leave=False):
+        if cancel is not None:
+            cancel()
+        logits, gradients = _logits_and_gradients(guide, codes, target_rows + kept_rows)  # N x R, N x R x D
+        target_grads, kept_grads = gradients[:, :len(targets)], gradients[:, len(targets):]
+        clipped = logits[:, len(targets):].clamp(-KEEP_CLIP, KEEP_CLIP)  # N x K
+        start = clipped if start is None else start
+        move = torch.zeros_like(codes)
+        if kept:
+            correction = settings.pull_back * _pull_back(kept_grads, clipped - start, settings)
+            scale = (step_lengths.sum() / correction.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+            move += correction * scale  # never longer than one step of the edit
+        if step < settings.steps:
+            move += _target_step(target_grads, kept_grads, signs.to(codes), step_lengths.to(codes))
+        codes = codes + move
+    return codes
+
+
+def _logits_and_gradients(guide: Guide, codes: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N x R logits, N x R x D gradients d logit_r / d code) for the classifier rows `rows`."""
+    with torch.enable_grad():
+        variable = codes.detach().requires_grad_(True)
+        logits = guide.logits(variable)[:, rows]  # N x R
+        picks = torch.eye(len(rows), device=codes.device)[:, None, :].expand(len(rows), *logits.shape)  # R x N x R
+        (gradients,) = torch.autograd.grad(logits, variable, grad_outputs=picks.contiguous(), is_grads_batched=True)
+    return logits.detach(), gradients.transpose(0, 1).float()  # N x R x D
+
+
+def _target_step(target_grads: torch.Tensor, kept_grads: torch.Tensor, signs: torch.Tensor,
+                 step_lengths: torch.Tensor) -> torch.Tensor:
+    """N x D: each target's gradient without its components along the kept gradients (N x K x D),
+    as a unit vector times its signed step length, summed over the targets (N x T x D)."""
+    directions = target_grads
+    if kept_grads.shape[1]:
+        basis, _ = torch.linalg.qr(kept_grads.double().transpose(1, 2))  # N x D x K, orthonormal columns
+        along = basis @ (basis.transpose(1, 2) @ directions.double().transpose(1, 2))  # N x D x T
+        directions = (directions.double() - along.transpose(1, 2)).float()
+    units = directions / directions.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    return (units * (signs * step_lengths)[None, :, None]).sum(1)
+
+
+def _pull_back(kept_grads: torch.Tensor, drift: torch.Tensor, settings: GuidedSettings) -> torch.Tensor:
+    """N x D: the least-squares move within span(kept gradients) that undoes each kept logit's
+    drift beyond the tolerance (N x K), no longer than the drift it undoes warrants."""
+    excess = torch.sign(drift) * (drift.abs() - settings.tolerance).clamp_min(0.0)  # N x K
+    if not bool((excess != 0).any()):
+        return torch.zeros(kept_grads.shape[0], kept_grads.shape[2], device=kept_grads.device)
+    grads = kept_grads.double()  # N x K x D
+    gram = grads @ grads.transpose(1, 2)  # N x K x K
+    ridge = settings.damping * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)  # N
+    eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
+    weights = torch.linalg.solve(gram + ridge[:, None, None] * eye, -excess.double()[..., None])  # N x K x 1
+    return (grads.transpose(1, 2) @ weights)[..., 0].float()  # N x D
