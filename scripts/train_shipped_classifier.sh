@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Recipe of the attribute classifier that ships with facevae
-# (src/facevae/evaluation/shipped/celeba64-attributes, the default guide of guided edits).
+# (src/facevae/evaluation/weights/celeba64-attributes, the default guide of guided edits).
 #
 #   scripts/train_shipped_classifier.sh [SAMPLE_DIR] [WORK_DIR]
 #
@@ -13,7 +13,7 @@
 set -euo pipefail
 SAMPLE=${1:-../shared/celeba-sample}
 WORK=${2:-../guided-artifacts}
-SHIPPED=src/facevae/evaluation/shipped/celeba64-attributes
+SHIPPED=src/facevae/evaluation/weights/celeba64-attributes
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 facevae prepare "$SAMPLE" --size 64 --out "$WORK/cache64" --val-fraction 0.1 --test-fraction 0.2 --split-seed 0

@@ -27,13 +27,16 @@ abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from .pipeline import FacePipeline
 
 KEEP_EVERYTHING = "*"  # keep=["*"]: every classifier attribute that is not edited
 KEEP_CLIP = 3.0  # kept logits beyond +-3 (probability 0.05 / 0.95) count as at the clip
@@ -164,3 +167,20 @@ def _pull_back(kept_grads: torch.Tensor, drift: torch.Tensor, settings: GuidedSe
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
     weights = torch.linalg.solve(gram + ridge[:, None, None] * eye, -excess.double()[..., None])  # N x K x 1
     return (grads.transpose(1, 2) @ weights)[..., 0].float()  # N x D
+
+
+def pipeline_guided_edit(pipe: "FacePipeline", codes: torch.Tensor, strengths: Mapping[str, float],
+                         keep: Sequence[str] = (), classifier: torch.nn.Module | None = None,
+                         settings: GuidedSettings = GuidedSettings(), cancel: Callable[[], None] | None = None,
+                         progress: bool = False) -> torch.Tensor:
+    """guided_edit through a pipeline's decoder (bf16 where its runtime is), with strengths in
+    the unit of its attribute vectors; classifier None: the shipped one (evaluation.shipped)."""
+    from ..evaluation.shipped import load_shipped
+
+    for name in [*strengths, *(k for k in keep if k != KEEP_EVERYTHING)]:
+        if name not in pipe.model.attributes:
+            raise pipe.unknown_attribute(name)
+    classifier = classifier if classifier is not None else load_shipped(pipe.model.device)
+    lengths = {name: float(pipe.model.attributes[name].norm()) for name in strengths}
+    guide = Guide(pipe.decoder, classifier, pipe.runtime.autocast_dtype)
+    return guided_edit(guide, codes, strengths, lengths, keep, settings, cancel, progress)
