@@ -43,6 +43,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def resolve_model(model: str | None) -> str:
     from facevae.hub import install
+    from facevae.interop.loading import convert_published
 
     if model:
         return model
@@ -50,7 +51,8 @@ def resolve_model(model: str | None) -> str:
         home = tempfile.mkdtemp(prefix="facevae-bench-")
         atexit.register(shutil.rmtree, home, ignore_errors=True)
         os.environ["FACEVAE_HOME"] = home
-        return str(install.install("celeba64-original", source_dir=SHARED, progress=False))
+        return str(install.install("celeba64-original", source_dir=SHARED, progress=False,
+                                   convert=convert_published))
     return "celeba64-original"
 
 
@@ -70,7 +72,7 @@ def strength(index: int) -> float:
 
 def measure_parts(model: str, faces: int, repeat: int) -> dict[str, list[float]]:
     from facevae.app.gui.common import display_scale
-    from facevae.hub.loading import load
+    from facevae.interop.loading import load
     from facevae.imaging import encode_png
     from facevae.inference.pipeline import FacePipeline
 

@@ -98,9 +98,13 @@ def main() -> None:
             with torch.inference_mode():
                 return keras_decoder(numpy_latents, training=False)
 
+        def run_facevae():  # the bundle's own float32 decoder, as exported
+            with torch.inference_mode():
+                return model.decoder(latents)
+
         runs = {
             "Keras 3 (torch backend), baseline": (run_keras, None),
-            "facevae PyTorch": (lambda: model.decode(latents), lambda: model.decode(latents).numpy()),
+            "facevae PyTorch": (run_facevae, lambda: run_facevae().numpy()),
             "facevae ONNX Runtime": (lambda: session.run(None, {"latents": numpy_latents}),
                                      lambda: session.run(None, {"latents": numpy_latents})[0]),
         }

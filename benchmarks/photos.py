@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from facevae import imaging
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.inference.face import CELEBA_LANDMARKS, FACE_REGION, align_face, detect_landmarks, landmark_error
 from facevae.inference.inversion import BASELINE, DECODER_ONLY_STEPS, DEFAULT_SETTINGS, InversionSettings, invert
 from facevae.inference.pipeline import FacePipeline
@@ -148,9 +148,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         if args.model is None:
             from facevae.hub import install
+            from facevae.interop.loading import convert_published
 
             os.environ["FACEVAE_HOME"] = home
-            args.model = install.install("celeba64-original", source_dir=args.pretrained, progress=False)
+            args.model = install.install("celeba64-original", source_dir=args.pretrained, progress=False,
+                                         convert=convert_published)
         pipe = FacePipeline(load_bundle(args.model))
     variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT_SETTINGS}
     variants.update({text: parse_try(text) for text in args.tries})

@@ -52,7 +52,7 @@ def untrained_bundle(folder: Path) -> Path:
     import torch
 
     from facevae.config import ModelConfig
-    from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
+    from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
     from facevae.model.vae import Decoder, Encoder
 
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from facevae.app.server.batching import BatcherClosedError, DeadlineExceededError, MicroBatcher, QueueFullError
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.imaging import to_uint8
 from facevae.inference.pipeline import FacePipeline
 

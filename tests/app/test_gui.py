@@ -153,7 +153,7 @@ def test_reconstruct_validation_split_of_data(gui, loads, tiny_model_bundle: Pat
 
 
 def test_model_picker_offers_runs_and_switches_model(gui, loads, tiny_model_bundle: Path, tmp_path: Path):
-    from facevae.hub.bundle import load_bundle, save_bundle
+    from facevae.model.bundle import load_bundle, save_bundle
 
     runs = tmp_path / "runs"
     save_bundle(load_bundle(tiny_model_bundle), runs / "my-run" / "bundle")
@@ -271,7 +271,7 @@ def test_arithmetic_keeps_the_chosen_attributes(gui, tiny_model_bundle: Path):
 
 
 def test_discovered_directions_are_shown_for_a_model_without_labels(gui, tiny_model_bundle: Path, tmp_path: Path):
-    from facevae.hub.bundle import load_bundle, save_bundle
+    from facevae.model.bundle import load_bundle, save_bundle
 
     model = load_bundle(tiny_model_bundle)
     model.attributes, model.attribute_counts = {}, {}

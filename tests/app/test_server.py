@@ -15,7 +15,7 @@ from support.images import open_png, png_bytes
 from support.server import GatedPipeline
 
 from facevae.app.server.app import create_app
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.imaging import make_grid
 from facevae.inference.pipeline import FacePipeline
 

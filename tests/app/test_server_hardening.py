@@ -25,7 +25,7 @@ from facevae.app.server.app import create_app
 from facevae.app.server.batching import DeadlineExceededError, MicroBatcher
 from facevae.app.server.settings import ServerSettings
 from facevae.cli.serve import is_loopback
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
 from facevae.testing.uploads import blank_png
 

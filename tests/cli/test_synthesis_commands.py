@@ -11,7 +11,7 @@ from PIL import Image
 from support.images import photo_of
 
 from facevae.cli.main import main
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
 
 

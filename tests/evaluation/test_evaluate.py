@@ -18,7 +18,7 @@ from facevae.data.cache import ImageCache
 from facevae.evaluation import classifier as clf
 from facevae.evaluation import image_metrics
 from facevae.evaluation.edits import face_mask
-from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
+from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.inference.pipeline import FacePipeline
 from facevae.model.vae import Decoder, Encoder
 

@@ -16,7 +16,7 @@ from facevae.cli.main import main
 from facevae.config import RunConfig, TrainConfig
 from facevae.data.cache import CacheWriter, ImageCache
 from facevae.errors import UserError
-from facevae.hub.bundle import load_bundle, save_bundle
+from facevae.model.bundle import load_bundle, save_bundle
 from facevae.inference import attributes as attrs
 from facevae.inference.pipeline import FacePipeline
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import torch
 
-from facevae.hub.bundle import load_bundle
+from facevae.model.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
 
 TESTS_DIR = Path(__file__).resolve().parents[1]  # on the servers' PYTHONPATH, so `-m support.server` runs

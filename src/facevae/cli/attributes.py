@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..hub.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from ..hub.bundle import FaceModel
+    from ..model.bundle import FaceModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import DataConfig
     from ..data.prepare import ensure_cache
     from ..errors import UserError
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
+    from ..interop.loading import load, resolve_model_path
     from ..inference import attributes as attrs
 
     if not (args.data or args.orthogonal or args.report or args.from_classifier):

@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
+    from ..interop.loading import load, resolve_model_path
     from ..inference.discovered import direction_grid, direction_names, parse_names, sefa_directions
     from ..inference.pipeline import FacePipeline
 

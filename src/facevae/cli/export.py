@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
     from ..extras import require_extra
-    from ..hub.bundle import load_bundle
-    from ..hub.loading import resolve_model_path
+    from ..model.bundle import load_bundle
+    from ..interop.loading import resolve_model_path
 
     if args.format == "onnx":
         require_extra("export")  # before the model is loaded

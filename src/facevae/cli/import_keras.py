@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
-    from ..hub.bundle import save_bundle
+    from ..model.bundle import save_bundle
     from ..interop.keras import import_keras
 
     require_parent_folder(args.out, "--out")

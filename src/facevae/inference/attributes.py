@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..hub.bundle import EncoderMissingError, FaceModel
+from ..model.bundle import EncoderMissingError, FaceModel
 from ..imaging import encode_png, label_font, write_atomic
 from .directions import orthonormal_basis, project_out
 

@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing
+from ..model.bundle import FaceModel, Preprocessing
 
 MAX_REFINE_STEPS = 5000
 # Decoder-only models have nothing to start from but the prior's mean, so they always refine.

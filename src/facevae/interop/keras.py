@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..config import MODEL_PRESETS, ModelConfig, Preprocessing
-from ..hub.bundle import FaceModel, check_model_size
+from ..model.bundle import FaceModel, check_model_size
 from ..model.vae import Decoder, Encoder
 from .keras_weights import (
     KerasFileError,

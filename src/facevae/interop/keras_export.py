@@ -38,7 +38,7 @@ from .. import __version__
 from ..atomic import staged_dir
 from ..config import MODEL_PRESETS, ModelConfig
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from .keras_weights import decoder_layer_map, encoder_layer_map
 
 KERAS_MODULE = "variational_autoencoder"

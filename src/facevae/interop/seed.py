@@ -34,7 +34,7 @@ import torch
 
 from ..config import MODEL_PRESETS, ModelConfig
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing
+from ..model.bundle import FaceModel, Preprocessing
 from ..model.vae import Decoder, Encoder
 
 

@@ -14,7 +14,7 @@ values only:
 
 Writing goes to a temporary file in the same folder that is renamed over the old one, so a
 crash (even SIGKILL) leaves either the old or the new checkpoint, never half of one.
-Checkpoints are for resuming; bundles (facevae.hub.bundle) are for inference.
+Checkpoints are for resuming; bundles (facevae.model.bundle) are for inference.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from ..config import RunConfig, from_dict, to_dict
 from ..data.cache import ImageCache, is_cache
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing, save_bundle
+from ..model.bundle import FaceModel, Preprocessing, save_bundle
 from ..imaging import write_atomic
 from ..model.losses import beta_vae_equivalent
 from ..model.vae import FaceVAE

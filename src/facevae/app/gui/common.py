@@ -49,7 +49,7 @@ class Settings:
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def load_pipeline(model_ref: str) -> "FacePipeline":
     """The pipeline for a registry name or folder; downloads a registry model on first use."""
-    from facevae.hub.loading import load
+    from facevae.interop.loading import load
     from facevae.inference.pipeline import FacePipeline
 
     return FacePipeline(load(model_ref, download=True))
@@ -68,7 +68,7 @@ def load_dataset(path: str, image_size: int, crop: str, crop_size: int) -> "Imag
 
 def find_runs(runs_dir: str) -> list[Path]:
     """Training runs (folders with a bundle/) and bundles directly under runs_dir."""
-    from facevae.hub.bundle import is_bundle
+    from facevae.model.bundle import is_bundle
 
     root = Path(runs_dir).expanduser()
     if not runs_dir or not root.is_dir():

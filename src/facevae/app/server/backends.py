@@ -58,7 +58,7 @@ def ensure_onnx_export(bundle: Path) -> Path | None:
     there; None if that folder cannot be written (each worker then exports for itself)."""
     if (found := fresh_onnx_decoder(bundle)) is not None:
         return found
-    from ...hub.bundle import load_bundle
+    from ...model.bundle import load_bundle
     from ...interop.onnx import export_onnx
 
     try:
