@@ -70,6 +70,16 @@ def test_deterministic_and_batched(guide: Guide, codes: torch.Tensor) -> None:
     torch.testing.assert_close(one_by_one, run[0], atol=1e-5, rtol=1e-5)
 
 
+def test_one_strength_per_face_equals_separate_walks(guide: Guide, codes: torch.Tensor) -> None:
+    per_face = torch.tensor([2.0, -1.0, 0.0] * 4)  # the arithmetic grid's columns, batched
+    together = guided_edit(guide, codes, {"Smiling": per_face}, LENGTHS, keep=["Eyeglasses"])
+    for strength in (2.0, -1.0):
+        rows = per_face == strength
+        alone = guided_edit(guide, codes[rows], {"Smiling": strength}, LENGTHS, keep=["Eyeglasses"])
+        torch.testing.assert_close(together[rows], alone, atol=1e-5, rtol=1e-5)
+    assert torch.equal(together[per_face == 0], codes[per_face == 0])  # strength 0: the face is not moved
+
+
 def test_cancel_is_called_before_every_step_and_stops_the_walk(guide: Guide, codes: torch.Tensor) -> None:
     calls = []
 

@@ -4,7 +4,8 @@ The linear edit adds strength x v to every code, the same offset for every face.
 edit walks each code in `steps` equal steps instead, and at every step looks at the face:
 
     image = decode(z)                        N x 3 x S x S, resized to the guide's size
-    logits = guide(image)                    N x A, one per classifier attribute
+    logits = guide(image)                    N x A, one per classifier attribute (the mean of the
+                                             logits of the face and of its mirror image)
     g_t = d logit_t / dz,  g_k = d logit_k / dz     target t, kept attributes k (N x D each)
 
 - the step for target t is g_t with the kept g_k projected out (per face, exactly, by QR),
@@ -74,7 +75,9 @@ class Guide:
             if images.shape[-1] != size:
                 images = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
                                        align_corners=False)
-            return self.classifier(images).float()
+            # Averaged with the mirrored face: a feature the guide trusts must look right both ways
+            # round, which takes away pixel patterns that fool one orientation only.
+            return (self.classifier(images).float() + self.classifier(images.flip(-1)).float()) / 2
 
     def index(self, name: str) -> int:
         if name not in self.names:
@@ -83,7 +86,10 @@ class Guide:
         return self.names.index(name)
 
 
-def kept_names(guide: Guide, strengths: Mapping[str, float], keep: Sequence[str]) -> list[str]:
+Strengths = Mapping[str, "float | torch.Tensor"]  # {attribute: one strength, or one per face (N)}
+
+
+def kept_names(guide: Guide, strengths: Strengths, keep: Sequence[str]) -> list[str]:
     """The kept attribute names, with KEEP_EVERYTHING expanded; errors for unknown or edited ones."""
     if KEEP_EVERYTHING in keep:
         return [name for name in guide.names if name not in strengths]
@@ -95,39 +101,41 @@ def kept_names(guide: Guide, strengths: Mapping[str, float], keep: Sequence[str]
     return list(dict.fromkeys(keep))
 
 
-def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Mapping[str, float], lengths: Mapping[str, float],
+def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, lengths: Mapping[str, float],
                 keep: Sequence[str] = (), settings: GuidedSettings = GuidedSettings(),
                 cancel: Callable[[], None] | None = None, progress: bool = False) -> torch.Tensor:
-    """N x D codes -> N x D edited codes. strengths: {attribute: s}; lengths: {attribute: |v|},
-    the length of the linear edit's vector, so strength s walks a path of length |s| x |v|."""
+    """N x D codes -> N x D edited codes. strengths: {attribute: s}, s a number or one per face;
+    lengths: {attribute: |v|}, the length of the linear edit's vector, so strength s walks a
+    path of length |s| x |v|."""
     from .inversion import STOP_CHECK
 
-    targets = [name for name, strength in strengths.items() if float(strength) != 0.0]
-    target_rows = [guide.index(name) for name in targets]
-    kept = kept_names(guide, strengths, keep)
-    kept_rows = [guide.index(name) for name in kept]
-    step_lengths = torch.tensor([abs(float(strengths[n])) * float(lengths[n]) / settings.steps for n in targets])
-    signs = torch.tensor([1.0 if float(strengths[n]) > 0 else -1.0 for n in targets])
-    cancel = cancel or STOP_CHECK.get()
     codes = codes.detach().float().clone()
+    amounts = {name: torch.as_tensor(value, dtype=torch.float32).to(codes.device).expand(len(codes))
+               for name, value in strengths.items()}  # N each
+    targets = [name for name, amount in amounts.items() if bool(amount.ne(0).any())]
+    kept = kept_names(guide, strengths, keep)
+    rows = [guide.index(name) for name in targets + kept]
     if not targets:
         return codes
+    step_sizes = torch.stack([amounts[n] * float(lengths[n]) / settings.steps for n in targets], 1)  # N x T, signed
+    longest_move = step_sizes.abs().sum(1, keepdim=True)  # N x 1: one step of every target together
+    cancel = cancel or STOP_CHECK.get()
     start: torch.Tensor | None = None  # N x K clipped kept logits of the unedited faces
     for step in tqdm(range(settings.steps + (1 if kept else 0)), desc="guided edit", unit="step",
                      disable=not progress, leave=False):
         if cancel is not None:
             cancel()
-        logits, gradients = _logits_and_gradients(guide, codes, target_rows + kept_rows)  # N x R, N x R x D
+        logits, gradients = _logits_and_gradients(guide, codes, rows)  # N x R, N x R x D
         target_grads, kept_grads = gradients[:, :len(targets)], gradients[:, len(targets):]
         clipped = logits[:, len(targets):].clamp(-KEEP_CLIP, KEEP_CLIP)  # N x K
         start = clipped if start is None else start
         move = torch.zeros_like(codes)
         if kept:
             correction = settings.pull_back * _pull_back(kept_grads, clipped - start, settings)
-            scale = (step_lengths.sum() / correction.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+            scale = (longest_move / correction.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
             move += correction * scale  # never longer than one step of the edit
         if step < settings.steps:
-            move += _target_step(target_grads, kept_grads, signs.to(codes), step_lengths.to(codes))
+            move += _target_step(target_grads, kept_grads, step_sizes)
         codes = codes + move
     return codes
 
@@ -142,17 +150,16 @@ def _logits_and_gradients(guide: Guide, codes: torch.Tensor, rows: list[int]) ->
     return logits.detach(), gradients.transpose(0, 1).float()  # N x R x D
 
 
-def _target_step(target_grads: torch.Tensor, kept_grads: torch.Tensor, signs: torch.Tensor,
-                 step_lengths: torch.Tensor) -> torch.Tensor:
-    """N x D: each target's gradient without its components along the kept gradients (N x K x D),
-    as a unit vector times its signed step length, summed over the targets (N x T x D)."""
+def _target_step(target_grads: torch.Tensor, kept_grads: torch.Tensor, step_sizes: torch.Tensor) -> torch.Tensor:
+    """N x D: each target's gradient (N x T x D) without its components along the kept gradients
+    (N x K x D), as a unit vector times its signed step size (N x T), summed over the targets."""
     directions = target_grads
     if kept_grads.shape[1]:
         basis, _ = torch.linalg.qr(kept_grads.double().transpose(1, 2))  # N x D x K, orthonormal columns
         along = basis @ (basis.transpose(1, 2) @ directions.double().transpose(1, 2))  # N x D x T
         directions = (directions.double() - along.transpose(1, 2)).float()
     units = directions / directions.norm(dim=2, keepdim=True).clamp_min(1e-12)
-    return (units * (signs * step_lengths)[None, :, None]).sum(1)
+    return (units * step_sizes[..., None]).sum(1)
 
 
 def _pull_back(kept_grads: torch.Tensor, drift: torch.Tensor, settings: GuidedSettings) -> torch.Tensor:
