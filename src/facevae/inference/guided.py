@@ -184,10 +184,36 @@ def pipeline_guided_edit(pipe: "FacePipeline", codes: torch.Tensor, strengths: M
     the unit of its attribute vectors; classifier None: the shipped one (evaluation.shipped)."""
     from ..evaluation.shipped import load_shipped
 
-    for name in [*strengths, *(k for k in keep if k != KEEP_EVERYTHING)]:
-        if name not in pipe.model.attributes:
-            raise pipe.unknown_attribute(name)
     classifier = classifier if classifier is not None else load_shipped(pipe.model.device)
     lengths = {name: float(pipe.model.attributes[name].norm()) for name in strengths}
     guide = Guide(pipe.decoder, classifier, pipe.runtime.autocast_dtype)
     return guided_edit(guide, codes, strengths, lengths, keep, settings, cancel, progress)
+
+
+EDIT_METHODS = ("linear", "guided")
+
+
+def prepare_edits(pipe: "FacePipeline", strengths: Strengths | None, keep: Sequence[str], keep_mode: str,
+                  method: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The FacePipeline methods' one edit path: N x D codes -> edited codes. Checks everything
+    first (method, names; "linear" resolves its offset now), so a bad request fails before any
+    image work. "linear" adds the offset (strengths must be numbers); "guided" walks each face
+    with the shipped classifier (keep_mode does not apply: kept outputs are held directly)."""
+    if method not in EDIT_METHODS:
+        raise UserError(f"method must be 'linear' or 'guided', not {method!r}")
+    if method == "linear":
+        if KEEP_EVERYTHING in keep:
+            raise UserError("keep='*' (everything else) needs method='guided': a linear offset cannot hold "
+                            "every other attribute; name the attributes to keep instead")
+        offset = pipe.resolve_attributes(strengths, keep, keep_mode)
+        return lambda codes: codes + offset
+    for name in [*(strengths or {}), *(k for k in keep if k != KEEP_EVERYTHING)]:
+        if name not in pipe.model.attributes:
+            raise pipe._unknown_attribute(name)
+    return lambda codes: pipeline_guided_edit(pipe, codes, dict(strengths or {}), keep)
+
+
+def apply_edits(pipe: "FacePipeline", codes: torch.Tensor, strengths: Strengths | None, keep: Sequence[str],
+                keep_mode: str, method: str) -> torch.Tensor:
+    """prepare_edits, applied to N x D codes at once."""
+    return prepare_edits(pipe, strengths, keep, keep_mode, method)(codes)
