@@ -60,7 +60,8 @@ class ClassifierTrainConfig:
 
     def __post_init__(self) -> None:
         if (self.epochs is not None and self.epochs < 1) or (self.batch_size is not None and self.batch_size < 2):
-            raise ConfigError("classifier training needs epochs >= 1 and batch_size >= 2 (or None to adapt to the data)")
+            raise ConfigError("classifier training needs epochs >= 1 and batch_size >= 2 "
+                              "(or None to adapt them to the data)")
         if not self.lr > 0 or self.weight_decay < 0 or self.patience < 0:
             raise ConfigError("classifier training needs lr > 0, weight_decay >= 0 and patience >= 0")
         Augmentation(self.shift, self.blur, self.noise)  # validates the strengths

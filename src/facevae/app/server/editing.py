@@ -14,12 +14,13 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from ...errors import UserError
+from ...inference.guided import prepare_edits
 from ...inference.pipeline import SynthesisResult
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
 from .errors import clipped
 from .responses import result_response
-from .routes import PNG
+from .routes import PNG, guided_cost
 
 editing = APIRouter(prefix="/v1", tags=["editing"])
 
@@ -48,6 +49,8 @@ async def edit(
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
     keep_mode: Annotated[Literal["auto", "orthogonal", "group"], Form()] = "auto",
+    method: Annotated[Literal["linear", "guided"], Form(
+        description="linear (default) or guided: walk the face along the shipped classifier's gradient")] = "linear",
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
@@ -59,11 +62,13 @@ async def edit(
     deadline = time.monotonic() + settings.timeout_s
     strengths = _parse_attributes(attributes)
     kept = [name.strip() for name in keep.split(",") if name.strip()]
-    pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
+    prepare_edits(pipeline, strengths, kept, keep_mode, method)  # unknown names: 422 before any image work
     picture = await uploads.read(image, deadline)
     result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
-                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode),
-                               cost=refine_cost(1, refine_steps), deadline=deadline)
+                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode,
+                                                     method=method),
+                               cost=refine_cost(1, refine_steps) + guided_cost(strengths, kept, method),
+                               deadline=deadline)
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)

@@ -37,6 +37,10 @@ Keep = Annotated[
 KeepMode = Annotated[Literal["auto", "orthogonal", "group"], Field(
     description="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
                 "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one")]
+EditMethod = Annotated[Literal["linear", "guided"], Field(
+    description="linear (default): add strength x the attribute vector, instant; guided: walk each face along the "
+                "shipped attribute classifier's gradient, holding the kept attributes (keep ['*']: every other one); "
+                "about a second per face and step count, cancelled at the server's timeout")]
 Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
@@ -66,6 +70,7 @@ class GenerateRequest(OutputOptions):
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = "auto"
+    method: EditMethod = "linear"
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -78,6 +83,7 @@ class DecodeRequest(OutputOptions):
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = "auto"
+    method: EditMethod = "linear"
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DecodeRequest":
