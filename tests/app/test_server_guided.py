@@ -24,7 +24,7 @@ def pipe(tiny_bundle: Path) -> FacePipeline:
 
 @pytest.fixture
 def client(pipe: FacePipeline):
-    with TestClient(create_app(pipeline=pipe)) as test_client:
+    with TestClient(create_app(pipe)) as test_client:
         yield test_client
 
 

@@ -22,9 +22,11 @@ EXPLANATION = (
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, rows: int, seed: int,
-                    keep: tuple[str, ...] = (), keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
+                    keep: tuple[str, ...] = (), keep_mode: str = "auto",
+                    method: str = "linear") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid, latents in grid order); model_ref stands for the unhashed pipeline."""
-    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode)
+    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode,
+                                  method=method)
     result.column_labels = [f"{s:+d}" if s else "0 (original)" for s in STRENGTHS]
     return common.result_png(result, _pipeline.image_size), result.latents
 
@@ -42,9 +44,10 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     with right:
         seed = common.seed_input("arithmetic-seed")
     keep, keep_mode = common.keep_controls(names, {attribute: 1.0}, "arithmetic")
+    method, keep = common.method_control({attribute: 1.0}, keep, "arithmetic")
     common.set_url(seed=seed, attr=attribute)
     with common.Timer() as timer:
-        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode)
+        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode, method)
     common.show_png(png, name=f"arithmetic-{attribute}-seed{seed}",
                     caption=f"{common.attribute_label(attribute)} from -3 to +3; seed {seed}",
                     latents=latents, seconds=timer.seconds)

@@ -319,3 +319,23 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
                            disabled=not kept, help="Automatic: also keeps the kept attributes' correlated group "
                            "where the edit survives that, else orthogonal (docs/usage.md, Conditional edits)")
     return tuple(kept), mode
+
+
+EDIT_METHODS = {"linear": "Linear (instant)", "guided": "Guided by the classifier (seconds per face)"}
+
+
+def method_control(strengths: dict[str, float], keep: tuple[str, ...], key: str,
+                   default: str = "linear") -> tuple[str, tuple[str, ...]]:
+    """(edit method, keep): linear or guided (facevae.inference.guided), and with guided a
+    "keep everything else" box that keeps every attribute the classifier knows."""
+    if not strengths:
+        return "linear", keep
+    left, right = st.columns([3, 1])
+    method = left.radio("Edit method", list(EDIT_METHODS), format_func=EDIT_METHODS.get, horizontal=True,
+                        index=list(EDIT_METHODS).index(default), key=f"{key}-method",
+                        help="Guided walks each face along the shipped attribute classifier's gradient and holds "
+                             "the kept attributes where they were: edits change less of what you did not ask for "
+                             "(docs/usage.md, Guided edits)")
+    everything = right.checkbox("Keep everything else", key=f"{key}-keep-all", disabled=method != "guided",
+                                help="Guided only: hold every other attribute the classifier knows (slower)")
+    return method, ("*",) if method == "guided" and everything else keep

@@ -28,10 +28,11 @@ def _editor(pipeline: FacePipeline, photo: EncodedPhoto) -> None:
     """[photo, reconstruction, edited] from FacePipeline.edit on the cached encoding: a slider move only decodes."""
     strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
     keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
+    method, keep = common.method_control(strengths, keep, "edit")
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
-            result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode)
+            result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode, method=method)
         except UserError as error:
             st.error(str(error))
             return
