@@ -69,18 +69,20 @@ def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: 
 
 
 def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor,
-                   strength: float, steps: int) -> None:
+                   strength: float, steps: int, attributes: tuple[str, ...], pairs: bool) -> None:
     print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {steps} steps\n")
     print("| attribute | linear success (guide / judge) | guided success (guide / judge) | judge/guide (guided) "
           "| inside linear | inside guided | guided/linear |")
     print("|---|---|---|---|---|---|---|")
-    for target in ATTRIBUTES:
+    for target in attributes:
         rows = measure(pipe, classifiers, codes, target, (), strength, steps)
         lin, gui = rows["linear"], rows["guided"]
         print(f"| {target} | {lin['success_guide']:.3f} / {lin['success_judge']:.3f} | {gui['success_guide']:.3f} / "
               f"{gui['success_judge']:.3f} | {gui['success_judge'] / max(gui['success_guide'], 1e-9):.2f} | "
               f"{lin['inside']:.1f} | {gui['inside']:.1f} | {gui['inside'] / max(lin['inside'], 1e-9):.2f} |",
               flush=True)
+    if not pairs:
+        return
     print("\n| edit | keep | linear (auto keep) success / leak, judge | guided success / leak, judge "
           "| guided success / leak, guide |")
     print("|---|---|---|---|---|")
@@ -117,6 +119,9 @@ def main() -> None:
     parser.add_argument("--judge", default=None, help="an independent classifier folder that judges the edits")
     parser.add_argument("--codes", default=None, help="N x D .npy of codes to edit (e.g. inverted real faces)")
     parser.add_argument("--generated", type=int, default=40, help="faces from the prior when --codes is not given")
+    parser.add_argument("--faces", type=int, default=None, help="edit only the first N codes")
+    parser.add_argument("--attributes", default=",".join(ATTRIBUTES), help="attributes of the first table")
+    parser.add_argument("--no-pairs", action="store_true", help="skip the keep-pair table")
     parser.add_argument("--strength", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--timing-only", action="store_true")
@@ -131,8 +136,11 @@ def main() -> None:
         if args.judge is None:
             parser.error("--judge is required for the quality tables (or pass --timing-only)")
         codes = (pipe.as_latents(np.load(args.codes)) if args.codes else pipe.sample_latents(args.generated, seed=0))
-        print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}")
-        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength, args.steps)
+        codes = codes[:args.faces]
+        print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}, {len(codes)} faces")
+        names = tuple(name for name in args.attributes.split(",") if name)
+        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength, args.steps,
+                       names, not args.no_pairs)
     if not args.no_timing:
         timing_table(pipe, guide, (5, 10, 20))
 
