@@ -26,8 +26,9 @@ def test_guided_generate_differs_from_linear_and_repeats(tiny_bundle: Path, tmp_
 
 
 def test_method_errors_are_usage_errors(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert run("generate", "--model", tiny_bundle, "--method", "curved", "--out", tmp_path / "x.png") == 2
-    assert "--method" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run("generate", "--model", tiny_bundle, "--method", "curved", "--out", tmp_path / "x.png")
+    assert exit_info.value.code == 2 and "--method" in capsys.readouterr().err
     assert run("generate", "--model", tiny_bundle, "--attr", "Smiling=1", "--keep", "*",
                "--out", tmp_path / "x.png") == 2
     assert "needs method='guided'" in capsys.readouterr().err
