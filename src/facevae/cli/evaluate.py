@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="codes edited per model and attribute (the first of the split; default 100)")
     parser.add_argument("--invert-steps", type=int, default=100,
                         help="Adam steps per image for models without an encoder (default 100)")
+    parser.add_argument("--methods", default="linear", metavar="linear,guided",
+                        help="edit methods scored side by side (default linear; guided walks each face along the "
+                             "--guide classifier's gradient, see docs/usage.md)")
+    parser.add_argument("--guide", metavar="DIR", default=None,
+                        help="the classifier that steers guided edits (default: the shipped one); the report warns "
+                             "when it is also the --classifier that judges them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -40,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = evaluate_models(args.models, args.data, args.out, classifier=args.classifier, split=args.split,
                           max_images=args.max_images, edit_images=args.edit_images, invert_steps=args.invert_steps,
-                          progress=not args.quiet)
+                          progress=not args.quiet,
+                          methods=tuple(part.strip() for part in args.methods.split(",") if part.strip()),
+                          guide=args.guide)
     print((out / "report.md").read_text(encoding="utf-8").split("\n![")[0].rstrip())
     print(f"\nwrote {out}")
     return 0

@@ -42,8 +42,11 @@ def _labels(models: list[str]) -> list[str]:
 
 def evaluate_models(models: list[str], data: str | Path, out: str | Path, classifier: str | Path | None = None,
                     split: str = "test", max_images: int | None = 500, edit_images: int = 100,
-                    invert_steps: int = 100, progress: bool = True) -> Path:
-    """Evaluate each model; write the report folder `out` and return it."""
+                    invert_steps: int = 100, progress: bool = True, methods: tuple[str, ...] = ("linear",),
+                    guide: str | Path | None = None) -> Path:
+    """Evaluate each model; write the report folder `out` and return it. methods: "linear"
+    and/or "guided" edits, side by side (guided ones steered by `guide`, default the shipped
+    classifier)."""
     if not models:
         raise UserError("give at least one model to evaluate")
     out = Path(out).expanduser()
@@ -51,6 +54,7 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
     judge = load_classifier(classifier) if classifier else None
+    steering = _guide(guide, methods, judge)
     results, notes, grids = [], [], {}
     for label, name in zip(_labels(models), models):
         pipe = FacePipeline.load(name)
@@ -60,8 +64,9 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
         result: dict[str, Any] = {"model": label, "path": str(pipe.model.path), "data": str(cache.path),
                                   "reconstruction": recon.metrics, "edits": None}
         if judge is not None:
-            result["edits"] = [score.as_dict() for score in
-                               score_edits(pipe, judge, recon.latents[:edit_images], label=label, progress=progress)]
+            scored = {method: score_edits(pipe, judge, recon.latents[:edit_images], label=f"{label} {method}",
+                                          progress=progress, method=method, guide=steering) for method in methods}
+            result["edits"] = [score.as_dict() for score in _side_by_side(scored)]
             notes += _edit_notes(label, pipe, judge)
         results.append(result)
         shown = torch.cat([recon.originals[:GRID_FACES], recon.reconstructions[:GRID_FACES]])
@@ -70,7 +75,8 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
             row_labels=["original", "reconstruction"])
     context = {"data": str(Path(data).expanduser()), "split": split, "max_images": max_images,
                "classifier": str(classifier) if classifier else None, "edit_images": edit_images,
-               "invert_steps": invert_steps, "notes": notes}
+               "invert_steps": invert_steps, "methods": list(methods),
+               "notes": notes + _guide_notes(judge, steering, classifier, guide)}
     with staged_dir(out) as folder:
         write_report(folder, results, context)
         for name, grid in grids.items():
@@ -90,6 +96,39 @@ def check_output_folder(out: Path) -> None:
     if any(out.iterdir()) and not (earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]):
         raise UserError(f"--out {out} holds other files and would be replaced; give a new folder or an earlier "
                         f"`facevae evaluate` report folder")
+
+
+def _guide(guide: str | Path | None, methods: tuple[str, ...], judge: Any) -> Any:
+    """The classifier that steers guided edits (None without them); checks the methods."""
+    from .shipped import load_shipped
+
+    unknown = [method for method in methods if method not in ("linear", "guided")]
+    if unknown or not methods:
+        raise UserError(f"--methods takes linear and/or guided, e.g. linear,guided; got {','.join(methods)}")
+    if "guided" not in methods:
+        return None
+    if judge is None:
+        raise UserError("guided edits are scored by the judging classifier: give --classifier too")
+    return load_classifier(guide) if guide else load_shipped()
+
+
+def _side_by_side(scored: dict[str, list[Any]]) -> list[Any]:
+    """Each attribute's rows together: linear, then guided."""
+    rows = [score for scores in scored.values() for score in scores]
+    order = {score.attribute: index for index, score in enumerate(scored.get("linear", []))}
+    return sorted(rows, key=lambda s: order.get(s.attribute.removesuffix(" (guided)"), len(order)))
+
+
+def _guide_notes(judge: Any, steering: Any, classifier: Any, guide: Any) -> list[str]:
+    """A warning when the classifier that judges guided edits is the one that steered them."""
+    if steering is None or judge is None:
+        return []
+    same = all(torch.equal(a, b) for a, b in zip(judge.state_dict().values(), steering.state_dict().values())) and \
+        judge.attribute_names == steering.attribute_names
+    if not same:
+        return [f"guided edits were steered by {guide or 'the shipped classifier'} and judged by {classifier}"]
+    return [f"WARNING: the judging classifier ({classifier}) is the one that steered the guided edits: they look "
+            f"better to it than they are. Judge with an independent classifier (another seed or architecture)"]
 
 
 def _edit_notes(label: str, pipe: FacePipeline, judge: Any) -> list[str]:
