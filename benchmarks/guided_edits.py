@@ -40,22 +40,22 @@ PAIRS = (("Male", "Smiling"), ("Smiling", "Male"))
 
 
 def edited(pipe: FacePipeline, method: str, codes: torch.Tensor, strengths: dict[str, float], keep: tuple[str, ...],
-           guide: torch.nn.Module, steps: int) -> torch.Tensor:
+           guide: torch.nn.Module, settings: GuidedSettings) -> torch.Tensor:
     """N x 3 x S x S images of the codes edited by `method`."""
     if method == "linear":
         moved = codes + pipe.resolve_attributes(strengths, keep)
     else:
-        moved = pipeline_guided_edit(pipe, codes, strengths, keep, guide, GuidedSettings(steps=steps))
+        moved = pipeline_guided_edit(pipe, codes, strengths, keep, guide, settings)
     return pipe.decode_tensor(moved).float().clamp(0, 1)
 
 
 def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor, target: str,
-            keep: tuple[str, ...], strength: float, steps: int) -> dict[str, dict[str, float]]:
+            keep: tuple[str, ...], strength: float, settings: GuidedSettings) -> dict[str, dict[str, float]]:
     """{method: {success_guide, success_judge, inside, leak_judge (keep[0])}}."""
     inside = face_mask(pipe.image_size)
     rows = {}
     for method in ("linear", "guided"):
-        images = {s: edited(pipe, method, codes, {target: s}, keep, classifiers["guide"], steps)
+        images = {s: edited(pipe, method, codes, {target: s}, keep, classifiers["guide"], settings)
                   for s in (-strength, strength)}
         row = {"inside": float((images[strength] - images[-strength]).abs().mean((0, 1))[inside].mean() * 255)}
         for role, model in classifiers.items():
@@ -69,13 +69,13 @@ def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: 
 
 
 def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor,
-                   strength: float, steps: int, attributes: tuple[str, ...], pairs: bool) -> None:
-    print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {steps} steps\n")
+                   strength: float, settings: GuidedSettings, attributes: tuple[str, ...], pairs: bool) -> None:
+    print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {settings}\n")
     print("| attribute | linear success (guide / judge) | guided success (guide / judge) | judge/guide (guided) "
           "| inside linear | inside guided | guided/linear |")
     print("|---|---|---|---|---|---|---|")
     for target in attributes:
-        rows = measure(pipe, classifiers, codes, target, (), strength, steps)
+        rows = measure(pipe, classifiers, codes, target, (), strength, settings)
         lin, gui = rows["linear"], rows["guided"]
         print(f"| {target} | {lin['success_guide']:.3f} / {lin['success_judge']:.3f} | {gui['success_guide']:.3f} / "
               f"{gui['success_judge']:.3f} | {gui['success_judge'] / max(gui['success_guide'], 1e-9):.2f} | "
@@ -87,7 +87,7 @@ def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], 
           "| guided success / leak, guide |")
     print("|---|---|---|---|---|")
     for target, kept in PAIRS:
-        rows = measure(pipe, classifiers, codes, target, (kept,), strength, steps)
+        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings)
         lin, gui = rows["linear"], rows["guided"]
         print(f"| {target} | {kept} | {lin['success_judge']:.3f} / {lin['leak_judge']:.3f} | "
               f"{gui['success_judge']:.3f} / {gui['leak_judge']:.3f} | {gui['success_guide']:.3f} / "
@@ -100,14 +100,14 @@ def timing_table(pipe: FacePipeline, guide: torch.nn.Module, step_counts: tuple[
     for count, counts in ((1, step_counts), (70, step_counts[1:2])):
         codes = pipe.sample_latents(count, seed=1)
         started = time.perf_counter()
-        edited(pipe, "linear", codes, {"Smiling": 2.0}, ("Male",), guide, 0)
+        edited(pipe, "linear", codes, {"Smiling": 2.0}, ("Male",), guide, GuidedSettings())
         cells = [f"{time.perf_counter() - started:.2f}"]
         for steps in step_counts:
             if steps not in counts:
                 cells.append("-")
                 continue
             started = time.perf_counter()
-            edited(pipe, "guided", codes, {"Smiling": 2.0}, ("Male",), guide, steps)
+            edited(pipe, "guided", codes, {"Smiling": 2.0}, ("Male",), guide, GuidedSettings(steps=steps))
             cells.append(f"{time.perf_counter() - started:.2f}")
         print(f"| {count} | " + " | ".join(cells) + " |", flush=True)
 
@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--attributes", default=",".join(ATTRIBUTES), help="attributes of the first table")
     parser.add_argument("--no-pairs", action="store_true", help="skip the keep-pair table")
     parser.add_argument("--strength", type=float, default=2.0)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=GuidedSettings.steps)
+    parser.add_argument("--anchor", type=float, default=GuidedSettings.anchor)
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
@@ -139,7 +140,8 @@ def main() -> None:
         codes = codes[:args.faces]
         print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}, {len(codes)} faces")
         names = tuple(name for name in args.attributes.split(",") if name)
-        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength, args.steps,
+        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength,
+                       GuidedSettings(steps=args.steps, anchor=args.anchor),
                        names, not args.no_pairs)
     if not args.no_timing:
         timing_table(pipe, guide, (5, 10, 20))

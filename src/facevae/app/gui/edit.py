@@ -28,7 +28,7 @@ def _editor(pipeline: FacePipeline, photo: EncodedPhoto) -> None:
     """[photo, reconstruction, edited] from FacePipeline.edit on the cached encoding: a slider move only decodes."""
     strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
     keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
-    method, keep = common.method_control(strengths, keep, "edit")
+    method, keep = common.method_control(strengths, keep, "edit", default="guided")  # one face: ~2 s, docs/usage.md
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
