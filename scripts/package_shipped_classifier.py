@@ -36,11 +36,12 @@ def main(trained: Path, target: Path) -> None:
     (target / "evaluation_test.json").write_text(json.dumps(test, indent=2) + "\n")
     auc = {k: v for k, v in test["auc"].items() if v is not None}
     mean = sum(auc.values()) / len(auc)
+    architecture = ", ".join(f"{k} {v}" for k, v in config["model"].items() if k != "attribute_names")
     (target / "README.md").write_text(
         "# celeba64-attributes: facevae's shipped CelebA attribute classifier\n\n"
         f"- trained on: {PROVENANCE['trained_on']}\n- split: {PROVENANCE['split']}\n"
         f"- terms: {PROVENANCE['terms']}\n- recipe: `{PROVENANCE['recipe']}`\n"
-        f"- architecture: {config['model']}\n"
+        f"- architecture: {architecture}, {len(config['model']['attribute_names'])} attributes\n"
         f"- held-out test ({test['images']} faces): mean ROC AUC {mean:.3f}, Smiling {auc['Smiling']:.3f}, "
         f"Male {auc['Male']:.3f} (every attribute in evaluation_test.json)\n")
     print(f"packaged {trained} into {target}: test mean AUC {mean:.3f}")
