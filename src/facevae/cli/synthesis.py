@@ -299,6 +299,11 @@ def run(command: SynthesisCommand, args: argparse.Namespace) -> int:
     pipeline = FacePipeline.load(args.model, device=args.device)
     args.computed_on = pipeline.runtime.describe()  # said with the result, after any error message
     result = command.synthesize(pipeline, args)
+    if command.edits:  # what this model cannot draw, before the user finds out (inference.edit_quality)
+        from ..inference.edit_quality import weak_notes
+
+        result.notes = [*result.notes, *weak_notes(pipeline.model, [*attributes_of(args),
+                                                                    *filter(None, [getattr(args, "attribute", None)])])]
     return write_result(result, args)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from facevae.app.gui import common
+from facevae.inference.edit_quality import weak_attributes
 from facevae.inference.pipeline import FacePipeline
 
 STRENGTHS = (-3, -2, -1, 0, 1, 2, 3)
@@ -43,6 +44,8 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     rows = middle.slider("Number of faces", 1, 12, value=5, key="arithmetic-rows")
     with right:
         seed = common.seed_input("arithmetic-seed")
+    if attribute in (weak := weak_attributes(pipeline.model)):
+        st.caption(f"⚠ {weak[attribute]}")
     keep, keep_mode = common.keep_controls(names, {attribute: 1.0}, "arithmetic")
     method, keep = common.method_control({attribute: 1.0}, keep, "arithmetic")
     common.set_url(seed=seed, attr=attribute)

@@ -276,8 +276,9 @@ def attribute_checkboxes(names: Sequence[str], key: str) -> None:
         st.sidebar.checkbox(attribute_label(name), key=box_key)
 
 
-def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
-    """A -3..3 strength slider per ticked attribute; returns {name: strength}."""
+def attribute_sliders(names: Sequence[str], key: str, weak: dict[str, str] | None = None) -> dict[str, float]:
+    """A -3..3 strength slider per ticked attribute; returns {name: strength}. weak: {name:
+    sentence} of attributes the model barely draws (inference.edit_quality), shown under their slider."""
     if not names:
         st.info("This model has no attribute vectors, so faces cannot be edited. "
                 "`facevae attributes` computes them from a labelled dataset.")
@@ -296,6 +297,8 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
         strengths[name] = float(columns[index % 3].slider(
             f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key,
             help="1 = the mean difference between faces with and without the attribute"))
+        if name in (weak or {}):
+            columns[index % 3].caption(f"⚠ {weak[name]}")
     return strengths
 
 

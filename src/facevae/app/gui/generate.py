@@ -14,6 +14,7 @@ import streamlit as st
 
 from facevae.app.gui import common
 from facevae.imaging import encode_png
+from facevae.inference.edit_quality import weak_attributes
 from facevae.inference.pipeline import FacePipeline
 
 COLUMNS = 10  # the original showed 70 faces in 7 rows of 10
@@ -48,7 +49,7 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     with seed_column:
         seed = common.seed_input("generate-seed")
     button_column.button("New faces", on_click=_new_faces, key="generate-new", help="Draw new random faces")
-    strengths = common.attribute_sliders(names, "generate")
+    strengths = common.attribute_sliders(names, "generate", weak_attributes(pipeline.model))
     keep, keep_mode = common.keep_controls(names, strengths, "generate")
     method, keep = common.method_control(strengths, keep, "generate")
     common.set_url(seed=seed, faces=count if count != 70 else "", attrs=common.format_attributes(strengths))

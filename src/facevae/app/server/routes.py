@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ...config import to_dict
+from ...inference.edit_quality import weak_attributes
 from ...inference.guided import GuidedSettings, prepare_edits
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings
@@ -51,7 +52,8 @@ async def model_info(pipeline: Pipeline, settings: Settings) -> schemas.ModelInf
         limits={"max_faces": schemas.MAX_FACES, "max_strength": schemas.MAX_STRENGTH,
                 "max_temperature": schemas.MAX_TEMPERATURE, "max_upload_bytes": settings.max_upload_bytes,
                 "max_upload_pixels": settings.max_upload_pixels, "max_upload_files": schemas.MAX_UPLOAD_FILES,
-                "max_refine_steps": schemas.MAX_REFINE_STEPS, "timeout_s": settings.timeout_s})
+                "max_refine_steps": schemas.MAX_REFINE_STEPS, "timeout_s": settings.timeout_s},
+        weak_attributes=weak_attributes(face_model))
 
 
 @synthesis.post("/generate", tags=["synthesis"], summary="Faces from the prior, with attribute strengths",

@@ -142,6 +142,9 @@ class ModelInfo(BaseModel):
     backend: str
     precision: str = Field(description="Of the generate/decode decoder: fp32 or bf16")
     limits: dict[str, Any]
+    weak_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Attributes this model barely draws, with what their edits do instead "
+                                          "(measured on real faces; empty when nothing was measured)")
 
 
 class ErrorResponse(BaseModel):
