@@ -6,8 +6,9 @@ the notes the CLI, GUI and API show for weak attributes.
 The figures are package data, src/facevae/hub/edit_quality/NAME.json (NAME: the registry name
 in the bundle's provenance), written by scripts/measure_edit_quality.py: per attribute the
 success (change of the judging classifier's P(attribute) from strength -2 to +2, linear, on
-real faces) and the worst leak (the other attribute the edit moves most). An attribute is weak
-when its success is under WEAK_SUCCESS or the edit moves another attribute more than its own.
+real faces) and the worst leak (the other attribute the edit moves most, by how much). An
+attribute is weak when its success is under WEAK_SUCCESS; its note says which attribute the
+edit moves more than its own, if one does.
 Models without stored figures have no weak attributes (nothing is claimed about them).
 """
 
@@ -36,11 +37,11 @@ def weak_attributes(model: Any) -> dict[str, str]:
     weak = {}
     for name, figures in record.get("attributes", {}).items():
         success, leak, other = figures["success"], figures["leak_worst"], figures["leak_worst_attribute"]
-        if success >= WEAK_SUCCESS and leak <= success:
+        if success >= WEAK_SUCCESS:
             continue
-        instead = f"; it changes {other.replace('_', ' ')} more ({leak:+.2f})" if leak > success else ""
+        instead = f"; it changes {other.replace('_', ' ')} more (by {leak:.2f})" if leak > success else ""
         weak[name] = (f"{name}: this model barely draws it (an edit from -2 to +2 moves a classifier's "
-                      f"P({name}) by {success:+.2f} on real faces){instead}")
+                      f"P({name}) by only {success:.2f} on real faces){instead}")
     return weak
 
 
