@@ -153,8 +153,9 @@ NEAR_CHANCE_AUC = 0.6  # a mean validation AUC below this means the classifier l
 def plan_schedule(train_images: int, config: ClassifierTrainConfig) -> tuple[int, int]:
     """(epochs, batch size): the configured ones, or, where None, sizes that adapt to the data:
     batches of 128 (a power of two down to 16 when the split has under 20 batches of 128) and
-    epochs for about AUTO_STEPS steps, within AUTO_EPOCH_RANGE. Full CelebA gets 3 epochs, the
-    8,000-face sample about 35 (early stopping usually ends it sooner), 600 images 40."""
+    epochs for about AUTO_STEPS steps, within AUTO_EPOCH_RANGE. Full CelebA's training split
+    gets 3 epochs, the sample's 5,600 training faces 35 (early stopping may end it sooner), 360
+    images 60 epochs of batches of 16."""
     batch = config.batch_size or int(min(128, max(16, 2 ** math.floor(math.log2(max(train_images / 20, 1))))))
     if config.epochs is not None:
         return config.epochs, batch
