@@ -72,9 +72,9 @@ def strength(index: int) -> float:
 
 def measure_parts(model: str, faces: int, repeat: int) -> dict[str, list[float]]:
     from facevae.app.gui.common import display_scale
-    from facevae.interop.loading import load
     from facevae.imaging import encode_png
     from facevae.inference.pipeline import FacePipeline
+    from facevae.interop.loading import load
 
     pipeline = FacePipeline(load(model))
     pipeline.generate(faces, seed=1)  # warm-up: first-call allocations
@@ -175,7 +175,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs", file=sys.stderr)
     parts = measure_parts(model, args.faces, repeat)
     apptest = measure_apptest(model, args.faces, repeat)
-    lines = ["| slider change, {} faces | median ms | min ms |".format(args.faces), "|---|---:|---:|",
+    lines = [f"| slider change, {args.faces} faces | median ms | min ms |", "|---|---:|---:|",
              row("baseline: reload model + decode + PNG (no st.cache_resource)", parts["baseline"]),
              row("decode the faces (FacePipeline.generate)", parts["decode"]),
              row("draw + encode the grid PNG at 64 px (the browser enlarges it)", parts["png"]),

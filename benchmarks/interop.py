@@ -59,8 +59,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import keras
-    from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 
+    from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
     from facevae.interop.keras import import_keras
     from facevae.interop.onnx import export_onnx
     from facevae.testing import keras_oracle

@@ -20,9 +20,8 @@ import pytest
 
 pytest.register_assert_rewrite("support")  # before the first import of tests/support, so its asserts explain themselves
 
-from support.models import make_tiny_model  # noqa: E402
-
 from facevae.model.bundle import save_bundle  # noqa: E402
+from support.models import make_tiny_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained" / "original-celeba64"

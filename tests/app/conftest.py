@@ -16,15 +16,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import photo_of, png_bytes
 
 from facevae.model.bundle import Preprocessing, load_bundle, save_bundle
+from support.images import photo_of, png_bytes
 
 GUI_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "facevae" / "app" / "gui" / "script.py"
 APP_TIMEOUT = 120  # seconds per AppTest run: the first one imports torch and loads a model

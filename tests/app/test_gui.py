@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.images import png_bytes
 
 from facevae.inference.inversion import DECODER_ONLY_STEPS
+from support.images import png_bytes
 
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 
@@ -202,6 +202,10 @@ def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_
     check_clean(app)
     assert image_urls(app)[0] == framed and image_urls(app)[1] != grid
     assert app.query_params["attrs"] == "Smiling:3"
+    edited = image_urls(app)[1]
+    app.multiselect(key="edit-keep").select("Eyeglasses").run()  # keep holds in the edit mode too
+    check_clean(app)
+    assert image_urls(app)[1] != edited
 
 
 @pytest.mark.parametrize("upload, message", [

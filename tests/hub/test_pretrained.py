@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.models import plain_decode, small_model
-from support.network import free_port
 
 import facevae
 from facevae.cli.main import main
@@ -26,6 +24,8 @@ from facevae.hub import download, install, registry
 from facevae.interop.keras_export import export_keras
 from facevae.interop.loading import convert_published
 from facevae.model.bundle import FaceModel, is_bundle, load_bundle
+from support.models import plain_decode, small_model
+from support.network import free_port
 
 ORIGINAL = registry.REGISTRY[registry.DEFAULT_MODEL]
 

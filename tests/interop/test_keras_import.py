@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.models import SMALL_ORIGINAL, plain_decode, small_model
 
 from facevae.cli.main import main
 from facevae.config import ModelConfig
 from facevae.errors import UserError
-from facevae.model.bundle import load_bundle
 from facevae.interop.keras import import_keras, read_attribute_vectors
 from facevae.interop.keras_export import export_keras
 from facevae.interop.keras_weights import KerasFileError
+from facevae.model.bundle import load_bundle
+from support.models import SMALL_ORIGINAL, plain_decode, small_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
@@ -204,9 +204,11 @@ def test_encoder_given_as_the_model_and_mismatched_pairs(tmp_path: Path) -> None
     with pytest.raises(KerasFileError, match="is an encoder; a model needs a decoder"):
         import_keras(tmp_path / "a" / "model_weights" / "encoder.keras")
     with pytest.raises(KerasFileError, match="does not match the decoder"):
-        import_keras(tmp_path / "a" / "model_weights" / "decoder.keras", tmp_path / "b" / "model_weights" / "encoder.keras")
+        import_keras(tmp_path / "a" / "model_weights" / "decoder.keras",
+                     tmp_path / "b" / "model_weights" / "encoder.keras")
     with pytest.raises(KerasFileError, match="not an encoder"):
-        import_keras(tmp_path / "a" / "model_weights" / "decoder.keras", tmp_path / "a" / "model_weights" / "decoder.keras")
+        import_keras(tmp_path / "a" / "model_weights" / "decoder.keras",
+                     tmp_path / "a" / "model_weights" / "decoder.keras")
 
 
 def _declare_member_size(archive_path: Path, member: str, size: int) -> None:

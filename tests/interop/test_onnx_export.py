@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.models import plain_decode, small_model
 
 from facevae.cli.main import main
-from facevae.model.bundle import load_bundle, save_bundle
 from facevae.interop.onnx import export_onnx
+from facevae.model.bundle import load_bundle, save_bundle
+from support.models import plain_decode, small_model
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
 

@@ -11,12 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from support.models import plain_decode
-
 from facevae.cli.main import main
 from facevae.config import MODEL_PRESETS
-from facevae.model.bundle import load_bundle
 from facevae.interop.seed import SeedFileError, import_seed
+from facevae.model.bundle import load_bundle
+from support.models import plain_decode
 
 
 def seed_state(image: int = 64, width: int = 128, latent: int = 200, seed: int = 0) -> dict[str, torch.Tensor]:

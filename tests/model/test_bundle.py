@@ -9,9 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from support.models import plain_decode
-
 from facevae.model.bundle import BundleError, EncoderMissingError, is_bundle, load_bundle, save_bundle
+from support.models import plain_decode
 
 
 def test_save_load_round_trip_is_identical(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..atomic import sweep_stale_staging
 from ..model.bundle import FaceModel, is_bundle, load_bundle, save_bundle

@@ -19,15 +19,17 @@ from __future__ import annotations
 import difflib
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .. import imaging
+from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
 from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
@@ -139,8 +141,8 @@ class FacePipeline:
              precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run, on
         `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
-        from ..interop.loading import load
         from ..hub.registry import DEFAULT_MODEL
+        from ..interop.loading import load
 
         return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
 
@@ -192,8 +194,8 @@ class FacePipeline:
         valid = self.attribute_names
         if not valid:
             return UnknownAttributeError(
-                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them with "
-                f"`facevae attributes --model MODEL --data CELEBA_OR_CACHE`")
+                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them from a "
+                f"labelled dataset (`facevae attributes`, docs/usage.md)")
         folded = {v.lower(): v for v in valid}
         close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.5)
         hint = f" Did you mean '{folded[close[0]]}'?" if close else ""
@@ -328,7 +330,7 @@ class FacePipeline:
                                faces=imaging.to_uint8(recon), notes=encoded.notes)
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
-                   strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
+                   strengths: Sequence[float] = DEFAULT_STRENGTHS, temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
                    keep: Sequence[str] = (), keep_mode: str = "auto", method: str = "linear") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
@@ -347,7 +349,7 @@ class FacePipeline:
             offsets = self._offsets(columns, keep, keep_mode)  # S x D: "decoded" keep depends on the strength
             codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",

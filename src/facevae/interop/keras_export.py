@@ -66,7 +66,7 @@ def check_exportable(config: ModelConfig, with_encoder: bool) -> None:
             "This model cannot be written in the original Keras project's layout: "
             + "; ".join(problems)
             + ". Models trained with the 'original' preset (the default) export exactly; others can "
-              "use --format onnx"
+              "be exported to ONNX ({option}; in Python facevae.interop.onnx)", option="format", value="onnx"
         )
 
 

@@ -105,10 +105,9 @@ class FaceModel:
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.encoder is None:
             raise EncoderMissingError(
-                "This model has no encoder, so it cannot encode images directly. Use the "
-                "optimisation-based inversion (`facevae reconstruct --invert`, `refine_steps`) or a "
-                "bundle with an encoder (a facevae training run, or `facevae import-keras encoder.keras`)"
-            )
+                "This model has no encoder, so it cannot encode images directly. Encode by optimisation-based "
+                "inversion ({option} above 0) or use a bundle with an encoder (a facevae training run, or the "
+                "original's encoder.keras imported with `facevae import-keras`)", option="refine_steps")
         return self.encoder(images.to(self.device, torch.float32))
 
 
@@ -124,7 +123,7 @@ def _bundle_config(model: FaceModel) -> dict[str, Any]:
             **model.provenance,
             "facevae_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     }
 

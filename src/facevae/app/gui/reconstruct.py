@@ -94,7 +94,7 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
     try:
         picked = _source_images(pipeline, model_ref, source, settings)
     except UserError as error:
-        st.error(str(error))
+        st.error(common.message(error))
         return
     if picked is None:
         return
@@ -104,7 +104,7 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
         try:
             png, latents = reconstruction_grid(pipeline, model_ref, key, images, steps)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             return
     common.show_png(png, name=f"reconstruct-{source}", caption="Originals (upper rows) and reconstructions "
                     "(lower rows)", latents=latents, seconds=timer.seconds)
