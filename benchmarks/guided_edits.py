@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 import torch
-from _machine import machine_line
 
+from _machine import machine_line
 from facevae.evaluation import classifier as clf
 from facevae.evaluation.edits import face_mask, for_classifier
 from facevae.evaluation.shipped import load_shipped

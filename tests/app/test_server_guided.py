@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 from fastapi.testclient import TestClient
-from support.http import assert_error
-from support.images import png_bytes
 
 from facevae.inference.pipeline import FacePipeline
+from support.http import assert_error
+from support.images import png_bytes
 
 
 def test_guided_generate_and_decode_match_the_pipeline(tiny_api: TestClient, tiny_pipeline: FacePipeline) -> None:

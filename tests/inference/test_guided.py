@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 from facevae.errors import UserError
 from facevae.inference.directions import conditional_offset
 from facevae.inference.guided import KEEP_EVERYTHING, Guide, GuidedSettings, guided_edit
+from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from ..errors import UserError
 from ..imaging import write_atomic
 from ..runtime import pick_runtime, resolve_device
 from ..training.data import CacheBatches
-from .classifier_augment import Augmentation, augment
 from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
+from .classifier_augment import Augmentation, augment
 
 
 @dataclass(frozen=True)

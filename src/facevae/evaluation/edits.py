@@ -117,7 +117,8 @@ def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: to
         worst = int(leaks.argmax())
         pixel_change = (extremes[high] - extremes[low]).abs().mean((0, 1)) * 255  # S x S
         scores.append(EditScore(
-            name if method == "linear" else f"{name} (guided)", float(change[target]), float(leaks.mean()), float(leaks[worst]),
+            name if method == "linear" else f"{name} (guided)", float(change[target]), float(leaks.mean()),
+            float(leaks[worst]),
             classifier.attribute_names[others[worst]] if float(leaks[worst]) > 0 else "",
             float(pixel_change[~inside].mean()),
             float(pixel_change[inside].mean()), [float(s) for s in strengths],

@@ -345,9 +345,8 @@ class FacePipeline:
         if method == "guided":  # one strength per face of the (n*S)-face grid, row-major
             per_face = {name: torch.tensor([c.get(name, 0.0) for c in columns] * len(base)) for name in columns[-1]}
             codes = apply_edits(self, base.repeat_interleave(len(columns), 0), per_face, keep, keep_mode, method)
-        else:
-            offsets = self._offsets(columns, keep, keep_mode)  # S x D: "decoded" keep depends on the strength
-            codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
+        else:  # S x D offsets ("decoded" keep depends on the strength) -> (n*S) x D codes
+            codes = (base[:, None, :] + self._offsets(columns, keep, keep_mode)[None]).reshape(-1, self.latent_dim)
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
         return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
