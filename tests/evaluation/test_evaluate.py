@@ -167,3 +167,11 @@ def test_linear_and_guided_side_by_side_warns_when_the_judge_steered(
     assert json.loads((out / "metrics.json").read_text())["methods"] == ["linear", "guided"]
     assert main(["evaluate", str(two_models[0]), "--data", str(planted_cache.path), "--methods", "guided",
                  "--out", str(tmp_path / "other")]) == 2  # guided edits need a judge
+
+
+def test_the_shipped_classifier_is_a_judge_by_name() -> None:
+    from facevae.evaluation.evaluate import _judge
+    from facevae.evaluation.shipped import load_shipped
+
+    judge = _judge("shipped")
+    assert judge.attribute_names == load_shipped().attribute_names and _judge(None) is None

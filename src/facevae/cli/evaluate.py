@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
     parser.add_argument("--classifier", metavar="DIR",
-                        help="an attribute classifier folder (`facevae classifier train`)")
+                        help="an attribute classifier folder (`facevae classifier train`), or 'shipped': the "
+                             "CelebA classifier facevae ships (64px)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),

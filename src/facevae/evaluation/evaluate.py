@@ -53,7 +53,7 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     check_output_folder(out)
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
-    judge = load_classifier(classifier) if classifier else None
+    judge = _judge(classifier)
     steering = _guide(guide, methods, judge)
     results, notes, grids = [], [], {}
     for label, name in zip(_labels(models), models):
@@ -96,6 +96,15 @@ def check_output_folder(out: Path) -> None:
     if any(out.iterdir()) and not (earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]):
         raise UserError(f"--out {out} holds other files and would be replaced; give a new folder or an earlier "
                         f"`facevae evaluate` report folder")
+
+
+def _judge(classifier: str | Path | None) -> Any:
+    """The judging classifier: a folder, "shipped" (facevae's own, evaluation.shipped) or None."""
+    from .shipped import load_shipped
+
+    if classifier is None:
+        return None
+    return load_shipped() if str(classifier) == "shipped" else load_classifier(classifier)
 
 
 def _guide(guide: str | Path | None, methods: tuple[str, ...], judge: Any) -> Any:
