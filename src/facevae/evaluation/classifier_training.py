@@ -250,11 +250,11 @@ def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor
                 schedule.step()
                 bar.update()
                 if writer is not None:
-                    writer.add_scalar("train/loss", loss.item(), bar.n)
+                    writer.add_scalar("train/loss", loss.item(), schedule.last_epoch)  # the step count
             valid = split_metrics(score_split(model, cache, "valid"), model.attribute_names)
             score = mean_auc(valid)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", val_auc=f"{score:.3f}")
-            _log_validation(writer, valid, score, bar.n)
+            _log_validation(writer, valid, score, schedule.last_epoch)
             if best["state"] is None or score > best["score"]:
                 state = {key: value.detach().clone() for key, value in model.state_dict().items()}
                 best = {"score": score, "valid": valid, "best_epoch": epoch + 1, "state": state}
