@@ -30,8 +30,8 @@ import torch
 
 from facevae.config import MODEL_PRESETS
 from facevae.data.splits import OFFICIAL_COUNTS
-from facevae.evaluation.classifier import AttributeClassifier, ClassifierConfig
 from facevae.evaluation.classifier_training import train_step
+from facevae.model.classifier import AttributeClassifier, ClassifierConfig
 from facevae.model.losses import kl_divergence
 from facevae.model.vae import FaceVAE
 from facevae.runtime import cpu_has_native_bf16

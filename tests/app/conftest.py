@@ -10,6 +10,7 @@
 - `tiny_model_bundle`: the tiny model with preprocessing at its own image size;
   `decoder_only_bundle`: the same without its encoder.
 - `image_folder`: a raw folder of small pictures for `--data`.
+- `tiny_api`: a TestClient of the REST API serving the tiny model (`tiny_pipeline`).
 """
 
 from __future__ import annotations
@@ -107,3 +108,20 @@ def image_folder(tmp_path: Path) -> Path:
         pixels = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"{index:03d}.png")
     return folder
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_bundle: Path):
+    from facevae.inference.pipeline import FacePipeline
+
+    return FacePipeline(load_bundle(tiny_bundle))
+
+
+@pytest.fixture
+def tiny_api(tiny_pipeline):
+    from fastapi.testclient import TestClient
+
+    from facevae.app.server.app import create_app
+
+    with TestClient(create_app(tiny_pipeline)) as test_client:
+        yield test_client

@@ -12,14 +12,16 @@ import torch
 
 from facevae.config import ConfigError
 from facevae.data.cache import ImageCache
-from facevae.evaluation import classifier as clf
 from facevae.evaluation.classifier_training import (
+    AUTO_STEPS,
     ClassifierTrainConfig,
     SplitScores,
+    plan_schedule,
     score_split,
     split_metrics,
     train_classifier,
 )
+from facevae.model import classifier as clf
 from facevae.testing.planted import PLANTED, make_planted_cache
 from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
@@ -43,7 +45,9 @@ def test_learns_planted_attributes(planted_classifier: Path, planted_cache: Imag
 @pytest.mark.slow
 def test_shuffled_labels_stay_near_chance(tmp_path: Path) -> None:
     data = make_planted_cache(tmp_path / "cache", count=600, size=32, seed=0, shuffle_labels=True)
-    out = train_classifier(ImageCache.open(data.path), tmp_path / "clf", TINY_TRAINING, TINY_CHANNELS, progress=False)
+    with pytest.warns(UserWarning, match="LEARNED ALMOST NOTHING"):
+        out = train_classifier(ImageCache.open(data.path), tmp_path / "clf", TINY_TRAINING, TINY_CHANNELS,
+                               progress=False)
     auc = json.loads((out / "metrics.json").read_text())["val_auc"]
     assert all(abs(value - 0.5) < 0.2 for value in auc.values()), auc
     assert abs(np.mean(list(auc.values())) - 0.5) < 0.1, auc
@@ -64,6 +68,7 @@ def test_loaded_interface(planted_classifier: Path) -> None:
     config = json.loads((planted_classifier / "config.json").read_text())
     assert config["format"] == clf.CLASSIFIER_FORMAT and config["model"]["channels"] == list(TINY_CHANNELS)
     assert config["train"]["epochs"] == TINY_TRAINING.epochs
+    assert 1 <= config["train"]["best_epoch"] <= config["train"]["epochs_run"] <= TINY_TRAINING.epochs
     assert not list(planted_classifier.glob(".*partial*")), "no temporary files left"
 
 
@@ -121,3 +126,15 @@ def test_training_needs_both_classes(tmp_path: Path) -> None:
         train_classifier(cache, tmp_path / "clf", ClassifierTrainConfig(attributes=("Bald",)), progress=False)
     with pytest.raises(ConfigError):
         ClassifierTrainConfig(epochs=0)
+
+
+def test_schedule_adapts_to_the_data_size() -> None:
+    auto = ClassifierTrainConfig()
+    assert plan_schedule(162_770, auto) == (3, 128)  # full CelebA: 3 epochs are thousands of steps
+    epochs, batch = plan_schedule(5_600, auto)  # the 8,000-face sample's train split
+    assert batch == 128 and epochs * (5_600 // batch) >= AUTO_STEPS
+    epochs, batch = plan_schedule(360, auto)  # a small planted set: smaller batches, many more epochs
+    assert batch == 16 and epochs == 60 and epochs * (360 // batch) >= 1000
+    assert plan_schedule(600, ClassifierTrainConfig(epochs=4, batch_size=32)) == (4, 32)
+    with pytest.raises(ConfigError):
+        ClassifierTrainConfig(noise=0.9)

@@ -15,10 +15,10 @@ from PIL import Image
 from facevae.cli.main import main
 from facevae.config import ModelConfig
 from facevae.data.cache import ImageCache
-from facevae.evaluation import classifier as clf
 from facevae.evaluation import image_metrics
 from facevae.evaluation.edits import face_mask
 from facevae.inference.pipeline import FacePipeline
+from facevae.model import classifier as clf
 from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.model.vae import Decoder, Encoder
 
@@ -149,3 +149,29 @@ def test_bad_inputs_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code = main(["evaluate", str(tiny), "--data", str(tmp_path), "--out", str(tmp_path / "mine")])
     assert code == 2 and "holds other files" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_linear_and_guided_side_by_side_warns_when_the_judge_steered(
+        two_models: tuple[Path, Path], planted_cache: ImageCache, planted_classifier: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    code = main(["evaluate", str(two_models[0]), "--data", str(planted_cache.path), "--classifier",
+                 str(planted_classifier), "--guide", str(planted_classifier), "--methods", "linear,guided",
+                 "--out", str(out), "--max-images", "8", "--edit-images", "4", "--quiet"])
+    assert code == 0
+    rows = list(csv.DictReader((out / "edits.csv").open()))
+    names = [row["attribute"] for row in rows]
+    assert names.index("Smiling (guided)") == names.index("Smiling") + 1  # side by side
+    assert "Smiling_fitted (guided)" not in names  # the guide has no output of a variant's own
+    assert "WARNING: the judging classifier" in (out / "report.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["methods"] == ["linear", "guided"]
+    assert main(["evaluate", str(two_models[0]), "--data", str(planted_cache.path), "--methods", "guided",
+                 "--out", str(tmp_path / "other")]) == 2  # guided edits need a judge
+
+
+def test_the_shipped_classifier_is_a_judge_by_name() -> None:
+    from facevae.evaluation.evaluate import _judge
+    from facevae.model.shipped import load_shipped
+
+    judge = _judge("shipped")
+    assert judge.attribute_names == load_shipped().attribute_names and _judge(None) is None

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from facevae.data.cache import CacheError, ImageCache, is_cache
-from facevae.evaluation import classifier as clf
+from facevae.model import classifier as clf
 from facevae.model.bundle import BundleError, load_bundle
 
 DEEP = "[" * 100_000 + "]" * 100_000  # deeper than Python's recursion limit

@@ -93,9 +93,9 @@ def test_attributes_from_classifier_writes_fitted_vectors_into_the_bundle(tmp_pa
         loaded.append(directory)
         return scorer
 
-    module = types.ModuleType("facevae.evaluation.classifier")
+    module = types.ModuleType("facevae.model.classifier")
     module.load = load
-    monkeypatch.setitem(sys.modules, "facevae.evaluation.classifier", module)
+    monkeypatch.setitem(sys.modules, "facevae.model.classifier", module)
     monkeypatch.setitem(sys.modules, "facevae.evaluation", types.ModuleType("facevae.evaluation"))
     code = main(["attributes", "--model", str(bundle), "--from-classifier", str(tmp_path / "clf"),
                  "--samples", "100", "--seed", "2"])

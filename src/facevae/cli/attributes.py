@@ -124,9 +124,9 @@ def add_fitted(model: "FaceModel", args: argparse.Namespace) -> None:
     """Fit one direction per classifier attribute and add it to the model's vectors."""
     import sys
 
-    from ..evaluation.classifier import load as load_classifier
     from ..inference.fitted import fit_directions
     from ..inference.pipeline import FacePipeline
+    from ..model.classifier import load as load_classifier
 
     classifier = load_classifier(args.from_classifier)
     if classifier.image_size != model.config.image_size:

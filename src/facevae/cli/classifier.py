@@ -27,12 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, metavar="DIR", help="the classifier folder to write")
     train.add_argument("--size", type=int, choices=(32, 64, 128, 256), default=64,
                        help="image size when --data is a raw folder (a cache keeps its own; default 64)")
-    train.add_argument("--epochs", type=options.whole(1, 1000), default=3, help="(default 3)")
-    train.add_argument("--batch-size", type=options.whole(2, 4096), default=128, help="(default 128)")
+    train.add_argument("--epochs", type=options.whole(1, 1000), default=None,
+                       help="most epochs (default: enough for about 1,500 steps, 3 to 60 epochs; training stops "
+                            "early when validation AUC stops improving)")
+    train.add_argument("--batch-size", type=options.whole(2, 4096), default=None,
+                       help="(default 128; smaller for small data)")
+    train.add_argument("--patience", type=options.whole(0, 1000), default=5,
+                       help="stop after this many epochs without a better mean validation AUC, keeping the best "
+                            "epoch (default 5; 0 never stops early)")
+    train.add_argument("--noise", type=options.number(0.0, 1.0), default=0.05,
+                       help="largest Gaussian noise added to training images (default 0.05; 0 turns it off)")
+    train.add_argument("--blur", type=options.number(0.0, 1.0), default=0.5,
+                       help="share of training images mixed with a blurred copy (default 0.5)")
+    train.add_argument("--shift", type=options.number(0.0, 16.0), default=2.0,
+                       help="pixels of random translation, with small random scaling and rotation (default 2)")
     train.add_argument("--lr", type=options.number(0.0, 1.0, low_open=True), default=2e-3,
                        help="AdamW learning rate (default 2e-3)")
     train.add_argument("--channels", default="32,64,128,256",
                        help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
+    train.add_argument("--convs-per-stage", type=int, default=1, choices=(1, 2),
+                       help="2 adds a stride-1 convolution to each stage (deeper, about 3x slower; default 1)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
                        help="learn only these attributes (default: every labelled one)")
     train.add_argument("--seed", type=options.SEED, default=0)
@@ -70,13 +84,15 @@ def run_train(args: argparse.Namespace) -> int:
                         ) from None
     try:
         config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                       shift=args.shift, blur=args.blur, noise=args.noise, patience=args.patience,
                                        precision=args.precision, device=args.device,
                                        attributes=_names(args.attributes))
     except ConfigError as error:
         raise UserError(str(error)) from None
     _check_channels(channels)  # before a raw folder is prepared: minutes of work for a config that cannot be built
     cache = open_cache(args.data, None if is_cache(args.data) else args.size)
-    out = train_classifier(cache, args.out, config, channels, progress=not args.quiet)
+    out = train_classifier(cache, args.out, config, channels, progress=not args.quiet,
+                           convs_per_stage=args.convs_per_stage)
     _print_metrics(out / "metrics.json", "validation")
     print(f"wrote classifier {out}")
     return 0
@@ -86,7 +102,7 @@ def _check_channels(channels: tuple[int, ...]) -> None:
     """The classifier's size at the largest image that uses every stage, checked without allocating."""
     from ..config import ConfigError
     from ..errors import UserError
-    from ..evaluation.classifier import ClassifierConfig, check_classifier_size
+    from ..model.classifier import ClassifierConfig, check_classifier_size
 
     try:
         config = ClassifierConfig(2 ** (len(channels) + 2), ("attribute",), channels)
@@ -96,12 +112,12 @@ def _check_channels(channels: tuple[int, ...]) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation import classifier as clf
     from ..evaluation.classifier_training import score_split, split_metrics
     from ..evaluation.data import open_cache
     from ..evaluation.output import check_writable, writing
     from ..evaluation.report import json_bytes
     from ..imaging import write_atomic
+    from ..model import classifier as clf
 
     model = clf.load(args.folder)
     target = Path(args.folder).expanduser() / f"evaluation_{args.split}.json"

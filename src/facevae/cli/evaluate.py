@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
     parser.add_argument("--classifier", metavar="DIR",
-                        help="an attribute classifier folder (`facevae classifier train`)")
+                        help="an attribute classifier folder (`facevae classifier train`), or 'shipped': the "
+                             "CelebA classifier facevae ships (64px)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
@@ -40,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Adam steps per image for models without an encoder (default 60; 20 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="a rough comparison in about a minute per model: smaller defaults for the three sizes")
+    parser.add_argument("--methods", default="linear", metavar="linear,guided",
+                        help="edit methods scored side by side (default linear; guided walks each face along the "
+                             "--guide classifier's gradient, see docs/usage.md)")
+    parser.add_argument("--guide", metavar="DIR", default=None,
+                        help="the classifier that steers guided edits (default: the shipped one); the report warns "
+                             "when it is also the --classifier that judges them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -51,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     sizes = {**(QUICK_SIZES if args.quick else DEFAULT_SIZES),
              **{key: getattr(args, key) for key in DEFAULT_SIZES if getattr(args, key) is not None}}
     out = evaluate_models(args.models, args.data, args.out, classifier=args.classifier, split=args.split,
-                          **sizes, progress=not args.quiet, say=lambda text: print(text, file=sys.stderr, flush=True))
+                          **sizes, progress=not args.quiet, say=lambda text: print(text, file=sys.stderr, flush=True),
+                          methods=tuple(part.strip() for part in args.methods.split(",") if part.strip()),
+                          guide=args.guide)
     print((out / "report.md").read_text(encoding="utf-8").split("\n![")[0].rstrip())
     print(f"\nwrote {out}")
     return 0

@@ -102,8 +102,10 @@ def attributes_of(args: argparse.Namespace) -> dict[str, float]:
 
 
 def edits_of(args: argparse.Namespace) -> dict:
-    """The pipeline keywords of the attribute options: attributes, keep, keep_mode."""
-    return {"attributes": attributes_of(args), "keep": list(dict.fromkeys(args.keep)), "keep_mode": args.keep_mode}
+    """The pipeline keywords of the attribute options: attributes, keep, keep_mode (and method,
+    for the commands with --method linear|guided)."""
+    edits = {"attributes": attributes_of(args), "keep": list(dict.fromkeys(args.keep)), "keep_mode": args.keep_mode}
+    return {**edits, "method": args.edit_method} if hasattr(args, "edit_method") else edits
 
 
 # Beyond this, strengths only give noise and silhouettes (the REST API refuses them: schemas.MAX_STRENGTH).
@@ -121,10 +123,16 @@ ATTRIBUTE_EDITS = (
               "Strength 1 = the mean difference between faces with and without the attribute; "
               "useful strengths lie within +-3, beyond +-10 only noise"),
     _arg("--keep", type=attribute_names, action="extend", default=[], metavar="NAME,NAME",
-         help="keep these attributes unchanged while editing, e.g. --keep Male,Young"),
+         help="keep these attributes unchanged while editing, e.g. --keep Male,Young; with --method guided, "
+              "--keep '*' keeps every other attribute the classifier knows"),
     _arg("--keep-mode", choices=list(KEEP_MODES), default=DEFAULT_KEEP_MODE,
          help=keep_mode_help() + " (see docs/usage.md)"),
 )
+EDIT_METHOD = _arg(
+    "--method", dest="edit_method", choices=("linear", "guided"), default="linear",
+    help="linear (default): add strength x the attribute vector, the same offset for every face (instant); "
+         "guided: walk each face along the shipped attribute classifier's gradient, holding --keep attributes "
+         "(a path as long as the linear edit's; seconds per face, see docs/usage.md)")
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
@@ -186,7 +194,8 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "faces.png",
         (_arg("-n", type=bounded.FACES, default=10, help="number of faces (default 10)"), SEED,
          _arg("--temperature", type=bounded.TEMPERATURE, default=1.0,
-              help="scale of the prior samples: below 1 gives more typical faces (default 1)"), COLUMNS),
+              help="scale of the prior samples: below 1 gives more typical faces (default 1)"), COLUMNS,
+         EDIT_METHOD),
         lambda pipe, args: pipe.generate(n=args.n, seed=args.seed, temperature=args.temperature,
                                          **edits_of(args), columns=args.columns),
     ),
@@ -217,7 +226,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--strengths", type=strengths, default=DEFAULT_STRENGTHS, metavar="S1,S2,...",
               help=f"comma-separated strengths (default {','.join(map(str, DEFAULT_STRENGTHS))}; "
                    "write --strengths=-3,0,3); "
-                   "1 = the mean difference between faces with and without the attribute")),
+                   "1 = the mean difference between faces with and without the attribute"), EDIT_METHOD),
         lambda pipe, args: pipe.arithmetic(args.attribute, n=args.n, seed=args.seed, strengths=args.strengths,
                                            temperature=args.temperature, **edits_of(args)),
     ),
@@ -248,7 +257,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "Decode latent codes saved with --latents (an N x D or D float array in a .npy file).",
         "example: facevae generate --latents codes.npy && facevae decode codes.npy --attr Smiling=1",
         "decoded.png",
-        (_arg("latents_file", metavar="LATENTS.npy", help="the codes to decode"), COLUMNS),
+        (_arg("latents_file", metavar="LATENTS.npy", help="the codes to decode"), COLUMNS, EDIT_METHOD),
         lambda pipe, args: pipe.decode(args.codes, **edits_of(args), columns=args.columns),
         check=_check_decode,
     ),
@@ -262,7 +271,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--refine-steps", type=bounded.REFINE_STEPS, default=60,
               help="optimisation steps for a closer likeness (0 = encoder only; default 60)"),
          _arg("--whole-image", action="store_true",
-              help="skip face detection: the picture is already a face framed like CelebA")),
+              help="skip face detection: the picture is already a face framed like CelebA"), EDIT_METHOD),
         lambda pipe, args: pipe.edit(args.photo, **edits_of(args), refine_steps=args.refine_steps,
                                      whole_image=args.whole_image),
     ),
@@ -296,6 +305,11 @@ def run(command: SynthesisCommand, args: argparse.Namespace) -> int:
     pipeline = FacePipeline.load(args.model, device=args.device)
     args.computed_on = pipeline.runtime.describe()  # said with the result, after any error message
     result = command.synthesize(pipeline, args)
+    if command.edits:  # what this model cannot draw, before the user finds out (inference.edit_quality)
+        from ..inference.edit_quality import weak_notes
+
+        result.notes = [*result.notes, *weak_notes(pipeline.model, [*attributes_of(args),
+                                                                    *filter(None, [getattr(args, "attribute", None)])])]
     return write_result(result, args)
 
 

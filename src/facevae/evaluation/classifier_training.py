@@ -35,9 +35,7 @@ from ..atomic import staged_dir
 from ..config import ConfigError, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..runtime import pick_runtime, resolve_device
-from ..training.data import CacheBatches
-from .classifier import (
+from ..model.classifier import (
     CLASSIFIER_FORMAT,
     CONFIG_FILE,
     METRICS_FILE,
@@ -47,26 +45,43 @@ from .classifier import (
     check_classifier_size,
     folder_config,
 )
+from ..runtime import pick_runtime, resolve_device
+from ..training.data import CacheBatches
+from .classifier_augment import Augmentation, augment
 from .output import check_replaceable, check_writable, writing
 
 
 @dataclass(frozen=True)
 class ClassifierTrainConfig:
-    """How the classifier is trained (stored in config.json's "train")."""
+    """How the classifier is trained (stored in config.json's "train"). epochs and batch_size
+    None adapt to the data (plan_schedule); training stops early when the mean validation AUC
+    has not improved for `patience` epochs, and keeps the best epoch's weights."""
 
-    epochs: int = 3
-    batch_size: int = 128
+    epochs: int | None = None  # None: enough epochs for about AUTO_STEPS steps (plan_schedule)
+    batch_size: int | None = None  # None: 128, smaller for small training splits
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
     hflip: bool = True  # random horizontal flips of training images
+    shift: float = 2.0  # augmentation (classifier_augment.Augmentation): pixels of random translation,
+    blur: float = 0.5  # share of images mixed with a blurred copy,
+    noise: float = 0.05  # largest Gaussian noise level
+    patience: int = 5  # epochs without a better mean validation AUC before stopping; 0 never stops early
     precision: str = "auto"  # auto (bf16 where native), fp32 or bf16
     device: str = "auto"  # auto: a GPU if there is one, else the CPU
     attributes: tuple[str, ...] = ()  # () = every attribute with both classes in the training split
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError("classifier training needs epochs >= 1, batch_size >= 2, lr > 0 and weight_decay >= 0")
+        if (self.epochs is not None and self.epochs < 1) or (self.batch_size is not None and self.batch_size < 2):
+            raise ConfigError("classifier training needs epochs >= 1 and batch_size >= 2 "
+                              "(or None to adapt them to the data)")
+        if not self.lr > 0 or self.weight_decay < 0 or self.patience < 0:
+            raise ConfigError("classifier training needs lr > 0, weight_decay >= 0 and patience >= 0")
+        Augmentation(self.shift, self.blur, self.noise)  # validates the strengths
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.shift, self.blur, self.noise)
 
 
 @dataclass
@@ -142,8 +157,28 @@ def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
     return {"auc": auc, "accuracy": accuracy, "images": int(len(scores.labels))}
 
 
+AUTO_STEPS = 1500  # optimiser steps the adaptive schedule aims for
+AUTO_EPOCH_RANGE = (3, 60)  # fewest and most epochs it plans
+NEAR_CHANCE_AUC = 0.6  # a mean validation AUC below this means the classifier learned (almost) nothing
+
+
+def plan_schedule(train_images: int, config: ClassifierTrainConfig) -> tuple[int, int]:
+    """(epochs, batch size): the configured ones, or, where None, sizes that adapt to the data:
+    batches of 128 (a power of two down to 16 when the split has under 20 batches of 128) and
+    epochs for about AUTO_STEPS steps, within AUTO_EPOCH_RANGE. Full CelebA's training split
+    gets 3 epochs, the sample's 5,600 training faces 35 (early stopping may end it sooner), 360
+    images 60 epochs of batches of 16."""
+    batch = config.batch_size or int(min(128, max(16, 2 ** math.floor(math.log2(max(train_images / 20, 1))))))
+    if config.epochs is not None:
+        return config.epochs, batch
+    steps_per_epoch = max(1, train_images // batch)
+    low, high = AUTO_EPOCH_RANGE
+    return int(min(high, max(low, math.ceil(AUTO_STEPS / steps_per_epoch)))), batch
+
+
 def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrainConfig = ClassifierTrainConfig(),
-                     channels: tuple[int, ...] = ClassifierConfig.channels, progress: bool = True) -> Path:
+                     channels: tuple[int, ...] = ClassifierConfig.channels, progress: bool = True,
+                     convs_per_stage: int = 1) -> Path:
     """Train on the train split, validate on the valid split, publish the folder OUT; returns OUT."""
     out = Path(out).expanduser()
     check_replaceable(out, is_classifier_folder, "the classifier", "facevae classifier train")
@@ -154,7 +189,7 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
         raise UserError(f"the valid split of {cache.path} is empty; prepare the cache with a validation "
                         f"fraction (`facevae prepare --val-fraction 0.1`)")
     try:
-        architecture = ClassifierConfig(cache.image_size, tuple(names), tuple(channels))
+        architecture = ClassifierConfig(cache.image_size, tuple(names), tuple(channels), convs_per_stage)
     except ConfigError as error:
         raise UserError(str(error)) from None
     check_classifier_size(architecture, f"--channels {','.join(map(str, channels))}")
@@ -184,14 +219,18 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
     labels = torch.from_numpy(cache.attributes[cache.split_indices("train")][:, columns].astype(np.float32))
     positives = labels.sum(0)
     pos_weight = ((len(labels) - positives) / positives).to(device)  # A: balances each attribute's classes
-    batches = CacheBatches(cache, "train", config.batch_size, device, shuffle=True, seed=config.seed,
+    epochs, batch_size = plan_schedule(len(labels), config)
+    batches = CacheBatches(cache, "train", batch_size, device, shuffle=True, seed=config.seed,
                            hflip=config.hflip, channels_last=False)
     started = time.perf_counter()
-    valid = _fit(model, batches, labels.to(device), pos_weight, cache, config, folder, progress)
+    fitted = _fit(model, batches, labels.to(device), pos_weight, cache, config, epochs, folder, progress)
     seconds = time.perf_counter() - started
     model.eval()
+    _warn_if_near_chance(fitted["valid"]["auc"])
     train_info = {**to_dict(config), "attributes": names, "seconds": round(seconds, 1),
-                  "images_per_second": round(config.epochs * batches.usable / max(seconds, 1e-9), 1),
+                  "planned_epochs": epochs, "used_batch_size": batch_size, "epochs_run": fitted["epochs_run"],
+                  "best_epoch": fitted["best_epoch"],
+                  "images_per_second": round(fitted["epochs_run"] * batches.usable / max(seconds, 1e-9), 1),
                   "computed_in": "bf16 autocast" if pick_runtime(device, config.precision).autocast_dtype else "fp32"}
     data_info = {"cache": str(cache.path), "crop": cache.meta.get("preprocessing", {}).get("crop", "squash"),
                  "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
@@ -199,6 +238,7 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     (folder / WEIGHTS_FILE).write_bytes(safetensors_bytes(state))
     (folder / CONFIG_FILE).write_bytes(_json(folder_config(model.config, train_info, data_info)))
+    valid = fitted["valid"]
     (folder / METRICS_FILE).write_bytes(_json({"val_auc": valid["auc"], "val_accuracy": valid["accuracy"],
                                                "images": valid["images"]}))
 
@@ -216,43 +256,72 @@ def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, ima
     return loss.detach()
 
 
+def mean_auc(valid: dict[str, Any]) -> float:
+    known = [auc for auc in valid["auc"].values() if auc is not None]
+    return float(np.mean(known)) if known else float("nan")
+
+
 def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor, pos_weight: torch.Tensor,
-         cache: ImageCache, config: ClassifierTrainConfig, out: Path, progress: bool) -> dict[str, Any]:
-    """The epochs: AdamW with a cosine schedule; validation after each epoch. Returns the
-    last validation metrics. labels: N_train x A float on the device, in split order."""
+         cache: ImageCache, config: ClassifierTrainConfig, epochs: int, out: Path, progress: bool) -> dict[str, Any]:
+    """The epochs: AdamW with a cosine schedule; validation after each epoch; early stopping
+    after `patience` epochs without a better mean AUC, then the best epoch's weights are put
+    back. Returns {"valid": its metrics, "best_epoch", "epochs_run"}. labels: N_train x A
+    float on the device, in split order."""
     dtype = pick_runtime(batches.device, config.precision).autocast_dtype
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    total = config.epochs * len(batches)
+    total = epochs * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    generator = torch.Generator().manual_seed(config.seed)
     writer = _summary_writer(out)
-    step, valid = 0, {}
+    best: dict[str, Any] = {"score": -math.inf, "valid": {}, "best_epoch": 0, "state": None}
     bar = tqdm(total=total, desc="training classifier", unit="batch", disable=not progress)
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(epochs):
             model.train()
             positions, _ = batches.epoch_positions(epoch)
             for index, images in enumerate(batches.batches(epoch)):
                 targets = labels[torch.from_numpy(positions[index * batches.batch_size:][:len(images)])]
+                images = augment(images, config.augmentation, generator)
                 loss = train_step(model, optimiser, images, targets, pos_weight, dtype)
                 schedule.step()
-                step += 1
                 bar.update()
                 if writer is not None:
-                    writer.add_scalar("train/loss", loss.item(), step)
+                    writer.add_scalar("train/loss", loss.item(), schedule.last_epoch)  # the step count
             valid = split_metrics(score_split(model, cache, "valid"), model.attribute_names)
-            known = [auc for auc in valid["auc"].values() if auc is not None]
-            mean_auc = float(np.mean(known)) if known else float("nan")
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", val_auc=f"{mean_auc:.3f}")
-            if writer is not None:
-                writer.add_scalar("valid/mean_auc", mean_auc, step)
-                for name, auc in valid["auc"].items():
-                    if auc is not None:
-                        writer.add_scalar(f"valid_auc/{name}", auc, step)
+            score = mean_auc(valid)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", val_auc=f"{score:.3f}")
+            _log_validation(writer, valid, score, schedule.last_epoch)
+            if best["state"] is None or score > best["score"]:
+                state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+                best = {"score": score, "valid": valid, "best_epoch": epoch + 1, "state": state}
+            elif config.patience and epoch + 1 - best["best_epoch"] >= config.patience:
+                break
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    return valid
+    model.load_state_dict(best["state"])
+    return {"valid": best["valid"], "best_epoch": best["best_epoch"], "epochs_run": epoch + 1}
+
+
+def _log_validation(writer: Any, valid: dict[str, Any], score: float, step: int) -> None:
+    if writer is None:
+        return
+    writer.add_scalar("valid/mean_auc", score, step)
+    for name, auc in valid["auc"].items():
+        if auc is not None:
+            writer.add_scalar(f"valid_auc/{name}", auc, step)
+
+
+def _warn_if_near_chance(auc: dict[str, float | None]) -> None:
+    """A loud warning when the classifier learned (almost) nothing: mean AUC under NEAR_CHANCE_AUC."""
+    known = {name: value for name, value in auc.items() if value is not None}
+    score = float(np.mean(list(known.values()))) if known else float("nan")
+    if not score >= NEAR_CHANCE_AUC:
+        weakest = ", ".join(f"{name} {value:.2f}" for name, value in sorted(known.items(), key=lambda kv: kv[1])[:5])
+        warnings.warn(f"THE CLASSIFIER LEARNED ALMOST NOTHING: mean validation ROC AUC {score:.3f} is near chance "
+                      f"(0.5; weakest: {weakest}). Do not judge edits with it: check that the labels match the "
+                      f"images, and train longer (--epochs) or on more images.", stacklevel=3)
 
 
 def _summary_writer(out: Path) -> Any:

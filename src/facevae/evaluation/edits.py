@@ -13,6 +13,10 @@ change = mean over faces of (P_+2 - P_-2), an A vector:
     outside_change mean |pixel(+2) - pixel(-2)| outside FACE_BOX, in 1/255 steps: what an
                    edit does to background, hair and shoulders (inside_change for contrast)
     curve          mean P_s[target] per strength (the probability-vs-strength plot)
+
+method "guided" walks the codes with facevae.inference.guided instead (guide: the classifier
+that steers, default the shipped one); its rows are named "NAME (guided)", and variants are
+left out (the guide has no output of their own).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..inference.pipeline import FacePipeline
-from .classifier import AttributeClassifier
+from ..model.classifier import AttributeClassifier
 
 STRENGTHS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 # The face in CelebA's aligned frame (squashed to a square): top, bottom, left, right as fractions.
@@ -83,9 +87,14 @@ def for_classifier(images: torch.Tensor, classifier: AttributeClassifier) -> tor
 
 
 def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: torch.Tensor,
-                strengths: tuple[float, ...] = STRENGTHS, label: str = "", progress: bool = True) -> list[EditScore]:
+                strengths: tuple[float, ...] = STRENGTHS, label: str = "", progress: bool = True,
+                method: str = "linear", guide: AttributeClassifier | None = None) -> list[EditScore]:
     """One EditScore per shared attribute; latents: N x D codes to edit."""
+    from ..inference.guided import pipeline_guided_edit
+
     names = shared_attributes(pipe, classifier)
+    if method == "guided":
+        names = [(vector, judged) for vector, judged in names if vector == judged]
     low, high = min(strengths), max(strengths)
     inside = face_mask(pipe.image_size)
     bar = tqdm(total=len(names) * len(strengths), desc=f"editing {label}".strip(), unit="decode",
@@ -95,7 +104,8 @@ def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: to
         target = classifier.attribute_names.index(judged)
         probabilities, extremes = {}, {}
         for strength in strengths:
-            codes = latents + pipe.resolve_attributes({name: strength})
+            codes = (latents + pipe.resolve_attributes({name: strength}) if method == "linear" else
+                     pipeline_guided_edit(pipe, latents, {name: strength}, (), guide))
             images = pipe.decode_tensor(codes).float().clamp(0, 1).cpu()  # N x 3 x S x S
             probabilities[strength] = classifier.probabilities(for_classifier(images, classifier)).cpu()  # N x A
             if strength in (low, high):
@@ -107,7 +117,8 @@ def score_edits(pipe: FacePipeline, classifier: AttributeClassifier, latents: to
         worst = int(leaks.argmax())
         pixel_change = (extremes[high] - extremes[low]).abs().mean((0, 1)) * 255  # S x S
         scores.append(EditScore(
-            name, float(change[target]), float(leaks.mean()), float(leaks[worst]),
+            name if method == "linear" else f"{name} (guided)", float(change[target]), float(leaks.mean()),
+            float(leaks[worst]),
             classifier.attribute_names[others[worst]] if float(leaks[worst]) > 0 else "",
             float(pixel_change[~inside].mean()),
             float(pixel_change[inside].mean()), [float(s) for s in strengths],

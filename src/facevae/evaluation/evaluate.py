@@ -24,7 +24,7 @@ from ..atomic import staged_dir
 from ..errors import UserError
 from ..imaging import encode_png, make_grid, to_uint8
 from ..inference.pipeline import FacePipeline
-from .classifier import load as load_classifier
+from ..model.classifier import load as load_classifier
 from .data import open_cache
 from .edits import score_edits, shared_attributes
 from .output import check_replaceable, check_writable, writing
@@ -47,9 +47,12 @@ def _labels(models: list[str]) -> list[str]:
 def evaluate_models(models: list[str], data: str | Path, out: str | Path, classifier: str | Path | None = None,
                     split: str = "test", max_images: int | None = DEFAULT_SIZES["max_images"],
                     edit_images: int = DEFAULT_SIZES["edit_images"], invert_steps: int = DEFAULT_SIZES["invert_steps"],
-                    progress: bool = True, say: Callable[[str], None] | None = None) -> Path:
+                    progress: bool = True, say: Callable[[str], None] | None = None,
+                    methods: tuple[str, ...] = ("linear",), guide: str | Path | None = None) -> Path:
     """Evaluate each model; write the report folder `out` and return it. `say` gets the plan and its
-    time estimate before the work starts (default: printed to stderr when progress is on)."""
+    time estimate before the work starts (default: printed to stderr when progress is on). methods:
+    "linear" and/or "guided" edits, side by side (guided ones steered by `guide`, default the shipped
+    classifier)."""
     if not models:
         raise UserError("give at least one model to evaluate")
     out = Path(out).expanduser()
@@ -57,7 +60,8 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     check_writable(out)
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
-    judge = load_classifier(classifier) if classifier else None
+    judge = _judge(classifier)
+    steering = _guide(guide, methods, judge)
     runs = []
     for label, name in zip(_labels(models), models):
         pipe = FacePipeline.load(name)
@@ -75,13 +79,15 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
         print(plan_text, file=sys.stderr, flush=True)
     results, notes, grids = [], [], {}
     for plan, cache, images in runs:
-        result, grid = _evaluate_one(plan, cache, images, judge, edit_images, invert_steps, progress)
+        result, grid = _evaluate_one(plan, cache, images, judge, edit_images, invert_steps, progress,
+                                     methods, steering)
         results.append(result)
         grids[f"reconstructions_{slug(plan.label)}.png"] = grid
         notes += _edit_notes(plan.label, plan.pipe, judge) if judge is not None else []
     context = {"data": str(Path(data).expanduser()), "split": split, "max_images": max_images,
                "classifier": str(classifier) if classifier else None, "edit_images": edit_images,
-               "invert_steps": invert_steps, "notes": notes}
+               "invert_steps": invert_steps, "methods": list(methods),
+               "notes": notes + _guide_notes(judge, steering, classifier, guide)}
     with writing(out), staged_dir(out) as folder:
         write_report(folder, results, context)
         for name, grid in grids.items():
@@ -92,15 +98,18 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
 
 
 def _evaluate_one(plan: ModelPlan, cache: Any, images: torch.Tensor, judge: Any, edit_images: int,
-                  invert_steps: int, progress: bool) -> tuple[dict[str, Any], Any]:
-    """One model's result row and its grid of originals over reconstructions."""
+                  invert_steps: int, progress: bool, methods: tuple[str, ...],
+                  steering: Any) -> tuple[dict[str, Any], Any]:
+    """One model's result row (each method's edit scores side by side) and its grid of originals
+    over reconstructions."""
     pipe, label = plan.pipe, plan.label
     recon = reconstruct(pipe, images, invert_steps, label, progress)
     result: dict[str, Any] = {"model": label, "path": str(pipe.model.path), "data": str(cache.path),
                               "reconstruction": recon.metrics, "edits": None}
     if judge is not None:
-        result["edits"] = [score.as_dict() for score in
-                           score_edits(pipe, judge, recon.latents[:edit_images], label=label, progress=progress)]
+        scored = {method: score_edits(pipe, judge, recon.latents[:edit_images], label=f"{label} {method}",
+                                      progress=progress, method=method, guide=steering) for method in methods}
+        result["edits"] = [score.as_dict() for score in _side_by_side(scored)]
     shown = torch.cat([recon.originals[:GRID_FACES], recon.reconstructions[:GRID_FACES]])
     grid = make_grid(to_uint8(shown), min(GRID_FACES, len(recon.originals)), scale=2,
                      row_labels=["original", "reconstruction"])
@@ -114,6 +123,48 @@ def is_report_folder(folder: Path) -> bool:
         return earlier.is_file() and REPORT_FORMAT in earlier.read_text(encoding="utf-8")[:200]
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def _judge(classifier: str | Path | None) -> Any:
+    """The judging classifier: a folder, "shipped" (facevae's own, model.shipped) or None."""
+    from ..model.shipped import load_shipped
+
+    if classifier is None:
+        return None
+    return load_shipped() if str(classifier) == "shipped" else load_classifier(classifier)
+
+
+def _guide(guide: str | Path | None, methods: tuple[str, ...], judge: Any) -> Any:
+    """The classifier that steers guided edits (None without them); checks the methods."""
+    from ..model.shipped import load_shipped
+
+    unknown = [method for method in methods if method not in ("linear", "guided")]
+    if unknown or not methods:
+        raise UserError(f"--methods takes linear and/or guided, e.g. linear,guided; got {','.join(methods)}")
+    if "guided" not in methods:
+        return None
+    if judge is None:
+        raise UserError("guided edits are scored by the judging classifier: give --classifier too")
+    return load_classifier(guide) if guide else load_shipped()
+
+
+def _side_by_side(scored: dict[str, list[Any]]) -> list[Any]:
+    """Each attribute's rows together: linear, then guided."""
+    rows = [score for scores in scored.values() for score in scores]
+    order = {score.attribute: index for index, score in enumerate(scored.get("linear", []))}
+    return sorted(rows, key=lambda s: order.get(s.attribute.removesuffix(" (guided)"), len(order)))
+
+
+def _guide_notes(judge: Any, steering: Any, classifier: Any, guide: Any) -> list[str]:
+    """A warning when the classifier that judges guided edits is the one that steered them."""
+    if steering is None or judge is None:
+        return []
+    same = all(torch.equal(a, b) for a, b in zip(judge.state_dict().values(), steering.state_dict().values())) and \
+        judge.attribute_names == steering.attribute_names
+    if not same:
+        return [f"guided edits were steered by {guide or 'the shipped classifier'} and judged by {classifier}"]
+    return [f"WARNING: the judging classifier ({classifier}) is the one that steered the guided edits: they look "
+            f"better to it than they are. Judge with an independent classifier (another seed or architecture)"]
 
 
 def _edit_notes(label: str, pipe: FacePipeline, judge: Any) -> list[str]:

@@ -35,6 +35,7 @@ from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
 from ..runtime import pick_runtime, resolve_device
 from .encoded import EncodedPhoto
+from .guided import apply_edits, prepare_edits
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
 GRID_COLUMNS = 10
@@ -295,17 +296,17 @@ class FacePipeline:
 
     def generate(self, n: int = 10, seed: int = 0, temperature: float = 1.0,
                  attributes: Mapping[str, float] | None = None, columns: int | None = None,
-                 keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
-        """n faces from the prior, with each attribute vector added times its strength."""
-        latents = self.sample_latents(n, seed, temperature) + self.resolve_attributes(attributes, keep, keep_mode)
+                 keep: Sequence[str] = (), keep_mode: str = "auto", method: str = "linear") -> SynthesisResult:
+        """n faces from the prior with attribute edits (method: "linear" or "guided", see editing)."""
+        latents = apply_edits(self, self.sample_latents(n, seed, temperature), attributes, keep, keep_mode, method)
         return self._result(latents, columns or min(n, GRID_COLUMNS))
 
     def decode(self, latents: Any, attributes: Mapping[str, float] | None = None, columns: int | None = None,
-               keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
+               keep: Sequence[str] = (), keep_mode: str = "auto", method: str = "linear") -> SynthesisResult:
         """Faces for given codes (e.g. a saved .npy), optionally with attribute edits."""
         codes = self.as_latents(latents)
         self._check_count(len(codes))
-        codes = codes + self.resolve_attributes(attributes, keep, keep_mode)
+        codes = apply_edits(self, codes, attributes, keep, keep_mode, method)
         return self._result(codes, columns or min(len(codes), GRID_COLUMNS))
 
     def reconstruct(self, photos: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS,
@@ -331,18 +332,21 @@ class FacePipeline:
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
                    strengths: Sequence[float] = DEFAULT_STRENGTHS, temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
-                   keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
+                   keep: Sequence[str] = (), keep_mode: str = "auto", method: str = "linear") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
         unmodified column (strength 0) is marked. `attributes` are applied to every face first;
-        `keep` holds for the walked attribute too."""
+        `keep` holds for the walked attribute too; method "guided" walks every face of the grid."""
         if attribute not in self.model.attributes:
             raise self._unknown_attribute(attribute)
         base = self.as_latents(latents) if latents is not None else self.sample_latents(n, seed, temperature)
         fixed = dict(attributes or {})
         columns = [{**fixed, attribute: fixed.get(attribute, 0.0) + float(s)} for s in strengths]
-        offsets = self._offsets(columns, keep, keep_mode)  # S x D: "decoded" keep depends on the strength
-        codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
-        self._check_count(len(codes))
+        self._check_count(len(base) * len(columns))
+        if method == "guided":  # one strength per face of the (n*S)-face grid, row-major
+            per_face = {name: torch.tensor([c.get(name, 0.0) for c in columns] * len(base)) for name in columns[-1]}
+            codes = apply_edits(self, base.repeat_interleave(len(columns), 0), per_face, keep, keep_mode, method)
+        else:  # S x D offsets ("decoded" keep depends on the strength) -> (n*S) x D codes
+            codes = (base[:, None, :] + self._offsets(columns, keep, keep_mode)[None]).reshape(-1, self.latent_dim)
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
         return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
@@ -380,16 +384,15 @@ class FacePipeline:
         return self.as_latents(value) if is_codes else self.encode(value, whole_image=whole_image).codes
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
-             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
+             whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto",
+             method: str = "linear") -> SynthesisResult:
         """A photo with attribute edits: [framed photo, reconstruction, edited], a row per photo.
 
-        photo: an EncodedPhoto (from `encode`; refine_steps and whole_image then do nothing), or
-        what `encode` takes. result.faces and result.latents are the reconstruction and the
-        edited face, photo by photo. The attribute offset is resolved once, before any image work.
-        """
-        offset = self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
+        photo: an EncodedPhoto (from `encode`; refine_steps and whole_image then do nothing), or what `encode`
+        takes. result.faces and result.latents are the reconstruction and the edited face, photo by photo."""
+        edited = prepare_edits(self, attributes, keep, keep_mode, method)  # unknown names fail before any work
         encoded = self.encode(photo, refine_steps, whole_image)
-        codes = torch.stack([encoded.codes, encoded.codes + offset], 1).reshape(-1, self.latent_dim)  # 2N x D
+        codes = torch.stack([encoded.codes, edited(encoded.codes)], 1).reshape(-1, self.latent_dim)  # 2N x D
         faces = self._draw_encoded(encoded, codes)  # reconstruction, edited; photo by photo
         tiles = torch.cat([encoded.images[:, None], faces.reshape(len(encoded), 2, *faces.shape[1:])], 1)
         return SynthesisResult(imaging.to_uint8(tiles.flatten(0, 1)), codes.cpu().numpy().astype(np.float32), 3,

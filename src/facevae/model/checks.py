@@ -3,7 +3,7 @@
     check_dimensions(config_section, "bundle/config.json model", BundleError)
     check_finite(state_dict, weights_file, BundleError)
 
-Shared by bundles (model/bundle.py) and classifier folders (evaluation/classifier.py): a
+Shared by bundles (model/bundle.py) and classifier folders (model/classifier.py): a
 number such as image_size 2**40 or channels [6000, 6000, 6000, 6000] is refused with a
 message before any module is built, and a weight or attribute vector holding NaN or
 infinity is refused instead of drawing black faces.

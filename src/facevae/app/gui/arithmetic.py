@@ -11,6 +11,7 @@ import streamlit as st
 
 from facevae.app.gui import common
 from facevae.edit_choices import DEFAULT_STRENGTHS, strength_label
+from facevae.inference.edit_quality import weak_attributes
 from facevae.inference.pipeline import FacePipeline
 
 STRENGTHS = DEFAULT_STRENGTHS
@@ -23,9 +24,11 @@ EXPLANATION = (
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, rows: int, seed: int,
-                    keep: tuple[str, ...] = (), keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
+                    keep: tuple[str, ...] = (), keep_mode: str = "auto",
+                    method: str = "linear") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid, latents in grid order); model_ref stands for the unhashed pipeline."""
-    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode)
+    result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode,
+                                  method=method)
     result.column_labels = [strength_label(s) if s else "0 (original)" for s in STRENGTHS]
     return common.result_png(result, _pipeline.image_size), result.latents
 
@@ -42,10 +45,13 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     rows = middle.slider("Number of faces", 1, 12, value=5, key="arithmetic-rows")
     with right:
         seed = common.seed_input("arithmetic-seed")
+    if attribute in (weak := weak_attributes(pipeline.model)):
+        st.caption(f"⚠ {weak[attribute]}")
     keep, keep_mode = common.keep_controls(names, {attribute: 1.0}, "arithmetic")
+    method, keep = common.method_control({attribute: 1.0}, keep, "arithmetic")
     common.set_url(seed=seed, attr=attribute)
     with common.Timer() as timer:
-        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode)
+        png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode, method)
     common.show_png(png, name=f"arithmetic-{attribute}-seed{seed}",
                     caption=f"{common.attribute_label(attribute)} from {strength_label(STRENGTHS[0])} to "
                             f"{strength_label(STRENGTHS[-1])}; seed {seed}",

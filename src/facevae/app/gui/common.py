@@ -277,8 +277,9 @@ def attribute_checkboxes(names: Sequence[str], key: str) -> None:
         st.sidebar.checkbox(attribute_label(name), key=box_key)
 
 
-def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
-    """A -3..3 strength slider per ticked attribute; returns {name: strength}."""
+def attribute_sliders(names: Sequence[str], key: str, weak: dict[str, str] | None = None) -> dict[str, float]:
+    """A -3..3 strength slider per ticked attribute; returns {name: strength}. weak: {name:
+    sentence} of attributes the model barely draws (inference.edit_quality), shown under their slider."""
     if not names:
         st.info("This model has no attribute vectors, so faces cannot be edited. "
                 "`facevae attributes` computes them from a labelled dataset.")
@@ -297,6 +298,8 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
         strengths[name] = float(columns[index % 3].slider(
             f"{attribute_label(name)} strength", -STRENGTH_LIMIT, STRENGTH_LIMIT, step=0.1, key=slider_key,
             help="1 = the mean difference between faces with and without the attribute"))
+        if name in (weak or {}):
+            columns[index % 3].caption(f"⚠ {weak[name]}")
     return strengths
 
 
@@ -338,3 +341,23 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
                            key=f"{key}-keep-mode", disabled=not kept,
                            help=KEEP_MODE_HELP + " (docs/usage.md, Conditional edits)")
     return tuple(kept), mode
+
+
+EDIT_METHODS = {"linear": "Linear (instant)", "guided": "Guided by the classifier (seconds per face)"}
+
+
+def method_control(strengths: dict[str, float], keep: tuple[str, ...], key: str,
+                   default: str = "linear") -> tuple[str, tuple[str, ...]]:
+    """(edit method, keep): linear or guided (facevae.inference.guided), and with guided a
+    "keep everything else" box that keeps every attribute the classifier knows."""
+    if not strengths:
+        return "linear", keep
+    left, right = st.columns([3, 1])
+    method = left.radio("Edit method", list(EDIT_METHODS), format_func=EDIT_METHODS.get, horizontal=True,
+                        index=list(EDIT_METHODS).index(default), key=f"{key}-method",
+                        help="Guided walks each face along the shipped attribute classifier's gradient and holds "
+                             "the kept attributes where they were: edits change less of what you did not ask for "
+                             "(docs/usage.md, Guided edits)")
+    everything = right.checkbox("Keep everything else", key=f"{key}-keep-all", disabled=method != "guided",
+                                help="Guided only: hold every other attribute the classifier knows (slower)")
+    return method, ("*",) if method == "guided" and everything else keep

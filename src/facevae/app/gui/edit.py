@@ -11,6 +11,7 @@ import streamlit as st
 from facevae.app.gui import common, uploads
 from facevae.errors import UserError
 from facevae.imaging import encode_png, make_grid
+from facevae.inference.edit_quality import weak_attributes
 from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline
 
@@ -26,12 +27,13 @@ EXPLANATION = (
 @st.fragment
 def _editor(pipeline: FacePipeline, photo: EncodedPhoto) -> None:
     """[photo, reconstruction, edited] from FacePipeline.edit on the cached encoding: a slider move only decodes."""
-    strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
+    strengths = common.attribute_sliders(pipeline.attribute_names, "edit", weak_attributes(pipeline.model))
     keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
+    method, keep = common.method_control(strengths, keep, "edit", default="guided")  # one face: ~2 s, docs/usage.md
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
-            result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode)
+            result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode, method=method)
         except UserError as error:
             st.error(common.message(error))
             return

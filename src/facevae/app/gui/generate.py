@@ -14,6 +14,7 @@ import streamlit as st
 
 from facevae.app.gui import common
 from facevae.imaging import encode_png
+from facevae.inference.edit_quality import weak_attributes
 from facevae.inference.pipeline import FacePipeline
 
 COLUMNS = 10  # the original showed 70 faces in 7 rows of 10
@@ -27,11 +28,11 @@ EXPLANATION = (
 @st.cache_data(max_entries=64, show_spinner=False)
 def generated_grid(_pipeline: FacePipeline, model_ref: str, count: int, seed: int,
                    strengths: tuple[tuple[str, float], ...], keep: tuple[str, ...] = (),
-                   keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
+                   keep_mode: str = "auto", method: str = "linear") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid at the model's resolution, N x latent_dim latents); model_ref stands
     for the unhashed pipeline. The browser enlarges the unlabelled grid (see show_png)."""
     result = _pipeline.generate(count, seed=seed, attributes=dict(strengths), columns=COLUMNS, keep=keep,
-                                keep_mode=keep_mode)
+                                keep_mode=keep_mode, method=method)
     return encode_png(result.grid()), result.latents
 
 
@@ -48,11 +49,13 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     with seed_column:
         seed = common.seed_input("generate-seed")
     button_column.button("New faces", on_click=_new_faces, key="generate-new", help="Draw new random faces")
-    strengths = common.attribute_sliders(names, "generate")
+    strengths = common.attribute_sliders(names, "generate", weak_attributes(pipeline.model))
     keep, keep_mode = common.keep_controls(names, strengths, "generate")
+    method, keep = common.method_control(strengths, keep, "generate")
     common.set_url(seed=seed, faces=count if count != 70 else "", attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
-        png, latents = generated_grid(pipeline, model_ref, count, seed, tuple(strengths.items()), keep, keep_mode)
+        png, latents = generated_grid(pipeline, model_ref, count, seed, tuple(strengths.items()), keep, keep_mode,
+                                      method)
     edited = ", ".join(f"{common.attribute_label(n)} {v:+g}" for n, v in strengths.items()) or "no attributes"
     common.show_png(png, name=f"generated-seed{seed}", caption=f"{count} faces, seed {seed}, {edited}",
                     latents=latents, seconds=timer.seconds,

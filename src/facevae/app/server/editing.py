@@ -15,13 +15,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from ...edit_choices import DEFAULT_KEEP_MODE
 from ...errors import UserError
+from ...inference.guided import prepare_edits
 from ...inference.pipeline import SynthesisResult
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
 from .encodings import EncodingCache
 from .errors import clipped
 from .responses import result_response
-from .routes import PNG
+from .routes import PNG, guided_cost
 
 editing = APIRouter(prefix="/v1", tags=["editing"])
 
@@ -72,6 +73,8 @@ async def edit(
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
     keep_mode: Annotated[schemas.KeepModeName, Form(description=schemas.KEEP_MODE_HELP)] = DEFAULT_KEEP_MODE,
+    method: Annotated[Literal["linear", "guided"], Form(
+        description="linear (default) or guided: walk the face along the shipped classifier's gradient")] = "linear",
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
@@ -83,13 +86,14 @@ async def edit(
     deadline = time.monotonic() + settings.timeout_s
     strengths = _parse_attributes(attributes)
     kept = _parse_keep(keep)
-    pipeline.resolve_attributes(strengths, kept, keep_mode)  # unknown names: 422 before any image work
+    prepare_edits(pipeline, strengths, kept, keep_mode, method)  # unknown names: 422 before any image work
     async with uploads.decoded([image], deadline) as pictures:
         def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
             photo = encodings.encode(pipeline, pictures[0], refine_steps, whole_image)
-            return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode)
+            return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode, method=method)
 
-        result = await batcher.run(edit_photo, cost=refine_cost(1, refine_steps), deadline=deadline)
+        result = await batcher.run(edit_photo, deadline=deadline,
+                                   cost=refine_cost(1, refine_steps) + guided_cost(strengths, kept, method))
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)

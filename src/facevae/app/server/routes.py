@@ -11,6 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ...config import to_dict
+from ...inference.edit_quality import weak_attributes
+from ...inference.guided import GuidedSettings, prepare_edits
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings
 from .errors import error_response
@@ -53,7 +55,8 @@ async def model_info(pipeline: Pipeline, settings: Settings) -> schemas.ModelInf
                 "max_temperature": schemas.MAX_TEMPERATURE, "max_latent_value": schemas.MAX_LATENT_VALUE,
                 "max_upload_bytes": settings.max_upload_bytes,
                 "max_upload_pixels": settings.max_upload_pixels, "max_upload_files": schemas.MAX_UPLOAD_FILES,
-                "max_refine_steps": schemas.MAX_REFINE_STEPS, "timeout_s": settings.timeout_s})
+                "max_refine_steps": schemas.MAX_REFINE_STEPS, "timeout_s": settings.timeout_s},
+        weak_attributes=weak_attributes(face_model))
 
 
 def _well_formed_counts(counts: Any) -> tuple[dict[str, list[int]], list[str]]:
@@ -74,18 +77,35 @@ def _well_formed_counts(counts: Any) -> tuple[dict[str, list[int]], list[str]]:
 async def generate(body: schemas.GenerateRequest, pipeline: Pipeline, batcher: Batcher) -> Response:
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     # Each request draws from its own seeded generator, so batching cannot change its codes.
-    offset = pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
-    latents = pipeline.sample_latents(body.n, seed, body.temperature) + offset
+    latents = await edited_latents(pipeline, batcher, pipeline.sample_latents(body.n, seed, body.temperature), body)
     decoded = await batcher.decode(latents)
     return await faces_response(decoded, latents, body, seed)
 
 
 @synthesis.post("/decode", tags=["synthesis"], summary="Faces for given latent codes", responses=FACES)
 async def decode(body: schemas.DecodeRequest, pipeline: Pipeline, batcher: Batcher) -> Response:
-    offset = pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
-    latents = pipeline.as_latents(body.latents) + offset
+    latents = await edited_latents(pipeline, batcher, pipeline.as_latents(body.latents), body)
     decoded = await batcher.decode(latents)
     return await faces_response(decoded, latents, body)
+
+
+def guided_cost(strengths: dict[str, float], kept: list[str], method: str) -> int:
+    """What a guided walk of one face weighs against the batcher's budget: decoder passes
+    (a forward pass and one backward pass per edited or kept attribute, each step)."""
+    if method != "guided":
+        return 0
+    return (GuidedSettings().steps + 1) * (1 + len(strengths) + (40 if "*" in kept else len(kept)))
+
+
+async def edited_latents(pipeline: Pipeline, batcher: Batcher, codes: torch.Tensor,
+                         body: schemas.GenerateRequest | schemas.DecodeRequest) -> torch.Tensor:
+    """N x D codes with the request's edits: a linear offset at once; a guided walk on an inference
+    thread, weighed as decoder passes and stopped at the request's deadline."""
+    edit = prepare_edits(pipeline, body.attributes, body.keep, body.keep_mode, body.method)  # 422 before any work
+    if body.method == "linear":
+        return edit(codes)
+    cost = len(codes) * guided_cost(body.attributes, body.keep, body.method)
+    return await batcher.run(lambda: edit(codes), cost=cost)
 
 
 @synthesis.post("/morph", tags=["synthesis"], summary="A row of faces morphing from one face to another",

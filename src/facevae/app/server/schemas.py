@@ -44,6 +44,10 @@ Keep = Annotated[
 KeepModeName = Literal[SERVER_KEEP_MODES]  # type: ignore[valid-type]  # Literal of a tuple: its members
 KEEP_MODE_HELP = keep_mode_help(SERVER_KEEP_MODES)
 KeepMode = Annotated[KeepModeName, Field(description=KEEP_MODE_HELP)]
+EditMethod = Annotated[Literal["linear", "guided"], Field(
+    description="linear (default): add strength x the attribute vector, instant; guided: walk each face along the "
+                "shipped attribute classifier's gradient, holding the kept attributes (keep ['*']: every other one); "
+                "seconds per face, stopped at the server's timeout")]
 Latent = Annotated[list[Annotated[float, Field(ge=-MAX_LATENT_VALUE, le=MAX_LATENT_VALUE, allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
@@ -73,6 +77,7 @@ class GenerateRequest(OutputOptions):
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = DEFAULT_KEEP_MODE
+    method: EditMethod = "linear"
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -85,6 +90,7 @@ class DecodeRequest(OutputOptions):
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
     keep_mode: KeepMode = DEFAULT_KEEP_MODE
+    method: EditMethod = "linear"
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DecodeRequest":
@@ -144,6 +150,9 @@ class ModelInfo(BaseModel):
     precision: str = Field(description="Of the generate/decode decoder: fp32 or bf16")
     limits: dict[str, Any]
     notes: list[str] = Field(default_factory=list, description="Parts of the bundle left out, and why")
+    weak_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Attributes this model barely draws, with what their edits do instead "
+                                          "(measured on real faces; empty when nothing was measured)")
 
 
 class ErrorResponse(BaseModel):

@@ -1,6 +1,6 @@
 """AttributeClassifier: a small CNN with one logit per labelled attribute, and its folder.
 
-    clf = facevae.evaluation.classifier.load("runs/classifier")
+    clf = facevae.model.classifier.load("runs/classifier")
     logits = clf(images)                  # N x 3 x S x S floats in [0, 1] -> N x A
     p = clf.probabilities(images)         # sigmoid of the logits, N x A
     clf.attribute_names, clf.image_size
@@ -13,7 +13,8 @@ A classifier folder holds
     metrics.json              {"val_auc": {name: auc}, "val_accuracy": {name: acc}, "images": N}
 
 The network: stride-2 3x3 convolutions with batch norm and ReLU halve the image until it is
-4 x 4 (or the channel list ends), then global average pooling and one linear layer. Trained
+4 x 4 (or the channel list ends), each optionally followed by a stride-1 one
+(convs_per_stage 2), then global average pooling and one linear layer. Trained
 with a class-balanced loss, its probabilities are calibrated as if every attribute were
 present half the time: 0.5 means "as likely as not", whatever the attribute's frequency.
 """
@@ -33,7 +34,7 @@ from ..config import ConfigError, from_dict, to_dict
 from ..errors import UserError
 from ..files import read_json
 from ..limits import MAX_CLASSIFIER_PARAMETERS
-from ..model.checks import check_dimensions, check_finite, parameter_count
+from .checks import check_dimensions, check_finite, parameter_count
 
 CLASSIFIER_FORMAT = "facevae-attribute-classifier"
 CLASSIFIER_VERSION = 1
@@ -51,6 +52,7 @@ class ClassifierConfig:
     image_size: int = 64
     attribute_names: tuple[str, ...] = ()
     channels: tuple[int, ...] = (32, 64, 128, 256)  # per stride-2 stage; stages stop at 4 x 4
+    convs_per_stage: int = 1  # 2 adds a stride-1 3x3 convolution after each stride-2 one
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -62,6 +64,8 @@ class ClassifierConfig:
             raise ConfigError(f"attribute names must be unique: {list(self.attribute_names)}")
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"classifier channels must be positive numbers, got {list(self.channels)}")
+        if self.convs_per_stage not in (1, 2):
+            raise ConfigError(f"classifier convs_per_stage must be 1 or 2, got {self.convs_per_stage}")
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -78,9 +82,10 @@ class AttributeClassifier(nn.Module):
         layers: list[nn.Module] = []
         width = 3
         for out in config.stage_channels:
-            layers += [nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True)]
-            width = out
+            for stride in (2, 1)[:config.convs_per_stage]:
+                layers += [nn.Conv2d(width, out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(out),
+                           nn.ReLU(inplace=True)]
+                width = out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, len(config.attribute_names))
 

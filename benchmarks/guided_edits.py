@@ -1,0 +1,151 @@
+"""Guided against linear attribute edits: quality judged by an independent classifier, and speed.
+The figures in docs/benchmarks.md ("Guided edits").
+
+    python benchmarks/guided_edits.py --judge JUDGE_DIR --codes CODES.npy [--guide DIR] [--steps 10]
+    python benchmarks/guided_edits.py --timing-only
+
+Quality (needs --judge, a classifier folder that did NOT guide the edits): the codes (an
+N x D .npy, e.g. inverted real faces; or --generated N faces from the prior) are edited at
+-strength and +strength, linearly (the pipeline's resolve_attributes) and guided
+(facevae.inference.guided with the guide classifier, default the shipped one). With P_s the
+mean probability over faces at strength s:
+
+    success         P_+s - P_-s of the target, by the guide and by the judge
+    judge/guide     the judge's success over the guide's: under 0.8 the guide is being fooled
+    inside          mean |pixel(+s) - pixel(-s)| inside the face box (evaluation.edits.FACE_BOX), 1/255 steps
+    guided/linear   the guided edit's inside change over the linear one's
+    leak            |P_+s - P_-s| of the kept attribute, by the judge (keep pairs)
+
+Speed: seconds for one face and for a 70-face grid, linear against guided at several step
+counts, in this process's threads, with the machine line of benchmarks/_machine.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from _machine import machine_line
+from facevae.evaluation.edits import face_mask, for_classifier
+from facevae.inference.guided import GuidedSettings, pipeline_guided_edit
+from facevae.inference.pipeline import FacePipeline
+from facevae.model import classifier as clf
+from facevae.model.shipped import load_shipped
+
+ATTRIBUTES = ("Smiling", "Male", "Blond_Hair", "Young", "Eyeglasses")
+PAIRS = (("Male", "Smiling"), ("Smiling", "Male"))
+
+
+def edited(pipe: FacePipeline, method: str, codes: torch.Tensor, strengths: dict[str, float], keep: tuple[str, ...],
+           guide: torch.nn.Module, settings: GuidedSettings) -> torch.Tensor:
+    """N x 3 x S x S images of the codes edited by `method`."""
+    if method == "linear":
+        moved = codes + pipe.resolve_attributes(strengths, keep)
+    else:
+        moved = pipeline_guided_edit(pipe, codes, strengths, keep, guide, settings)
+    return pipe.decode_tensor(moved).float().clamp(0, 1)
+
+
+def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor, target: str,
+            keep: tuple[str, ...], strength: float, settings: GuidedSettings) -> dict[str, dict[str, float]]:
+    """{method: {success_guide, success_judge, inside, leak_judge (keep[0])}}."""
+    inside = face_mask(pipe.image_size)
+    rows = {}
+    for method in ("linear", "guided"):
+        images = {s: edited(pipe, method, codes, {target: s}, keep, classifiers["guide"], settings)
+                  for s in (-strength, strength)}
+        row = {"inside": float((images[strength] - images[-strength]).abs().mean((0, 1))[inside].mean() * 255)}
+        for role, model in classifiers.items():
+            change = (model.probabilities(for_classifier(images[strength], model))
+                      - model.probabilities(for_classifier(images[-strength], model))).mean(0)  # A
+            row[f"success_{role}"] = float(change[model.attribute_names.index(target)])
+            if keep:
+                row[f"leak_{role}"] = abs(float(change[model.attribute_names.index(keep[0])]))
+        rows[method] = row
+    return rows
+
+
+def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor,
+                   strength: float, settings: GuidedSettings, attributes: tuple[str, ...], pairs: bool) -> None:
+    print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {settings}\n")
+    print("| attribute | linear success (guide / judge) | guided success (guide / judge) | judge/guide (guided) "
+          "| inside linear | inside guided | guided/linear |")
+    print("|---|---|---|---|---|---|---|")
+    for target in attributes:
+        rows = measure(pipe, classifiers, codes, target, (), strength, settings)
+        lin, gui = rows["linear"], rows["guided"]
+        print(f"| {target} | {lin['success_guide']:.3f} / {lin['success_judge']:.3f} | {gui['success_guide']:.3f} / "
+              f"{gui['success_judge']:.3f} | {gui['success_judge'] / max(gui['success_guide'], 1e-9):.2f} | "
+              f"{lin['inside']:.1f} | {gui['inside']:.1f} | {gui['inside'] / max(lin['inside'], 1e-9):.2f} |",
+              flush=True)
+    if not pairs:
+        return
+    print("\n| edit | keep | linear (auto keep) success / leak, judge | guided success / leak, judge "
+          "| guided success / leak, guide |")
+    print("|---|---|---|---|---|")
+    for target, kept in PAIRS:
+        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings)
+        lin, gui = rows["linear"], rows["guided"]
+        print(f"| {target} | {kept} | {lin['success_judge']:.3f} / {lin['leak_judge']:.3f} | "
+              f"{gui['success_judge']:.3f} / {gui['leak_judge']:.3f} | {gui['success_guide']:.3f} / "
+              f"{gui['leak_guide']:.3f} |", flush=True)
+
+
+def timing_table(pipe: FacePipeline, guide: torch.nn.Module, step_counts: tuple[int, ...]) -> None:
+    print("\n| faces | linear (s) | " + " | ".join(f"guided, {n} steps (s)" for n in step_counts) + " |")
+    print("|---|---|" + "---|" * len(step_counts))
+    for count, counts in ((1, step_counts), (70, step_counts[1:2])):
+        codes = pipe.sample_latents(count, seed=1)
+        started = time.perf_counter()
+        edited(pipe, "linear", codes, {"Smiling": 2.0}, ("Male",), guide, GuidedSettings())
+        cells = [f"{time.perf_counter() - started:.2f}"]
+        for steps in step_counts:
+            if steps not in counts:
+                cells.append("-")
+                continue
+            started = time.perf_counter()
+            edited(pipe, "guided", codes, {"Smiling": 2.0}, ("Male",), guide, GuidedSettings(steps=steps))
+            cells.append(f"{time.perf_counter() - started:.2f}")
+        print(f"| {count} | " + " | ".join(cells) + " |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="celeba64-original")
+    parser.add_argument("--guide", default=None, help="guide classifier folder (default: the shipped one)")
+    parser.add_argument("--judge", default=None, help="an independent classifier folder that judges the edits")
+    parser.add_argument("--codes", default=None, help="N x D .npy of codes to edit (e.g. inverted real faces)")
+    parser.add_argument("--generated", type=int, default=40, help="faces from the prior when --codes is not given")
+    parser.add_argument("--faces", type=int, default=None, help="edit only the first N codes")
+    parser.add_argument("--attributes", default=",".join(ATTRIBUTES), help="attributes of the first table")
+    parser.add_argument("--no-pairs", action="store_true", help="skip the keep-pair table")
+    parser.add_argument("--strength", type=float, default=2.0)
+    parser.add_argument("--steps", type=int, default=GuidedSettings.steps)
+    parser.add_argument("--anchor", type=float, default=GuidedSettings.anchor)
+    parser.add_argument("--timing-only", action="store_true")
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    pipe = FacePipeline.load(args.model, device="cpu")
+    guide = clf.load(args.guide) if args.guide else load_shipped()
+    print(machine_line())
+    print(f"model {args.model} ({pipe.precision}); guide {args.guide or 'shipped'}; judge {args.judge}")
+    if not args.timing_only:
+        if args.judge is None:
+            parser.error("--judge is required for the quality tables (or pass --timing-only)")
+        codes = (pipe.as_latents(np.load(args.codes)) if args.codes else pipe.sample_latents(args.generated, seed=0))
+        codes = codes[:args.faces]
+        print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}, {len(codes)} faces")
+        names = tuple(name for name in args.attributes.split(",") if name)
+        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength,
+                       GuidedSettings(steps=args.steps, anchor=args.anchor),
+                       names, not args.no_pairs)
+    if not args.no_timing:
+        timing_table(pipe, guide, (5, 10, 20))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""method "guided" on POST /v1/generate, /v1/decode and /v1/edit: the same codes as the
+pipeline's guided walk, run on the batcher's inference thread; bad methods are 422."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from facevae.inference.pipeline import FacePipeline
+from support.http import assert_error
+from support.images import png_bytes
+
+
+def test_guided_generate_and_decode_match_the_pipeline(tiny_api: TestClient, tiny_pipeline: FacePipeline) -> None:
+    # keep one attribute, not "*": 40 gradients a step could pass the server's deadline on a busy test machine
+    body = {"n": 2, "seed": 3, "attributes": {"Smiling": 2.0}, "keep": ["Eyeglasses"], "method": "guided",
+            "format": "json"}
+    response = tiny_api.post("/v1/generate", json=body)
+    assert response.status_code == 200, response.text
+    expected = tiny_pipeline.generate(2, seed=3, attributes={"Smiling": 2.0}, keep=["Eyeglasses"],
+                                      method="guided").latents
+    np.testing.assert_allclose(np.array(response.json()["latents"]), expected, atol=1e-5)
+    start = tiny_pipeline.sample_latents(2, 3).tolist()
+    decoded = tiny_api.post("/v1/decode", json={"latents": start, "attributes": {"Smiling": 2.0},
+                                                "keep": ["Eyeglasses"], "method": "guided", "format": "json"})
+    np.testing.assert_allclose(np.array(decoded.json()["latents"]), expected, atol=1e-5)
+
+
+def test_guided_edit_and_bad_methods(tiny_api: TestClient) -> None:
+    data = {"attributes": json.dumps({"Smiling": 1.0}), "whole_image": "true", "format": "json", "method": "guided"}
+    upload = {"image": ("face.png", png_bytes(), "image/png")}
+    edited = tiny_api.post("/v1/edit", files=upload, data=data)
+    assert edited.status_code == 200, edited.text
+    assert tiny_api.post("/v1/edit", files=upload, data={**data, "method": "bent"}).status_code == 422
+    assert tiny_api.post("/v1/generate", json={"n": 1, "method": "bent"}).status_code == 422
+    error = assert_error(tiny_api.post("/v1/generate", json={"n": 1, "attributes": {"Smiling": 1}, "keep": ["*"]}),
+                         422, "invalid_input")
+    assert "needs method='guided'" in error["detail"]

@@ -1,0 +1,107 @@
+"""Guided edits on a planted decoder whose smile leaks into the eye bar (tests/support/guided.py):
+the guided keep holds what the linear projection lets leak, the path has the linear edit's
+length, and the walk is deterministic, batched and cancellable."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facevae.errors import UserError
+from facevae.inference.directions import conditional_offset
+from facevae.inference.guided import KEEP_EVERYTHING, Guide, GuidedSettings, guided_edit
+from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
+
+
+@pytest.fixture
+def guide() -> Guide:
+    return Guide(LeakyPlantedDecoder(), PlantedDetector())
+
+
+@pytest.fixture
+def codes() -> torch.Tensor:
+    return torch.randn(12, 4, generator=torch.Generator().manual_seed(0)) * 0.5  # 12 faces
+
+
+def _probabilities(guide: Guide, codes: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.sigmoid(guide.logits(codes))  # N x 3: Smiling, Eyeglasses, Blond_Hair
+
+
+def test_guided_keep_removes_the_leak_that_linear_projection_leaves(guide: Guide, codes: torch.Tensor) -> None:
+    before = _probabilities(guide, codes)
+    linear = _probabilities(guide, codes + conditional_offset(VECTORS, {"Smiling": 2.0}, ["Eyeglasses"], "orthogonal"))
+    guided = _probabilities(guide, guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"]))
+    linear_leak = (linear[:, 1] - before[:, 1]).abs().mean()
+    guided_leak = (guided[:, 1] - before[:, 1]).abs().mean()
+    assert linear_leak > 0.25, linear_leak  # the planted leak is there, and projection does not touch it
+    assert guided_leak < 0.08, guided_leak
+    assert guided_leak < linear_leak / 4
+    # ...while the smile still switches on about as well as the linear edit's.
+    assert (guided[:, 0] - before[:, 0]).mean() > 0.9 * (linear[:, 0] - before[:, 0]).mean()
+    # The same with the gradient alone, unanchored by the attribute vector.
+    unanchored = guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"],
+                             settings=GuidedSettings(anchor=0.0))
+    assert (_probabilities(guide, unanchored)[:, 1] - before[:, 1]).abs().mean() < 0.08
+    # Without keep the guided edit leaks like the linear one: holding is what removes it.
+    free = _probabilities(guide, guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS))
+    assert (free[:, 1] - before[:, 1]).abs().mean() > 0.2
+
+
+def test_keep_everything_holds_every_other_attribute(guide: Guide, codes: torch.Tensor) -> None:
+    before = _probabilities(guide, codes)
+    after = _probabilities(guide, guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, keep=[KEEP_EVERYTHING]))
+    assert (after[:, 0] - before[:, 0]).mean() > 0.2
+    assert (after[:, 1:] - before[:, 1:]).abs().max() < 0.1
+
+
+def test_strength_is_a_path_length_in_the_linear_unit(guide: Guide, codes: torch.Tensor) -> None:
+    # Smiling's gradient and vector point along its own axis here, so the walk is straight: |s| x |v| long.
+    for strength in (2.0, -1.5):
+        moved = guided_edit(guide, codes, {"Smiling": strength}, {"Smiling": 0.7 * VECTORS["Smiling"]})
+        torch.testing.assert_close((moved - codes).norm(dim=1), torch.full((12,), abs(strength) * 0.7))
+        assert torch.sign(moved[:, 0] - codes[:, 0]).eq(1.0 if strength > 0 else -1.0).all()
+
+
+def test_deterministic_and_batched(guide: Guide, codes: torch.Tensor) -> None:
+    run = [guided_edit(guide, codes, {"Smiling": 2.0, "Blond_Hair": -1.0}, VECTORS, keep=["Eyeglasses"])
+           for _ in range(2)]
+    assert torch.equal(run[0], run[1])
+    one_by_one = torch.cat([guided_edit(guide, code[None], {"Smiling": 2.0, "Blond_Hair": -1.0}, VECTORS,
+                                        keep=["Eyeglasses"]) for code in codes])
+    torch.testing.assert_close(one_by_one, run[0], atol=1e-5, rtol=1e-5)
+
+
+def test_one_strength_per_face_equals_separate_walks(guide: Guide, codes: torch.Tensor) -> None:
+    per_face = torch.tensor([2.0, -1.0, 0.0] * 4)  # the arithmetic grid's columns, batched
+    together = guided_edit(guide, codes, {"Smiling": per_face}, VECTORS, keep=["Eyeglasses"])
+    for strength in (2.0, -1.0):
+        rows = per_face == strength
+        alone = guided_edit(guide, codes[rows], {"Smiling": strength}, VECTORS, keep=["Eyeglasses"])
+        torch.testing.assert_close(together[rows], alone, atol=1e-5, rtol=1e-5)
+    assert torch.equal(together[per_face == 0], codes[per_face == 0])  # strength 0: the face is not moved
+
+
+def test_cancel_is_called_before_every_step_and_stops_the_walk(guide: Guide, codes: torch.Tensor) -> None:
+    calls = []
+
+    def cancel() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise TimeoutError("deadline passed")
+
+    with pytest.raises(TimeoutError):
+        guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, settings=GuidedSettings(steps=10), cancel=cancel)
+    assert len(calls) == 3
+
+
+def test_clear_errors(guide: Guide, codes: torch.Tensor) -> None:
+    with pytest.raises(UserError, match="does not know 'Bald'"):
+        guided_edit(guide, codes, {"Bald": 1.0}, {"Bald": VECTORS["Smiling"]})
+    with pytest.raises(UserError, match="both edited and kept"):
+        guided_edit(guide, codes, {"Smiling": 1.0}, VECTORS, keep=["Smiling"])
+    with pytest.raises(UserError, match="between 1 and"):
+        GuidedSettings(steps=0)
+    with pytest.raises(UserError, match="anchor >= 0"):
+        GuidedSettings(anchor=-1)
+    assert torch.equal(guided_edit(guide, codes, {"Smiling": 0.0}, VECTORS), codes)
