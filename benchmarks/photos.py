@@ -2,6 +2,13 @@
 
     python benchmarks/photos.py                       # ../shared/photos, baseline vs default
     python benchmarks/photos.py --try lr=0.2,face_weight=5 --try starts=4,probe_steps=15
+    python benchmarks/photos.py --classifier CLASSIFIER_DIR --tune "" --tune steps=20,locality_weight=3
+
+--tune (repeatable; changes to facevae.inference.tuning.DEFAULT_TUNING, "" for the default) runs
+the pivotal-tuning rows instead (benchmarks/_photo_tuning.py): the untuned decoder and one row
+per tuning setting, with an independent attribute classifier (`facevae classifier train
+--data ../shared/celeba-sample --out DIR --attributes Male,Smiling,Pale_Skin`) judging identity
+and edit strength.
 
 For every photo in --photos (default ../shared/photos): whether a face was found and how it
 was framed (YuNet from --detector, default ../shared/face-detector), the landmark error of the
@@ -131,6 +138,22 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
         print(f"{values[:, 0].mean():6.2f} / {values[:, 1].mean():.3f}  {name}", flush=True)
 
 
+def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Namespace, mask: np.ndarray) -> None:
+    from _photo_tuning import parse_tune, print_table, tuning_rows
+
+    from facevae.evaluation import classifier as attribute_classifier
+
+    if args.classifier is None:
+        raise SystemExit("--tune needs --classifier DIR (an attribute classifier with Male, Smiling and Pale_Skin)")
+    settings = {text or "default": parse_tune(text) for text in args.tunes}
+    classifier = attribute_classifier.load(args.classifier)
+    load_before = os.getloadavg()[0]
+    rows = tuning_rows(pipe, photos, args.detector, settings, classifier, mask, psnr, ssim)
+    print(f"\nfacevae photos benchmark, pivotal tuning: {len(photos)} photos in {args.photos}; "
+          f"{cpu_description()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print_table(rows, settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=SHARED / "photos")
@@ -142,9 +165,14 @@ def main() -> None:
     parser.add_argument("--only-tries", action="store_true", help="sweeps: only the --try settings")
     parser.add_argument("--quality-only", action="store_true",
                         help="sweeps: all photos inverted in one batch per setting; PSNR/SSIM only, no times")
+    parser.add_argument("--tune", dest="tunes", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="a pivotal-tuning setting, as changes to the default ('' for it; repeatable)")
+    parser.add_argument("--classifier", type=Path, default=None,
+                        help="an attribute classifier folder with Male, Smiling and Pale_Skin (for --tune)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     args = parser.parse_args()
 
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:args.limit]
     with tempfile.TemporaryDirectory() as home:
         if args.model is None:
             from facevae.hub import install
@@ -155,6 +183,8 @@ def main() -> None:
     variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT_SETTINGS}
     variants.update({text: parse_try(text) for text in args.tries})
     mask = face_mask(pipe)
+    if args.tunes:
+        return tuning_benchmark(pipe, photos, args, mask)
     if args.quality_only:
         return quality_sweep(pipe, photos, args.detector, variants, mask)
     load_before = os.getloadavg()[0]

@@ -1,0 +1,155 @@
+"""facevae.inference.tuning: a tuned per-photo copy of the decoder, never the loaded one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from facevae.errors import UserError
+from facevae.inference.inversion import STOP_CHECK, face_weights
+from facevae.inference.tuning import TuningSettings, tune
+from tests.support.models import make_tiny_model
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+PHOTO = SHARED / "photos" / "obama.jpg"
+DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _problem(seed: int = 0):
+    """A tiny model, a pivot, a target it does not draw yet, and its directions."""
+    model = make_tiny_model(seed)
+    generator = torch.Generator().manual_seed(seed)
+    pivot = torch.randn(1, model.latent_dim, generator=generator)
+    target = torch.rand(1, 3, model.config.image_size, model.config.image_size, generator=generator)
+    weights = face_weights(model.preprocessing, 0.0)
+    return model, pivot, target, weights, torch.stack(list(model.attributes.values()))
+
+
+def _weight_bytes(module: torch.nn.Module) -> list[bytes]:
+    return [tensor.detach().numpy().tobytes() for tensor in module.state_dict().values()]
+
+
+def _fit_error(decoder, pivot, target) -> float:
+    with torch.no_grad():
+        return float(((decoder(pivot) - target) ** 2).mean())
+
+
+def test_tuning_fits_the_target_and_never_changes_the_loaded_model():
+    model, pivot, target, weights, directions = _problem()
+    before = _weight_bytes(model.decoder)
+    tuned = tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=30, lr=3e-3))
+    assert _weight_bytes(model.decoder) == before
+    assert all(p.requires_grad for p in model.decoder.parameters())
+    assert _fit_error(tuned, pivot, target) < 0.8 * _fit_error(model.decoder, pivot, target)
+
+
+def test_tuning_is_deterministic_for_a_seed():
+    model, pivot, target, weights, directions = _problem()
+    settings = TuningSettings(steps=8, lr=3e-3, locality_weight=5.0)
+    first, again = (tune(model.decoder, pivot, target, weights, directions, settings, seed=3) for _ in range(2))
+    other = tune(model.decoder, pivot, target, weights, directions, settings, seed=4)
+    assert _weight_bytes(first) == _weight_bytes(again)
+    assert _weight_bytes(first) != _weight_bytes(other)  # the seed picks the regulariser's codes
+
+
+def test_only_the_named_layers_change():
+    model, pivot, target, weights, directions = _problem()
+    tuned = tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=3, layers=("to_rgb",)))
+    changed = {name for (name, a), b in zip(model.decoder.state_dict().items(), tuned.state_dict().values())
+               if not torch.equal(a, b)}
+    assert changed == {"to_rgb.weight", "to_rgb.bias"}
+    with pytest.raises(UserError, match="no decoder parameters start with nonsense"):
+        tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=1, layers=("nonsense",)))
+
+
+def test_a_cancel_stops_tuning_between_steps():
+    model, pivot, target, weights, directions = _problem()
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        if len(calls) % 3 == 0:
+            raise TimeoutError("the request gave up")
+
+    with pytest.raises(TimeoutError):
+        tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=50), cancel=cancel)
+    assert len(calls) == 3
+    token = STOP_CHECK.set(cancel)  # the server's deadline check, as around refinement
+    try:
+        with pytest.raises(TimeoutError):
+            tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=50))
+    finally:
+        STOP_CHECK.reset(token)
+    assert len(calls) == 3 + 3
+
+
+def test_bad_settings_and_shapes_are_refused():
+    model, pivot, target, weights, directions = _problem()
+    with pytest.raises(UserError, match="locality must be one of"):
+        TuningSettings(locality="everywhere")
+    with pytest.raises(UserError, match="tuning steps"):
+        TuningSettings(steps=-1)
+    with pytest.raises(UserError, match="one photo"):
+        tune(model.decoder, pivot.repeat(2, 1), target, weights, directions)
+
+
+# --- a real photo (../shared) -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tuned_photo(pretrained_bundle: Path):
+    """(model, pivot, photo, tuned decoder) for a real photo, framed with YuNet and inverted."""
+    if not PHOTO.is_file() or not DETECTOR.is_file():
+        pytest.skip("the real photos and the YuNet file are in ../shared only on development machines")
+    from facevae import imaging
+    from facevae.hub.bundle import load_bundle
+    from facevae.inference.face import align_face
+    from facevae.inference.inversion import DEFAULT_SETTINGS, invert
+
+    model = load_bundle(pretrained_bundle)
+    aligned = align_face(imaging.read_image(PHOTO), detector=DETECTOR)
+    photo = imaging.preprocess(aligned.image, model.preprocessing)[None]
+    pivot = invert(model, photo, 0, settings=DEFAULT_SETTINGS)
+    weights = face_weights(model.preprocessing, DEFAULT_SETTINGS.face_weight)
+    tuned = tune(model.decoder, pivot, photo, weights, torch.stack(list(model.attributes.values())))
+    return model, pivot, photo, tuned
+
+
+def _face_psnr(model, image: torch.Tensor, photo: torch.Tensor) -> float:
+    weights = face_weights(model.preprocessing, 1000.0) > 2  # the face ellipse
+    return float(-10 * torch.log10(((image - photo) ** 2)[:, :, weights[0]].mean()))
+
+
+@pytest.mark.slow
+def test_tuning_raises_the_face_fit_on_a_real_photo(tuned_photo):
+    model, pivot, photo, tuned = tuned_photo
+    with torch.no_grad():
+        before, after = _face_psnr(model, model.decoder(pivot), photo), _face_psnr(model, tuned(pivot), photo)
+    assert after > before + 4.0, (before, after)
+
+
+@pytest.mark.slow
+def test_edits_and_faces_away_from_the_pivot_decode_as_before(tuned_photo):
+    """The regulariser: an attribute edit changes the pixels as on the untuned decoder, and
+    faces far from the photo (prior draws) are unchanged, within bounds measured on this photo."""
+    model, pivot, _, tuned = tuned_photo
+    vectors = torch.stack(list(model.attributes.values()))  # 40 x D
+    edits = torch.cat([pivot + 2 * vectors, pivot - 2 * vectors])
+    faraway = torch.randn(16, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        change_tuned = tuned(edits) - tuned(pivot)
+        change_before = model.decoder(edits) - model.decoder(pivot)
+        edit_error = float((change_tuned - change_before).abs().mean())
+        edit_size = float(change_before.abs().mean())
+        faraway_error = float((tuned(faraway) - model.decoder(faraway)).abs().mean())
+    assert edit_error < 0.25 * edit_size, (edit_error, edit_size)
+    assert faraway_error < 0.05, faraway_error
