@@ -22,6 +22,7 @@ _PUBLIC = {
     "DEFAULT_MODEL": "facevae.hub.registry",
     "FacePipeline": "facevae.inference.pipeline",
     "SynthesisResult": "facevae.inference.pipeline",
+    "EncodedPhoto": "facevae.inference.encoded",
     "align_face": "facevae.inference.face",
     "ModelConfig": "facevae.config",
     "DataConfig": "facevae.config",

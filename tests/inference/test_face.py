@@ -162,7 +162,7 @@ def test_reconstruct_frames_photos_unless_told_not_to(tiny_bundle: Path):
     pipe = FacePipeline(load_bundle(tiny_bundle))
     path = SHARED / "photos" / "paul_rudd.jpg"
     framed = pipe.reconstruct([path])
-    expected = pipe.prepare_images([align_face(read_image(path), detector=DETECTOR).image])
+    expected = pipe.encode([align_face(read_image(path), detector=DETECTOR).image], whole_image=True).images
     assert np.array_equal(framed.images[0], to_uint8(expected)[0])  # the framed photo is shown on top
     whole = pipe.reconstruct([path], whole_image=True)
     assert not np.array_equal(whole.images[0], framed.images[0])

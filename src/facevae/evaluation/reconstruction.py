@@ -66,7 +66,7 @@ def reconstruct(pipe: FacePipeline, images: torch.Tensor, invert_steps: int = 10
             mean, log_var = pipe.model.encode(batch)
             log_vars.append(log_var.float().cpu())
         else:
-            mean = pipe.encode(batch, refine_steps=invert_steps, progress=progress)  # an inner "refining" bar
+            mean = pipe.encode(batch, refine_steps=invert_steps, progress=progress).codes  # an inner "refining" bar
         encode_seconds += time.perf_counter() - started
         started = time.perf_counter()
         decoded = pipe.decode_tensor(mean).float().clamp(0, 1).cpu()

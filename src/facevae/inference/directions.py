@@ -111,9 +111,12 @@ def group_of(vectors: Mapping[str, torch.Tensor], keep: Sequence[str], edited: S
 
 
 def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[str, float],
-                       keep: Sequence[str], mode: str = "orthogonal", decode: Decode | None = None) -> torch.Tensor:
+                       keep: Sequence[str], mode: str = "orthogonal", decode: Decode | None = None,
+                       signatures: PixelSignatures | None = None) -> torch.Tensor:
     """Sum of strength x (edited vector made to keep the kept attributes): a D float32 vector.
-    Names must be valid keys of `vectors` (the pipeline checks them with a friendly message)."""
+    Names must be valid keys of `vectors` (the pipeline checks them with a friendly message).
+    "decoded" needs `decode`, or the kept attributes' `signatures` measured already (reused
+    across strengths)."""
     keep = check_keep(strengths, keep, mode)
     if mode == "auto":
         try:
@@ -133,9 +136,9 @@ def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[s
                                    if len(kept) > len(keep) else "")
     offset = sum(float(strengths[n]) * project_out(vectors[n], basis, n, described, least) for n in edited)
     if mode == "decoded":
-        if decode is None:
+        if signatures is None and decode is None:
             raise UserError("keep mode 'decoded' needs the decoder; call it through FacePipeline")
-        offset = decoded_correction(offset, [vectors[name].double() for name in keep], decode)
+        offset = decoded_correction(offset, signatures or PixelSignatures([vectors[name] for name in keep], decode))
     return offset.float().to(reference.device)
 
 
@@ -168,11 +171,10 @@ class PixelSignatures:
         return torch.linalg.lstsq(self.signatures, self.mean_change(offset)[:, None]).solution[:, 0]
 
 
-def decoded_correction(offset: torch.Tensor, kept: Sequence[torch.Tensor], decode: Decode,
+def decoded_correction(offset: torch.Tensor, signatures: PixelSignatures,
                        steps: int = CORRECTION_STEPS) -> torch.Tensor:
     """The offset moved within span(kept) until the kept attributes' pixel readouts lie on the
     straight line they follow for small steps (see the module docstring)."""
-    signatures = PixelSignatures(kept, decode)
     offset = offset.double()
     small = LINEAR_STEP * offset
     target = (signatures.units(small) - signatures.units(-small)) / (2 * LINEAR_STEP)  # k: first-order readout
