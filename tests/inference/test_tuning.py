@@ -153,3 +153,59 @@ def test_edits_and_faces_away_from_the_pivot_decode_as_before(tuned_photo):
         faraway_error = float((tuned(faraway) - model.decoder(faraway)).abs().mean())
     assert edit_error < 0.25 * edit_size, (edit_error, edit_size)
     assert faraway_error < 0.05, faraway_error
+
+
+# --- through FacePipeline ---------------------------------------------------------------
+
+def _photos(n: int, size: int = 40) -> list:
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(n)
+    return [Image.fromarray((torch.rand(size, size, 3, generator=generator) * 255).byte().numpy()) for _ in range(n)]
+
+
+def _differ_at_most(a, b, levels: int) -> bool:
+    """uint8 images a and b differ by at most `levels` in every pixel."""
+    return int(abs(a.astype(int) - b.astype(int)).max()) <= levels
+
+
+def test_photos_are_tuned_by_default_and_edits_use_the_same_directions():
+    from facevae.inference.pipeline import FacePipeline
+
+    pipe = FacePipeline(make_tiny_model())
+    before = _weight_bytes(pipe.model.decoder)
+    photo = _photos(1)[0]
+    tuned = pipe.encode(photo, whole_image=True, tune_steps=4)
+    untuned = pipe.encode(photo, whole_image=True, tune_steps=0)
+    assert tuned.decoder is not None and tuned.decoder_settings["tune_steps"] == 4 and untuned.decoder is None
+    assert pipe.encode(photo, whole_image=True).decoder_settings["tune_steps"] > 0  # on by default for photos
+    assert pipe.encode(pipe.encode(photo, whole_image=True, tune_steps=0).images).decoder is None  # tensors: off
+    edited, plain = (pipe.edit(e, {"Smiling": 1.5}, keep=["Eyeglasses"]) for e in (tuned, untuned))
+    assert torch.equal(torch.as_tensor(edited.latents), torch.as_tensor(plain.latents))  # same codes, same offset
+    assert not torch.equal(torch.as_tensor(edited.faces), torch.as_tensor(plain.faces))  # drawn by the tuned copy
+    assert _weight_bytes(pipe.model.decoder) == before
+
+
+def test_each_photo_is_drawn_by_its_own_tuned_decoder():
+    from facevae.inference.pipeline import FacePipeline
+
+    pipe = FacePipeline(make_tiny_model())
+    photos = _photos(2)
+    both = pipe.reconstruct(photos, whole_image=True, tune_steps=3)
+    for i, photo in enumerate(photos):
+        alone = pipe.reconstruct(photo, whole_image=True, tune_steps=3)
+        assert _differ_at_most(both.faces[i], alone.faces[0], 1)
+
+
+def test_a_morph_between_tuned_photos_ends_on_their_reconstructions():
+    from facevae.inference.pipeline import FacePipeline
+
+    pipe = FacePipeline(make_tiny_model())
+    start, end = _photos(2)
+    result = pipe.morph(steps=4, start=start, end=end, whole_image=True, tune_steps=3)
+    first = pipe.reconstruct(start, whole_image=True, tune_steps=3).faces[0]
+    last = pipe.reconstruct(end, whole_image=True, tune_steps=3).faces[0]
+    assert _differ_at_most(result.faces[0], first, 1)
+    assert _differ_at_most(result.faces[3], last, 1)
+    untuned = pipe.morph(steps=4, start=start, end=end, whole_image=True, tune_steps=0)
+    assert not (untuned.faces == result.faces).all()

@@ -28,15 +28,18 @@ statistics. The loaded model is never modified: tune() returns a new Decoder. Th
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..hub.bundle import FaceModel
 from ..model.vae import Decoder
-from .inversion import STOP_CHECK
+from .encoded import EncodedPhoto
+from .inversion import DEFAULT_SETTINGS as INVERSION_SETTINGS
+from .inversion import STOP_CHECK, face_weights
 
 MAX_TUNE_STEPS = 1000
 LOCALITY_MODES = ("delta", "absolute", "random", "none")
@@ -163,8 +166,8 @@ def tune(decoder: Decoder, pivot: torch.Tensor, target: torch.Tensor, weights: t
                 codes, untouched = pivot, None
             else:
                 codes = torch.cat([pivot, locality_codes(pivot, directions, settings, generator)])  # (1 + K) x D
-                with torch.inference_mode():
-                    untouched = original(codes).float().clone()
+                with torch.no_grad():
+                    untouched = original(codes).float()
             optimiser.zero_grad(set_to_none=True)
             losses = tuning_losses(tuned(codes), untouched, target, weights, settings)
             losses.total.backward()
@@ -172,3 +175,52 @@ def tune(decoder: Decoder, pivot: torch.Tensor, target: torch.Tensor, weights: t
     for parameter in tuned.parameters():
         parameter.requires_grad_(False)
     return tuned
+
+
+def tune_photos(model: FaceModel, encoded: EncodedPhoto, steps: int, drawing: Callable[[Decoder], torch.nn.Module],
+                reference: torch.nn.Module | None = None, settings: TuningSettings = DEFAULT_TUNING, seed: int = 0,
+                progress: bool = False) -> EncodedPhoto:
+    """`encoded` with a decoder tuned to each of its photos (FacePipeline.encode's tune_steps).
+
+    One photo gets one decoder; N photos a ModuleList of N, whose codes are drawn photo by photo
+    (FacePipeline._draw_encoded). drawing: turns a tuned Decoder into the module that draws
+    faces (the pipeline's FastDecoder rewrite); reference: the untouched decoder's fast version.
+    The attribute vectors are the regulariser's directions (random ones for a model without).
+    """
+    settings = replace(settings, steps=steps)
+    weights = face_weights(model.preprocessing, INVERSION_SETTINGS.face_weight).to(model.device)
+    directions = torch.stack(list(model.attributes.values())) if model.attributes else None
+    decoders = [drawing(tune(model.decoder, code[None], image[None], weights, directions, settings, seed,
+                             reference=reference, progress=progress))
+                for image, code in zip(encoded.images, encoded.codes)]
+    decoder = decoders[0] if len(decoders) == 1 else torch.nn.ModuleList(decoders)
+    return encoded.with_decoder(decoder, tune_steps=steps, tune_lr=settings.lr, tune_layers=list(settings.layers),
+                                locality=settings.locality, locality_weight=settings.locality_weight)
+
+
+def blended(start: torch.nn.Module, end: torch.nn.Module, t: float) -> torch.nn.Module:
+    """A decoder whose weights are (1 - t) * start's + t * end's, for morphs between tuned photos.
+
+    start, end: two decoders of one architecture, tuned copies of the same decoder (or one of
+    them the untouched decoder), so their weights lie close together and every blend draws a face.
+    """
+    if t == 0 or start is end:
+        return start
+    if t == 1:
+        return end
+    mixed, ends = copy.deepcopy(start), end.state_dict()
+    mixed.load_state_dict({name: torch.lerp(value, ends[name], t) if value.is_floating_point() else value
+                           for name, value in start.state_dict().items()})
+    return mixed
+
+
+def morph_faces(draw: Callable[[torch.Tensor, torch.nn.Module], torch.Tensor], path: torch.Tensor,
+                starts: list[torch.nn.Module] | None, ends: list[torch.nn.Module] | None,
+                untouched: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """N x T x D morph codes, each drawn by `draw` with its pair's end decoders blended by t
+    (`untouched` for an end without one): N*T x 3 x S x S."""
+    faces = []
+    for pair, row in enumerate(path):
+        start, end = (starts[pair] if starts else untouched), (ends[pair] if ends else untouched)
+        faces += [draw(code[None], blended(start, end, float(weight))) for code, weight in zip(row, t)]
+    return torch.cat(faces)
