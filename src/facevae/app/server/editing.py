@@ -1,7 +1,10 @@
 """Endpoints that take photos: POST /v1/edit and /v1/reconstruct.
 
 Each request's deadline starts when its body has arrived: decoding the uploads and waiting in
-the queue count against it, and refinement stops between steps once it has passed.
+the queue count against it, and refinement and decoder tuning stop between steps once it has
+passed. Photos are tuned by default (facevae.inference.tuning): each tuned decoder lives only
+while its job runs, so at most `workers` jobs' decoders exist at once (and the cost budget bounds
+the tuning work queued behind them); they are freed when the job ends.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ...errors import UserError
 from ...inference.pipeline import SynthesisResult
+from ...inference.tuning import DEFAULT_TUNING
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
 from .errors import clipped
@@ -34,9 +38,17 @@ def _parse_attributes(text: str) -> dict[str, float]:
                         f"[-{schemas.MAX_STRENGTH:g}, {schemas.MAX_STRENGTH:g}] ({problems})") from None
 
 
-def refine_cost(photos: int, refine_steps: int) -> int:
+# A tuning step draws and differentiates the pivot and 4 regulariser codes: about 5 refinement steps.
+TUNE_STEP_COST = 5
+TUNE_STEPS_FIELD = Form(ge=0, le=schemas.MAX_TUNE_STEPS,
+                        description="Steps of the per-photo decoder tuning (closer likeness); 0 = none; "
+                                    "default: the library's")
+
+
+def refine_cost(photos: int, refine_steps: int, tune_steps: int | None = 0) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
-    return photos * (refine_steps + 1)
+    tune = DEFAULT_TUNING.steps if tune_steps is None else tune_steps
+    return photos * (refine_steps + 1 + TUNE_STEP_COST * tune)
 
 
 @editing.post("/edit", summary="Your photo with attribute edits",
@@ -51,6 +63,7 @@ async def edit(
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
+    tune_steps: Annotated[int | None, TUNE_STEPS_FIELD] = None,
     view: Annotated[Literal["edited", "grid"], Form()] = "edited",
     format: Annotated[schemas.OutputFormat, Form()] = "png",
     include_images: Annotated[bool, Form()] = False,
@@ -62,8 +75,9 @@ async def edit(
     pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
     picture = await uploads.read(image, deadline)
     result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
-                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode),
-                               cost=refine_cost(1, refine_steps), deadline=deadline)
+                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode,
+                                                     tune_steps=tune_steps),
+                               cost=refine_cost(1, refine_steps, tune_steps), deadline=deadline)
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
@@ -78,6 +92,7 @@ async def reconstruct(
                                                          f"each face found and framed like /v1/edit's")],
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS)] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole pictures")] = False,
+    tune_steps: Annotated[int | None, TUNE_STEPS_FIELD] = None,
     format: Annotated[schemas.OutputFormat, Form()] = "png",
     include_images: Annotated[bool, Form()] = False,
     scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
@@ -87,7 +102,7 @@ async def reconstruct(
         raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
     pictures = [await uploads.read(upload, deadline) for upload in images]
     result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps,
-                                                            whole_image=whole_image),
-                               cost=refine_cost(len(pictures), refine_steps), deadline=deadline)
+                                                            whole_image=whole_image, tune_steps=tune_steps),
+                               cost=refine_cost(len(pictures), refine_steps, tune_steps), deadline=deadline)
     return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
                                                                include_images=include_images))
