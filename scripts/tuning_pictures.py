@@ -49,7 +49,8 @@ def rows(pipe: FacePipeline, photos: list, attributes: dict[str, float], whole_i
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=Path, default=None, help="a folder of photos (default: altered generated faces)")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a folder of photos (default: altered generated faces)")
     parser.add_argument("--model", default="celeba64-original")
     parser.add_argument("--attr", action="append", default=[], metavar="NAME=STRENGTH",
                         help="the edit (default Smiling=2)")

@@ -195,8 +195,8 @@ def _check_eyes(image: Image.Image, landmarks: np.ndarray, source: str) -> None:
     if (eyes < margin).any() or (eyes[:, 0] > image.width - margin).any() or (eyes[:, 1] > image.height - margin).any():
         raise FaceNotFoundError(
             f"The face in {source} has its eyes cut off by (or right at) the picture's edge, so it cannot be "
-            f"framed like CelebA's faces (by the eyes). Use a picture that shows the whole face, or, if it is already a face "
-            f"framed like a passport photo, the whole image (`--whole-image`; in Python `whole_image=True`)")
+            f"framed like CelebA's faces (by the eyes). Use a picture that shows the whole face, or, if it is "
+            f"already a face framed like a passport photo, the whole image (`--whole-image`; in Python `whole_image=True`)")
 
 
 def _weak_face(source: str, score: float) -> FaceNotFoundError:

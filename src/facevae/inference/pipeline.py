@@ -241,7 +241,9 @@ class FacePipeline:
         codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
         steps = (0 if torch.is_tensor(photos) else DEFAULT_TUNING.steps) if tune_steps is None else tune_steps
         encoded = EncodedPhoto(images, codes, notes)
-        return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress) if steps else encoded
+        if not steps:
+            return encoded
+        return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress)
 
     def _drawing(self, decoder: Decoder) -> torch.nn.Module:
         """The module that draws faces with `decoder`'s weights, rewritten like the pipeline's own."""

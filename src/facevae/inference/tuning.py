@@ -42,7 +42,7 @@ from .inversion import DEFAULT_SETTINGS as INVERSION_SETTINGS
 from .inversion import STOP_CHECK, face_weights
 
 MAX_TUNE_STEPS = 1000
-LOCALITY_MODES = ("delta", "absolute", "random", "none")
+LOCALITY_MODES = ("delta", "span", "absolute", "random", "none")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def fit_loss(drawn: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -
 def locality_loss(tuned_codes: torch.Tensor, tuned_pivot: torch.Tensor, original_codes: torch.Tensor,
                   original_pivot: torch.Tensor, mode: str) -> torch.Tensor:
     """K x 3 x S x S images at the regulariser codes, 1 x 3 x S x S at the pivot, tuned and untouched."""
-    if mode == "delta":
+    if mode in ("delta", "span"):
         return ((tuned_codes - tuned_pivot) - (original_codes - original_pivot)).pow(2).mean()
     return (tuned_codes - original_codes).pow(2).mean()
 
@@ -108,7 +108,10 @@ def locality_codes(pivot: torch.Tensor, directions: torch.Tensor, settings: Tuni
     """1 x D pivot, A x D directions -> K x D codes around the pivot (see the module docstring)."""
     k = settings.locality_codes
     signs = torch.randint(0, 2, (k, 1), generator=generator).float() * 2 - 1  # K x 1, each +-1
-    if settings.locality == "random":
+    if settings.locality == "span":  # random combinations of all the directions: every edit at once
+        weights = torch.randn(k, len(directions), generator=generator) / len(directions) ** 0.5
+        offsets = weights @ directions.cpu().float()
+    elif settings.locality == "random":
         length = directions.norm(dim=1).mean()
         offsets = torch.randn(k, directions.shape[1], generator=generator)
         offsets = offsets / offsets.norm(dim=1, keepdim=True) * length
