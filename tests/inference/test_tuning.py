@@ -10,7 +10,7 @@ import torch
 from facevae.errors import UserError
 from facevae.inference.inversion import STOP_CHECK, face_weights
 from facevae.inference.tuning import TuningSettings, tune
-from tests.support.models import make_tiny_model
+from tests.support.models import make_tiny_model, torch_threads
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTO = SHARED / "photos" / "obama.jpg"
@@ -19,10 +19,8 @@ DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def _problem(seed: int = 0):
