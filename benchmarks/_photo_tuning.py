@@ -56,8 +56,10 @@ def _scores(classifier, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, photo: torch.Tensor, classifier,
-             mask: np.ndarray, psnr, ssim) -> dict[str, float]:
-    """One decoder's likeness and edit strength for one photo."""
+             masks: tuple[np.ndarray, np.ndarray], psnr, ssim) -> dict[str, float]:
+    """One decoder's likeness and edit strength for one photo. masks: the face region, and the
+    face without the mouth (where the Smiling +2 edit is compared with the photo)."""
+    mask, unchanged = masks
     vectors = [pipe.model.attributes[name] for name in EDITED]
     codes = torch.cat([pivot] + [pivot + s * STRENGTH * v for v in vectors for s in (1, -1)])  # 5 x D
     with torch.inference_mode():
@@ -65,7 +67,8 @@ def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, 
     photo_scores, drawn_scores = _scores(classifier, photo), _scores(classifier, drawn)
     original, recon = photo[0].permute(1, 2, 0).numpy(), drawn[0].permute(1, 2, 0).numpy()
     row = {"psnr": psnr(original, recon, mask), "ssim": ssim(original, recon, mask),
-           "colour": float(np.linalg.norm(original[mask].mean(0) - recon[mask].mean(0)) * 255)}
+           "colour": float(np.linalg.norm(original[mask].mean(0) - recon[mask].mean(0)) * 255),
+           "edit psnr": psnr(original, drawn[1].permute(1, 2, 0).numpy(), unchanged)}
     for name in ("Male", "Pale_Skin"):
         row[f"same {name}"] = float((photo_scores[name][0] > 0.5) == (drawn_scores[name][0] > 0.5))
     for i, name in enumerate(EDITED):
@@ -74,7 +77,7 @@ def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, 
 
 
 def tuning_rows(pipe: FacePipeline, photos: list[Path], detector: Path, settings: dict[str, TuningSettings],
-                classifier, mask: np.ndarray, psnr, ssim) -> dict[str, list[dict[str, float]]]:
+                classifier, masks: tuple[np.ndarray, np.ndarray], psnr, ssim) -> dict[str, list[dict[str, float]]]:
     """Per setting ("untuned" first), one measurement dict per photo; prints a line per photo."""
     weights = face_weights(pipe.model.preprocessing, DEFAULT_SETTINGS.face_weight)
     directions = torch.stack(list(pipe.model.attributes.values()))
@@ -85,13 +88,13 @@ def tuning_rows(pipe: FacePipeline, photos: list[Path], detector: Path, settings
         photo = imaging.preprocess(aligned.image, pipe.model.preprocessing)[None]
         pivot = invert(pipe.model, photo, 0, pipe.decoder, DEFAULT_SETTINGS)
         inverted = time.perf_counter() - start
-        rows["untuned"].append({**_measure(pipe, pipe.decoder, pivot, photo, classifier, mask, psnr, ssim),
+        rows["untuned"].append({**_measure(pipe, pipe.decoder, pivot, photo, classifier, masks, psnr, ssim),
                                 "seconds": inverted, "memory": _peak_rss_mib()})
         for name, setting in settings.items():
             start = time.perf_counter()
             tuned = tune(pipe.model.decoder, pivot, photo, weights, directions, setting, seed=0)
             seconds = inverted + time.perf_counter() - start
-            row = _measure(pipe, tuned, pivot, photo, classifier, mask, psnr, ssim)
+            row = _measure(pipe, tuned, pivot, photo, classifier, masks, psnr, ssim)
             rows[name].append({**row, "seconds": seconds, "memory": _peak_rss_mib()})
         print(f"  {path.name}: " + " | ".join(f"{name} {r[-1]['psnr']:.1f} dB, smile {r[-1]['Smiling edit']:+.2f}"
                                                 for name, r in rows.items()), flush=True)
@@ -100,12 +103,14 @@ def tuning_rows(pipe: FacePipeline, photos: list[Path], detector: Path, settings
 
 def print_table(rows: dict[str, list[dict[str, float]]], settings: dict[str, TuningSettings]) -> None:
     print("\nper setting (mean over photos; agreement counts; median seconds; the process's peak RSS so far):")
-    print("| setting | face PSNR dB / SSIM | same gender | same Pale_Skin | face colour distance | "
-          "Smiling edit | Male edit | s per photo | peak MiB |\n|---|---|---|---|---|---|---|---|---|")
+    print("| setting | face PSNR dB / SSIM | Smiling +2: PSNR outside the mouth | same gender | same Pale_Skin | "
+          "face colour distance | Smiling edit | Male edit | s per photo | peak MiB |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for name, values in rows.items():
         mean = {key: statistics.fmean(v[key] for v in values) for key in values[0]}
         count = len(values)
-        print(f"| {name} | {mean['psnr']:.2f} / {mean['ssim']:.3f} | {sum(v['same Male'] for v in values):.0f}/{count}"
+        print(f"| {name} | {mean['psnr']:.2f} / {mean['ssim']:.3f} | {mean['edit psnr']:.2f} | "
+              f"{sum(v['same Male'] for v in values):.0f}/{count}"
               f" | {sum(v['same Pale_Skin'] for v in values):.0f}/{count} | {mean['colour']:.1f} | "
               f"{mean['Smiling edit']:.3f} | {mean['Male edit']:.3f} | "
               f"{statistics.median(v['seconds'] for v in values):.2f} | {max(v['memory'] for v in values):.0f} |")

@@ -44,6 +44,7 @@ from facevae.inference.pipeline import FacePipeline
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+MOUTH_REGION = (62, 140, 116, 170)  # the mouth in the CelebA frame, where a Smiling edit acts
 
 
 def cpu_description() -> str:
@@ -73,14 +74,15 @@ def parse_try(text: str) -> InversionSettings:
     return replace(DEFAULT_SETTINGS, **changes)
 
 
-def face_mask(pipe: FacePipeline) -> np.ndarray:
-    """S x S bool: FACE_REGION's rectangle at the model's input, through the bundle's preprocessing."""
+def face_mask(pipe: FacePipeline, region: tuple[int, int, int, int] = FACE_REGION) -> np.ndarray:
+    """S x S bool: a rectangle of the CelebA frame (default FACE_REGION) at the model's input,
+    through the bundle's preprocessing."""
     from PIL import Image, ImageDraw
 
     from facevae.inference.face import CELEBA_SIZE
 
     mask = Image.new("RGB", CELEBA_SIZE, (0, 0, 0))
-    ImageDraw.Draw(mask).rectangle(FACE_REGION, fill=(255, 255, 255))
+    ImageDraw.Draw(mask).rectangle(region, fill=(255, 255, 255))
     return imaging.preprocess(mask, pipe.model.preprocessing)[0].numpy() > 0.5
 
 
@@ -148,7 +150,8 @@ def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Name
     settings = {text or "default": parse_tune(text) for text in args.tunes}
     classifier = attribute_classifier.load(args.classifier)
     load_before = os.getloadavg()[0]
-    rows = tuning_rows(pipe, photos, args.detector, settings, classifier, mask, psnr, ssim)
+    unchanged = mask & ~face_mask(pipe, MOUTH_REGION)  # what a Smiling edit should leave alone
+    rows = tuning_rows(pipe, photos, args.detector, settings, classifier, (mask, unchanged), psnr, ssim)
     print(f"\nfacevae photos benchmark, pivotal tuning: {len(photos)} photos in {args.photos}; "
           f"{cpu_description()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print_table(rows, settings)
