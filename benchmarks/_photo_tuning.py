@@ -23,7 +23,7 @@ import torch
 
 from facevae import imaging
 from facevae.inference.face import align_face
-from facevae.inference.inversion import DEFAULT_SETTINGS, face_weights, invert
+from facevae.inference.inversion import InversionSettings, face_weights, invert
 from facevae.inference.pipeline import FacePipeline
 from facevae.inference.tuning import DEFAULT_TUNING, TuningSettings, tune
 
@@ -79,14 +79,14 @@ def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, 
 def tuning_rows(pipe: FacePipeline, photos: list[Path], detector: Path, settings: dict[str, TuningSettings],
                 classifier, masks: tuple[np.ndarray, np.ndarray], psnr, ssim) -> dict[str, list[dict[str, float]]]:
     """Per setting ("untuned" first), one measurement dict per photo; prints a line per photo."""
-    weights = face_weights(pipe.model.preprocessing, DEFAULT_SETTINGS.face_weight)
+    weights = face_weights(pipe.model.preprocessing, InversionSettings().face_weight)
     directions = torch.stack(list(pipe.model.attributes.values()))
     rows: dict[str, list[dict[str, float]]] = {"untuned": [], **{name: [] for name in settings}}
     for path in photos:
         start = time.perf_counter()
         aligned = align_face(imaging.read_image(path), source=path.name, detector=detector)
         photo = imaging.preprocess(aligned.image, pipe.model.preprocessing)[None]
-        pivot = invert(pipe.model, photo, 0, pipe.decoder, DEFAULT_SETTINGS)
+        pivot = invert(pipe.model, photo, 0, pipe.decoder, InversionSettings())
         inverted = time.perf_counter() - start
         rows["untuned"].append({**_measure(pipe, pipe.decoder, pivot, photo, classifier, masks, psnr, ssim),
                                 "seconds": inverted, "memory": _peak_rss_mib()})

@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from serve_load import free_port, wait_ready  # this folder is on sys.path when the script runs
 
 from facevae.testing.uploads import blank_png
+from serve_load import free_port, wait_ready  # this folder is on sys.path when the script runs
 
 CONFIGURATIONS = {  # label -> ServerSettings overrides
     "unbounded (full-size decoding, all at once)": {"upload_max_side": None, "decoding_uploads": 64},
@@ -52,7 +52,7 @@ def untrained_bundle(folder: Path) -> Path:
     import torch
 
     from facevae.config import ModelConfig
-    from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
+    from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
     from facevae.model.vae import Decoder, Encoder
 
     torch.manual_seed(0)
@@ -110,10 +110,12 @@ def main() -> None:
     upload = blank_png(args.side, args.side)
     with tempfile.TemporaryDirectory() as folder:
         model = Path(args.model) if args.model else untrained_bundle(Path(folder))
-        results = {label: measure(model, overrides, upload, args.uploads) for label, overrides in CONFIGURATIONS.items()}
-    print(f"\n{args.uploads} concurrent uploads of a {len(upload) / 1e3:.0f} KB PNG declaring {args.side} x {args.side} "
-          f"RGBA ({args.side ** 2 / 1e6:.1f} MP); {platform.processor() or platform.machine()}, {os.cpu_count()} "
-          f"CPUs, flags: {cpu_flags()}; zlib {zlib.ZLIB_VERSION}\n")
+        results = {label: measure(model, overrides, upload, args.uploads)
+                   for label, overrides in CONFIGURATIONS.items()}
+    print(f"\n{args.uploads} concurrent uploads of a {len(upload) / 1e3:.0f} KB PNG declaring "
+          f"{args.side} x {args.side} RGBA ({args.side ** 2 / 1e6:.1f} MP); "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, flags: {cpu_flags()}; "
+          f"zlib {zlib.ZLIB_VERSION}\n")
     print(f"{'server':46} {'RSS before':>11} {'peak RSS':>10} {'RSS after':>10} {'wall':>7}  answers")
     for label, r in results.items():
         print(f"{label:46} {r['before']:8.0f} MB {r['peak']:7.0f} MB {r['after']:7.0f} MB {r['seconds']:6.1f}s  "

@@ -20,9 +20,8 @@ import pytest
 
 pytest.register_assert_rewrite("support")  # before the first import of tests/support, so its asserts explain themselves
 
+from facevae.model.bundle import save_bundle  # noqa: E402
 from support.models import make_tiny_model  # noqa: E402
-
-from facevae.hub.bundle import save_bundle  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained" / "original-celeba64"
@@ -60,12 +59,14 @@ def tiny_bundle(tmp_path: Path) -> Path:
 def pretrained_bundle(shared_pretrained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundle folder of celeba64-original, installed from ../shared via `--from`."""
     from facevae.hub import install
+    from facevae.interop.loading import convert_published
 
     home = tmp_path_factory.mktemp("pretrained-home")
     old = os.environ.get("FACEVAE_HOME")
     os.environ["FACEVAE_HOME"] = str(home)
     try:
-        return install.install("celeba64-original", source_dir=shared_pretrained_dir, progress=False)
+        return install.install("celeba64-original", source_dir=shared_pretrained_dir, progress=False,
+                               convert=convert_published)
     finally:
         if old is None:
             os.environ.pop("FACEVAE_HOME", None)

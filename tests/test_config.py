@@ -20,7 +20,8 @@ from facevae.config import (
 def test_defaults_are_the_original_recipe():
     config = RunConfig()
     assert config.model == MODEL_PRESETS["original"]
-    assert (config.train.recon_weight, config.train.lr, config.train.batch_size, config.train.epochs) == (2000.0, 5e-4, 128, 12)
+    train = config.train
+    assert (train.recon_weight, train.lr, train.batch_size, train.epochs) == (2000.0, 5e-4, 128, 12)
     assert config.model.bottom_size == 4 and config.model.flat_features == 2048
 
 

@@ -113,11 +113,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"Device '{name}' was requested but this PyTorch sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+                              f"(torch {torch.__version__}); use {{option}} or install a CUDA build of torch",
+                              option="device", value="cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     elif device.type == "mps" and not _mps_available():
-        raise DeviceError("Device 'mps' was requested but Apple's Metal backend is not available here; use --device cpu")
+        raise DeviceError("Device 'mps' was requested but Apple's Metal backend is not available here; "
+                          "use {option}", option="device", value="cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"Unsupported device '{name}'; use {DEVICES}")
     return device

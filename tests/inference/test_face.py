@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import photo_of
 
 from facevae.errors import UserError
-from facevae.hub.bundle import load_bundle
 from facevae.imaging import read_image, to_uint8
 from facevae.inference.face import (
     CELEBA_EYES,
@@ -28,6 +26,8 @@ from facevae.inference.face import (
     similarity_transform,
 )
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
+from support.images import photo_of
 
 SCALE, OFFSET = 3, (150, 60)  # photo_of's defaults: the face is enlarged 3x and pasted at this corner
 
@@ -49,7 +49,8 @@ def test_finds_and_frames_a_face_like_celeba(faces: np.ndarray):
 
 
 def test_levels_a_tilted_face(faces: np.ndarray):
-    tilted = photo_of(faces[0]).rotate(12, resample=Image.Resampling.BICUBIC, center=(450, 400), fillcolor=(90, 120, 90))
+    tilted = photo_of(faces[0]).rotate(12, resample=Image.Resampling.BICUBIC, center=(450, 400),
+                                       fillcolor=(90, 120, 90))
     aligned = align_face(tilted)
     (lx, ly), (rx, ry) = aligned.eyes
     assert np.degrees(np.arctan2(ly - ry, rx - lx)) == pytest.approx(12, abs=5)  # the tilt was measured
@@ -67,9 +68,11 @@ def test_several_faces_take_the_largest(faces: np.ndarray):
 
 def test_no_face_offers_the_whole_image():
     rng = np.random.default_rng(0)
-    landscape = Image.fromarray(np.repeat(np.linspace(40, 220, 600, dtype=np.uint8)[None, :, None], 3, 2).repeat(400, 0))
-    with pytest.raises(FaceNotFoundError, match="--whole-image"):
+    gradient = np.linspace(40, 220, 600, dtype=np.uint8)[None, :, None]  # 1 x 600 x 1
+    landscape = Image.fromarray(np.repeat(gradient, 3, 2).repeat(400, 0))
+    with pytest.raises(FaceNotFoundError, match="use the whole image instead") as raised:
         align_face(landscape, source="landscape.png")
+    assert (raised.value.option, raised.value.value) == ("whole_image", True)  # each front end names it
     noise = Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))
     whole = align_face(noise, whole_image=True)
     assert whole.image.size == (300, 300) and whole.box is None and "whole image" in whole.notes[0]
@@ -81,7 +84,8 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTOS = sorted(p for p in (SHARED / "photos").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
 needs_photos = pytest.mark.skipif(not PHOTOS or not DETECTOR.is_file(),
-                                  reason="the real photos and the YuNet file are in ../shared only on development machines")
+                                  reason="the real photos and the YuNet file are in ../shared only on "
+                                         "development machines")
 
 
 def _photo(name: str) -> Image.Image:

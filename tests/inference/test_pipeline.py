@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.errors import UserError
-from facevae.hub.bundle import FaceModel, load_bundle
 from facevae.imaging import to_uint8
 from facevae.inference import directions
 from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline, LatentShapeError, UnknownAttributeError, slerp
+from facevae.model.bundle import FaceModel, load_bundle
 from facevae.model.fast_decoder import FastDecoder
 from facevae.model.vae import Decoder
+from support.models import randomise_batchnorm
 
 
 @pytest.fixture
@@ -83,7 +84,8 @@ def test_unknown_attribute_lists_valid_names_with_suggestion(pipe: FacePipeline)
     with pytest.raises(UnknownAttributeError, match="Valid names"):
         pipe.arithmetic("Wings")
     with pytest.raises(UnknownAttributeError, match="facevae attributes"):
-        FacePipeline(FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)).resolve_attributes({"x": 1})
+        bare = FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)
+        FacePipeline(bare).resolve_attributes({"x": 1})
 
 
 def test_decode_checks_latent_shape(pipe: FacePipeline):
@@ -267,3 +269,22 @@ def test_arithmetic_measures_the_pixel_signatures_once(pipe: FacePipeline):
     assert counter.rows == 2 * samples + 6 * readouts * samples + 35
     single = pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"], keep_mode="decoded")
     assert np.allclose(result.latents[5] - result.latents[3], single.numpy(), atol=1e-5)
+
+
+def test_decoding_splits_into_the_runtimes_batches(pipe: FacePipeline):
+    calls = []
+    decoder = pipe.decoder
+    pipe.decoder = lambda chunk: calls.append(len(chunk)) or decoder(chunk)
+    pipe.generate(n=20)
+    assert calls == [8, 8, 4] and pipe.runtime.decode_batch == 8  # the CPU's
+
+
+def test_the_public_surface_is_the_documented_one(pipe: FacePipeline):
+    public = {name for name in dir(pipe) if not name.startswith("_")}
+    assert public == {"load", "model", "runtime", "precision", "decoder", "latent_dim", "image_size",
+                      "attribute_names", "sample_latents", "as_latents", "resolve_attributes", "decode_tensor",
+                      "encode", "generate", "decode", "arithmetic", "morph", "reconstruct", "edit"}
+    documented = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+    table = documented.read_text().split("## FacePipeline's public surface")[1].split("\n## ")[0]
+    missing = sorted(name for name in public if not re.search(rf"[`.]{name}\b", table))
+    assert missing == []

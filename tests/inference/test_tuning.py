@@ -109,15 +109,15 @@ def tuned_photo(pretrained_bundle: Path):
     if not PHOTO.is_file() or not DETECTOR.is_file():
         pytest.skip("the real photos and the YuNet file are in ../shared only on development machines")
     from facevae import imaging
-    from facevae.hub.bundle import load_bundle
+    from facevae.model.bundle import load_bundle
     from facevae.inference.face import align_face
-    from facevae.inference.inversion import DEFAULT_SETTINGS, invert
+    from facevae.inference.inversion import InversionSettings, invert
 
     model = load_bundle(pretrained_bundle)
     aligned = align_face(imaging.read_image(PHOTO), detector=DETECTOR)
     photo = imaging.preprocess(aligned.image, model.preprocessing)[None]
-    pivot = invert(model, photo, 0, settings=DEFAULT_SETTINGS)
-    weights = face_weights(model.preprocessing, DEFAULT_SETTINGS.face_weight)
+    pivot = invert(model, photo, 0, settings=InversionSettings())
+    weights = face_weights(model.preprocessing, InversionSettings().face_weight)
     tuned = tune(model.decoder, pivot, photo, weights, torch.stack(list(model.attributes.values())))
     return model, pivot, photo, tuned
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 
 TESTS_DIR = Path(__file__).resolve().parents[1]  # on the servers' PYTHONPATH, so `-m support.server` runs
 SLOW_SERVER = ["-m", "support.server"]  # + BUNDLE PORT DELAY_S QUEUE_SIZE, for start_server

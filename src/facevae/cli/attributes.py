@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ..errors import UserError
 from ..hub.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from ..hub.bundle import FaceModel
+    from ..model.bundle import FaceModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
     from ..config import DataConfig
     from ..data.prepare import ensure_cache
-    from ..errors import UserError
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
     from ..inference import attributes as attrs
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     if not (args.data or args.orthogonal or args.report or args.from_classifier):
         raise UserError("nothing to do: give --data to compute vectors, --from-classifier DIR, "
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         add_fitted(model, args)
         changed = True
     for spec in args.orthogonal:
-        target, others = attrs.parse_orthogonal(spec)
+        target, others = parse_orthogonal(spec)
         name = target + attrs.ORTHOGONAL_SUFFIX
         model.attributes[name] = attrs.orthogonalize(model.attributes, target, others)
         if target in model.attribute_counts:
@@ -99,16 +99,26 @@ def run(args: argparse.Namespace) -> int:
         out = save_bundle(model, args.out or path)
         print(f"wrote bundle {out}")
     if args.report:
-        for written in attrs.write_report(model.attributes, args.report):
+        from ..evaluation.similarity import write_similarity_report
+
+        for written in write_similarity_report(model.attributes, args.report):
             print(f"wrote {written}")
     return 0
+
+
+def parse_orthogonal(spec: str) -> tuple[str, list[str]]:
+    """`TARGET:OTHER,OTHER` -> (target, [others])."""
+    target, sep, rest = spec.partition(":")
+    others = [name.strip() for name in rest.split(",") if name.strip()]
+    if not sep or not target.strip() or not others:
+        raise UserError(f"'{spec}' is not TARGET:OTHER,OTHER, e.g. Eyeglasses:Male,Young")
+    return target.strip(), others
 
 
 def add_fitted(model: "FaceModel", args: argparse.Namespace) -> None:
     """Fit one direction per classifier attribute and add it to the model's vectors."""
     import sys
 
-    from ..errors import UserError
     from ..evaluation.classifier import load as load_classifier
     from ..inference.fitted import fit_directions
     from ..inference.pipeline import FacePipeline

@@ -60,7 +60,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         channels = tuple(int(part) for part in _names(args.channels))
     except ValueError:
-        raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}")
+        raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}"
+                        ) from None
     try:
         config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                        precision=args.precision, device=args.device,

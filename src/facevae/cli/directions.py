@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..edit_choices import DEFAULT_STRENGTHS
 from ..hub.registry import DEFAULT_MODEL
 from .synthesis import strengths as strength_list
 
@@ -29,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", action="append", default=[], metavar="INDEX=NAME",
                         help="name direction INDEX (from 0), e.g. --name 3=Pose (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="the face shown in every row (default 0)")
-    parser.add_argument("--strengths", type=strength_list, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-                        help="columns (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")
+    parser.add_argument("--strengths", type=strength_list, default=DEFAULT_STRENGTHS, metavar="S1,S2,...",
+                        help=f"columns (default {','.join(map(str, DEFAULT_STRENGTHS))}; write --strengths=-3,0,3)")
     parser.add_argument("--out", default="directions.png", help="the picture (default directions.png)")
     parser.add_argument("--scale", type=int, default=1, help="enlarge each face by this integer factor")
     parser.add_argument("--store", action="store_true", help="add the directions to the bundle")
@@ -40,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
     from ..inference.discovered import direction_grid, direction_names, parse_names, sefa_directions
     from ..inference.pipeline import FacePipeline
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     path = resolve_model_path(args.model)
     model = load(path)

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..hub import detector, install, registry
+    from ..interop.loading import convert_published
 
     if args.name in detector.DETECTORS:
         path = detector.install(args.name, source_dir=args.source_dir, progress=not args.quiet, force=args.force)
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if install.is_installed(args.name) and not args.force:
         print(f"{args.name} is already installed: {registry.bundle_path(args.name)} (--force reinstalls)")
         return 0
-    path = install.install(args.name, source_dir=args.source_dir, progress=not args.quiet, force=args.force)
+    path = install.install(args.name, source_dir=args.source_dir, progress=not args.quiet, force=args.force,
+                           convert=convert_published)
     print(f"Installed {args.name} ({spec.licence} licence, by {spec.author}): {path}")
     return 0

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
     parser.add_argument("--classifier", metavar="DIR",
                         help="an attribute classifier folder (`facevae classifier train`)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write: new, empty, or an earlier report (replaced)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
                         help="which images of the data (default test; all: every image, e.g. a folder of photos)")
     parser.add_argument("--max-images", type=int, default=500, help="images of the split per model (default 500)")

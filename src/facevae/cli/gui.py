@@ -57,8 +57,8 @@ def streamlit_flags(host: str, port: int) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..hub.loading import resolve_model_path
     from ..hub.registry import DEFAULT_MODEL, REGISTRY
+    from ..interop.loading import resolve_model_path
 
     model = args.model or DEFAULT_MODEL
     try:

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..app.server.app import ENV_SETTINGS, create_app
     from ..app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
-    from ..hub.loading import DEFAULT_MODEL, resolve_model_path
+    from ..interop.loading import DEFAULT_MODEL, resolve_model_path
 
     settings = settings_from_args(args)
     model_path = resolve_model_path(args.model or DEFAULT_MODEL)  # a bad name fails here, clearly

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..edit_choices import DEFAULT_KEEP_MODE, DEFAULT_STRENGTHS, KEEP_MODES, keep_mode_help
 from ..hub.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ def strengths(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2"
+                                         ) from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one strength")
     return values
@@ -102,7 +104,6 @@ def edits_of(args: argparse.Namespace) -> dict:
 
 # Beyond this, strengths only give noise and silhouettes (the REST API refuses them: schemas.MAX_STRENGTH).
 STRENGTH_WARNING = 10.0
-KEEP_MODES = ("auto", "orthogonal", "group", "decoded")  # facevae.inference.directions.KEEP_MODES (no torch import here)
 
 # --- the arguments the commands share, and the table -----------------------------------
 
@@ -116,16 +117,14 @@ ATTRIBUTE_EDITS = (
               "useful strengths lie within +-3, beyond +-10 only noise"),
     _arg("--keep", type=attribute_names, action="extend", default=[], metavar="NAME,NAME",
          help="keep these attributes unchanged while editing, e.g. --keep Male,Young"),
-    _arg("--keep-mode", choices=KEEP_MODES, default="auto",
-         help="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
-              "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one; "
-              "decoded: orthogonal plus a correction that keeps the kept attributes' look in decoded faces "
-              "(slower; see docs/usage.md)"),
+    _arg("--keep-mode", choices=list(KEEP_MODES), default=DEFAULT_KEEP_MODE,
+         help=keep_mode_help() + " (see docs/usage.md)"),
 )
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
-    _arg("--device", default="auto", help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
+    _arg("--device", default="auto",
+         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
     _arg("--threads", type=int, default=None, metavar="N",
          help="CPU threads (default: the cores not busy with other work, from the load average)"),
 )
@@ -225,8 +224,9 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "arithmetic.png",
         (_arg("attribute", metavar="ATTRIBUTE", help="attribute name, e.g. Smiling"),
          _arg("-n", type=int, default=5, help="number of faces (rows, default 5)"), SEED, PRIOR_SCALE,
-         _arg("--strengths", type=strengths, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-              help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3); "
+         _arg("--strengths", type=strengths, default=DEFAULT_STRENGTHS, metavar="S1,S2,...",
+              help=f"comma-separated strengths (default {','.join(map(str, DEFAULT_STRENGTHS))}; "
+                   "write --strengths=-3,0,3); "
                    "1 = the mean difference between faces with and without the attribute")),
         lambda pipe, args: pipe.arithmetic(args.attribute, n=args.n, seed=args.seed, strengths=args.strengths,
                                            temperature=args.temperature, **edits_of(args)),

@@ -20,12 +20,15 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import make_staging_dir, replace_dir
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_FORMAT = "facevae-image-cache"
 CACHE_VERSION = 1
@@ -165,6 +168,14 @@ class ImageCache:
 
     def __len__(self) -> int:
         return len(self.filenames)
+
+    def float_images(self, rows: np.ndarray, device: "torch.device | str | None" = None) -> "torch.Tensor":
+        """Rows as model input: N x 3 x S x S float32 in [0, 1] (channels-last in memory), on
+        `device` (the uint8 pixels travel, a quarter of the floats' bytes)."""
+        import torch
+
+        pixels = torch.from_numpy(np.ascontiguousarray(self.images[rows]))  # N x S x S x 3 uint8
+        return pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def split_indices(self, split: str) -> np.ndarray:
         """Row numbers of one split ("train", "valid" or "test"), ascending."""

@@ -26,10 +26,11 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -266,7 +267,7 @@ def _open_writer(target: Path, count: int, spec: Preprocessing) -> CacheWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         needed, free = count * spec.image_size * spec.image_size * 3, shutil.disk_usage(target.parent).free
         if needed > free:
-            raise UserError(f"the cache needs {needed / 1e9:.1f} GB but {target.parent} has {free / 1e9:.1f} GB free. {fix}")
+            raise UserError(f"the cache needs {needed / 1e9:.1f} GB; {target.parent} has {free / 1e9:.1f} GB. {fix}")
         return CacheWriter(target, count, spec.image_size)  # published with normal permissions by replace_dir
     except OSError as error:
         raise UserError(f"cannot write the cache in {target.parent} ({error.strerror or error}). {fix}") from None
@@ -358,7 +359,7 @@ def describe_cache(path: str | Path) -> str:
     lines = [f"{cache.path}: {len(cache):,} images, {size}x{size} ({meta['preprocessing']['crop']}"
              + (f" {meta['preprocessing']['crop_size']}" if meta["preprocessing"]["crop"] == "center" else "") + "), "
              f"{len(cache.attribute_names)} attributes",
-             f"  split: train {counts.get('train', 0):,} / valid {counts.get('valid', 0):,} / test {counts.get('test', 0):,} ({how})"]
+             f"  split: {' / '.join(f'{name} {counts.get(name, 0):,}' for name in ('train', 'valid', 'test'))} ({how})"]
     prepared = meta.get("prepared", {})
     if prepared:
         lines.append(f"  decoded in {prepared['seconds']:.1f} s when first prepared "

@@ -156,11 +156,3 @@ def load(folder: str | Path, device: str | torch.device = "cpu") -> AttributeCla
     except RuntimeError as error:
         raise ClassifierError(f"{weights} does not match {folder / CONFIG_FILE}: {error}") from None
     return classifier.to(device).eval()
-
-
-def read_metrics(folder: str | Path) -> dict[str, Any]:
-    """metrics.json of a classifier folder."""
-    path = Path(folder).expanduser() / METRICS_FILE
-    if not path.is_file():
-        raise ClassifierError(f"{path} is missing; run `facevae classifier evaluate {Path(folder)} --data ...`")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -105,8 +105,7 @@ def score_split(classifier: AttributeClassifier, cache: ImageCache, split: str, 
     parts = []
     for start in tqdm(range(0, len(rows), batch_size), desc=f"scoring {split}", unit="batch", disable=not progress,
                       leave=False):
-        pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows[start:start + batch_size]]))
-        images = pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # B x 3 x S x S
+        images = cache.float_images(rows[start:start + batch_size], device)  # B x 3 x S x S
         parts.append(classifier.probabilities(images).cpu().numpy())
     return SplitScores(np.concatenate(parts), cache.attributes[rows][:, columns].astype(np.int8))
 

@@ -34,14 +34,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from ..edit_choices import GROUP_COSINE, KEEP_MODES
 from ..errors import UserError
 
-KEEP_MODES = ("auto", "orthogonal", "group", "decoded")
-GROUP_COSINE = 0.8  # the correlated group of a kept attribute: |cosine| at or above this
 # "group" refuses an edit that keeps less of its direction than this (cosine with the plain vector).
 GROUP_LEAST = 0.3
 CORRECTION_SAMPLES = 32  # faces the "decoded" mode averages over

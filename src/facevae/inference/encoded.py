@@ -7,8 +7,9 @@ take one (or a photo, which they encode first). Front ends that edit the same ph
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

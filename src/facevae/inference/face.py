@@ -210,7 +210,7 @@ def _weak_face(source: str, score: float) -> FaceNotFoundError:
 def _no_face(source: str) -> FaceNotFoundError:
     return FaceNotFoundError(
         f"No face found in {source}. If it already shows just a face framed like a passport photo, "
-        f"use the whole image instead (`--whole-image`; in Python `whole_image=True`)")
+        f"use the whole image instead ({{option}})", option="whole_image", value=True)
 
 
 # --- Haar cascades (without the YuNet file) ----------------------------------------------
@@ -235,7 +235,8 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted((tuple(int(v) for v in f) for f in faces), key=lambda b: b[2] * b[3], reverse=True)
 
 
-def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]
+                ) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """The two eye centres inside a face box, or None when they are not found plausibly.
 
     The upper part of the box is equalised on its own (a photo's background would otherwise

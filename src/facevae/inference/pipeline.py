@@ -19,17 +19,19 @@ from __future__ import annotations
 import difflib
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .. import imaging
+from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
 from ..model.vae import Decoder
 from ..runtime import pick_runtime, resolve_device
@@ -104,7 +106,7 @@ class FacePipeline:
         # the device is the model's; the precision follows facevae.runtime's rule (plain decoder: fp32)
         self.runtime = pick_runtime(model.device, precision if fast else "fp32")
         self.precision = self.runtime.precision
-        self.fast = fast
+        self._fast = fast
         self.decoder: torch.nn.Module = (FastDecoder(model.decoder, self.precision).to(model.device) if fast
                                          else model.decoder)
         self.decoder.eval()
@@ -114,8 +116,8 @@ class FacePipeline:
              precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run, on
         `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
-        from ..hub.loading import load
         from ..hub.registry import DEFAULT_MODEL
+        from ..interop.loading import load
 
         return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
 
@@ -167,8 +169,8 @@ class FacePipeline:
         valid = self.attribute_names
         if not valid:
             return UnknownAttributeError(
-                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them with "
-                f"`facevae attributes --model MODEL --data CELEBA_OR_CACHE`")
+                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them from a "
+                f"labelled dataset (`facevae attributes`, docs/usage.md)")
         folded = {v.lower(): v for v in valid}
         close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.5)
         hint = f" Did you mean '{folded[close[0]]}'?" if close else ""
@@ -247,7 +249,7 @@ class FacePipeline:
 
     def _drawing(self, decoder: Decoder) -> torch.nn.Module:
         """The module that draws faces with `decoder`'s weights, rewritten like the pipeline's own."""
-        return FastDecoder(decoder, self.precision).to(self.model.device).eval() if self.fast else decoder
+        return FastDecoder(decoder, self.precision).to(self.model.device).eval() if self._fast else decoder
 
     def _frame(self, images: Any, whole_image: bool = False) -> tuple[torch.Tensor, list[str]]:
         """Photos -> (N x 3 x S x S model input, notes): every picture goes through the one
@@ -318,7 +320,7 @@ class FacePipeline:
                                faces=imaging.to_uint8(recon), notes=encoded.notes)
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
-                   strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
+                   strengths: Sequence[float] = DEFAULT_STRENGTHS, temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
                    keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
@@ -333,7 +335,7 @@ class FacePipeline:
         codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         self._check_count(len(codes))
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
@@ -376,9 +378,8 @@ class FacePipeline:
         if (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2:
             return self.as_latents(value), None
         encoded = self.encode(value, whole_image=whole_image, tune_steps=tune_steps)
-        decoder = encoded.decoder
-        return encoded.codes, None if decoder is None else list(decoder) if isinstance(decoder, torch.nn.ModuleList) \
-            else [decoder]
+        decoders = encoded.decoder if isinstance(encoded.decoder, torch.nn.ModuleList) else [encoded.decoder]
+        return encoded.codes, None if encoded.decoder is None else list(decoders)
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
              whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto",

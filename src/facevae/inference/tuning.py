@@ -31,17 +31,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from ..model.vae import Decoder
 from .encoded import EncodedPhoto
-from .inversion import DEFAULT_SETTINGS as INVERSION_SETTINGS
-from .inversion import STOP_CHECK, face_weights
+from .inversion import STOP_CHECK, InversionSettings, face_weights
 
 MAX_TUNE_STEPS = 1000
 LOCALITY_MODES = ("delta", "span", "absolute", "random", "none")
@@ -193,7 +192,7 @@ def tune_photos(model: FaceModel, encoded: EncodedPhoto, steps: int, drawing: Ca
     The attribute vectors are the regulariser's directions (random ones for a model without).
     """
     settings = replace(settings, steps=steps)
-    weights = face_weights(model.preprocessing, INVERSION_SETTINGS.face_weight).to(model.device)
+    weights = face_weights(model.preprocessing, InversionSettings().face_weight).to(model.device)
     directions = torch.stack(list(model.attributes.values())) if model.attributes else None
     decoders = [drawing(tune(model.decoder, code[None], image[None], weights, directions, settings, seed,
                              reference=reference, progress=progress))

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..config import MODEL_PRESETS, ModelConfig, Preprocessing
-from ..hub.bundle import FaceModel, check_model_size
+from ..model.bundle import FaceModel, check_model_size
 from ..model.vae import Decoder, Encoder
 from .keras_weights import (
     KerasFileError,
@@ -119,7 +119,8 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     except FileNotFoundError:
         raise KerasFileError(f"{path}: no such attribute-vector file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's attributes_embedings.json") from None
+        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's "
+                             f"attributes_embedings.json") from None
     if not isinstance(data, dict) or not data:
         raise KerasFileError(f"{path} must map attribute names to lists of {latent_dim} numbers")
     vectors: dict[str, torch.Tensor] = {}
@@ -149,7 +150,7 @@ def import_keras(model_file: str | Path, encoder_file: str | Path | None = None,
     if kind == "encoder":
         raise KerasFileError(
             f"{model_file} is an encoder; a model needs a decoder. Pass the decoder (or the whole "
-            f"vae.keras) first and the encoder with --encoder"
+            f"vae.keras) first and the encoder as {{option}}", option="encoder"
         )
     prefix = "dec/" if kind == "vae" else ""
     config = decoder_config_from_h5(weights, prefix)
@@ -162,7 +163,8 @@ def import_keras(model_file: str | Path, encoder_file: str | Path | None = None,
     if kind == "vae" or encoder_file is not None:
         if kind == "vae":
             if encoder_file is not None:
-                raise KerasFileError(f"{model_file} is a whole VAE that already has an encoder; drop --encoder")
+                raise KerasFileError(f"{model_file} is a whole VAE that already has an encoder; leave out {{option}}",
+                                     option="encoder")
             enc_file, enc_weights, enc_prefix = model_file, weights, "enc/"
         else:
             enc_file = Path(encoder_file)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..hub.bundle import MAX_PARAMETERS
+from ..model.bundle import MAX_PARAMETERS
 
 
 class KerasFileError(UserError):
@@ -30,7 +30,7 @@ class KerasFileError(UserError):
 
 
 # What an archive member may unpack to: the weights of the largest model facevae loads
-# (hub.bundle.MAX_PARAMETERS float32 numbers) plus room for HDF5's own structures.
+# (model.bundle.MAX_PARAMETERS float32 numbers) plus room for HDF5's own structures.
 MAX_MEMBER_BYTES = {"config.json": 16 * 2**20, "model.weights.h5": MAX_PARAMETERS * 4 + 64 * 2**20}
 
 

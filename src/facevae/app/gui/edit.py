@@ -33,7 +33,7 @@ def _editor(pipeline: FacePipeline, photo: EncodedPhoto) -> None:
         try:
             result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             return
         scale = max(common.display_scale(pipeline.image_size, 3), EDIT_FACE_SIZE // pipeline.image_size)
         png = encode_png(make_grid(result.images, 3, scale=scale,
@@ -61,7 +61,7 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
         try:
             photo = uploads.prepare_photo(file.name, file.getvalue(), whole)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             if not whole:
                 st.caption("If the picture is already a cropped face, tick *Use the whole picture*.")
             return
@@ -77,6 +77,6 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
                 encoded = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image, steps,
                                                       tune_steps)
             except UserError as error:
-                st.error(str(error))
+                st.error(common.message(error))
                 return
         _editor(pipeline, encoded)

@@ -95,7 +95,7 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
     try:
         picked = _source_images(pipeline, model_ref, source, settings)
     except UserError as error:
-        st.error(str(error))
+        st.error(common.message(error))
         return
     if picked is None:
         return
@@ -106,7 +106,7 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
         try:
             png, latents = reconstruction_grid(pipeline, model_ref, key, images, steps, tune_steps)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             return
     common.show_png(png, name=f"reconstruct-{source}", caption="Originals (upper rows) and reconstructions "
                     "(lower rows)", latents=latents, seconds=timer.seconds)

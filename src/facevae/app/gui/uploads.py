@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 from PIL import Image
 
+from facevae.app.gui import common
 from facevae.errors import UserError
 from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline
@@ -35,14 +36,8 @@ def prepare_photo(name: str, data: bytes, whole_image: bool) -> PreparedPhoto:
         picture = read_image(data)
         aligned = align_face(picture, whole_image=whole_image)
     except UserError as error:
-        raise UserError(f"{name}: {in_gui_terms(str(error))}") from None
+        raise UserError(f"{name}: {error.message}", error.option, error.value) from None
     return PreparedPhoto(name, aligned.image, list(aligned.notes))
-
-
-def in_gui_terms(message: str) -> str:
-    """A library message as GUI users should read it: the checkbox's name instead of the CLI flag."""
-    message = message.replace("(`--whole-image`; in Python `whole_image=True`)", "(tick *Use the whole picture*)")
-    return message.replace("--whole-image", "*Use the whole picture*")
 
 
 def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
@@ -52,7 +47,7 @@ def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
         try:
             photos.append(prepare_photo(file.name, file.getvalue(), whole_image))
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
     return photos
 
 

@@ -16,10 +16,11 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import torch
 from fastapi import FastAPI

@@ -36,9 +36,10 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,7 +193,7 @@ class MicroBatcher:
     async def _wait(self, work: _Work) -> Any:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(work.future), max(work.deadline - time.monotonic(), 0))
-        except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
+        except (TimeoutError, asyncio.CancelledError) as stopped:
             work.abandoned.set()  # running: it stops at its next check; queued: it is skipped
             work.future.cancel()
             if isinstance(stopped, asyncio.CancelledError):  # the client went away

@@ -66,7 +66,8 @@ async def generate(body: schemas.GenerateRequest, pipeline: Pipeline, batcher: B
 
 @synthesis.post("/decode", tags=["synthesis"], summary="Faces for given latent codes", responses=FACES)
 async def decode(body: schemas.DecodeRequest, pipeline: Pipeline, batcher: Batcher) -> Response:
-    latents = pipeline.as_latents(body.latents) + pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
+    offset = pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
+    latents = pipeline.as_latents(body.latents) + offset
     decoded = await batcher.decode(latents)
     return await faces_response(decoded, latents, body)
 

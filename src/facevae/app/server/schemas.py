@@ -1,8 +1,9 @@
 """Request and response models of the REST API, with their bounds.
 
 Every request model refuses unknown fields (a typo such as `temprature` is a 422, not a
-silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1 or 2). Attribute names are checked against the loaded model by the
-server, since only it knows them; latent sizes likewise.
+silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1
+or 2). Attribute names are checked against the loaded model by the server, since only it
+knows them; latent sizes likewise.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ...edit_choices import DEFAULT_KEEP_MODE, SERVER_KEEP_MODES, keep_mode_help
 
 MAX_FACES = 64  # faces per request: a grid of 8 x 8
 MAX_STRENGTH = 10.0  # attribute strengths beyond +-10 only produce noise
@@ -30,14 +33,14 @@ Attributes = Annotated[
           examples=[{"Smiling": 1.5, "Eyeglasses": -1.0}]),
 ]
 Keep = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=100)]],
+    list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]],
     Field(max_length=MAX_ATTRIBUTES, description="Attributes to keep unchanged while editing (names as in "
           "GET /v1/model); an attribute cannot be both edited and kept", examples=[["Male", "Young"]]),
 ]
-# The pipeline's third mode, "decoded", decodes ~200 faces per request: CLI, Python and GUI only.
-KeepMode = Annotated[Literal["auto", "orthogonal", "group"], Field(
-    description="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
-                "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one")]
+# edit_choices.SERVER_KEEP_MODES: all but "decoded", which decodes ~200 faces per request.
+KeepModeName = Literal[SERVER_KEEP_MODES]  # type: ignore[valid-type]  # Literal of a tuple: its members
+KEEP_MODE_HELP = keep_mode_help(SERVER_KEEP_MODES)
+KeepMode = Annotated[KeepModeName, Field(description=KEEP_MODE_HELP)]
 Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
@@ -66,7 +69,7 @@ class GenerateRequest(OutputOptions):
                                description="Standard deviation of the sampled codes (1 = the prior)")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "auto"
+    keep_mode: KeepMode = DEFAULT_KEEP_MODE
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -78,7 +81,7 @@ class DecodeRequest(OutputOptions):
     latents: list[Latent] = Field(min_length=1, max_length=MAX_FACES, description="N x latent_dim codes")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "auto"
+    keep_mode: KeepMode = DEFAULT_KEEP_MODE
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DecodeRequest":

@@ -59,7 +59,7 @@ class UploadDecoder:
                                              f"{settings.max_upload_bytes / 1e6:.1f} MB; resize or recompress it")
         try:
             await asyncio.wait_for(self.slots.acquire(), max(deadline - time.monotonic(), 0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeadlineExceededError(f"the request took longer than the server's limit of "
                                         f"{settings.timeout_s:g} s") from None
         try:

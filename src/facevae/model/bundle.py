@@ -31,7 +31,7 @@ from .. import __version__
 from ..atomic import staged_dir
 from ..config import ConfigError, ModelConfig, Preprocessing, from_dict, to_dict
 from ..errors import UserError
-from ..model.vae import Decoder, Encoder
+from .vae import Decoder, Encoder
 
 BUNDLE_FORMAT = "facevae-bundle"
 BUNDLE_VERSION = 1
@@ -52,7 +52,8 @@ class EncoderMissingError(BundleError):
 class FaceModel:
     """A loaded bundle: decoder, optional encoder, attribute vectors, metadata.
 
-    encode(images N x 3 x H x W in [0, 1]) -> (mean, log_var); decode(latents) -> images.
+    encode(images N x 3 x H x W in [0, 1]) -> (mean, log_var). Codes are drawn for inference
+    by FacePipeline.decode_tensor (its fast decoder), the one way to decode.
     """
 
     config: ModelConfig
@@ -104,15 +105,10 @@ class FaceModel:
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.encoder is None:
             raise EncoderMissingError(
-                "This model has no encoder, so it cannot encode images directly. Use the "
-                "optimisation-based inversion (`facevae reconstruct --invert`, `refine_steps`) or a "
-                "bundle with an encoder (a facevae training run, or `facevae import-keras encoder.keras`)"
-            )
+                "This model has no encoder, so it cannot encode images directly. Encode by optimisation-based "
+                "inversion ({option} above 0) or use a bundle with an encoder (a facevae training run, or the "
+                "original's encoder.keras imported with `facevae import-keras`)", option="refine_steps")
         return self.encoder(images.to(self.device, torch.float32))
-
-    @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.decoder(latents.to(self.device, torch.float32))
 
 
 def _bundle_config(model: FaceModel) -> dict[str, Any]:
@@ -127,7 +123,7 @@ def _bundle_config(model: FaceModel) -> dict[str, Any]:
             **model.provenance,
             "facevae_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     }
 
