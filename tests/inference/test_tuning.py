@@ -45,7 +45,8 @@ def _fit_error(decoder, pivot, target) -> float:
 def test_tuning_fits_the_target_and_never_changes_the_loaded_model():
     model, pivot, target, weights, directions = _problem()
     before = _weight_bytes(model.decoder)
-    tuned = tune(model.decoder, pivot, target, weights, directions, TuningSettings(steps=30, lr=3e-3, locality="delta", locality_weight=1.0))
+    settings = TuningSettings(steps=30, lr=3e-3, locality="delta", locality_weight=1.0)
+    tuned = tune(model.decoder, pivot, target, weights, directions, settings)
     assert _weight_bytes(model.decoder) == before
     assert all(p.requires_grad for p in model.decoder.parameters())
     assert _fit_error(tuned, pivot, target) < 0.8 * _fit_error(model.decoder, pivot, target)

@@ -196,15 +196,16 @@ def _check_eyes(image: Image.Image, landmarks: np.ndarray, source: str) -> None:
         raise FaceNotFoundError(
             f"The face in {source} has its eyes cut off by (or right at) the picture's edge, so it cannot be "
             f"framed like CelebA's faces (by the eyes). Use a picture that shows the whole face, or, if it is "
-            f"already a face framed like a passport photo, the whole image (`--whole-image`; in Python `whole_image=True`)")
+            f"already a face framed like a passport photo, the whole image ({{option}})", option="whole_image",
+            value=True)
 
 
 def _weak_face(source: str, score: float) -> FaceNotFoundError:
     return FaceNotFoundError(
         f"No clear face in {source}: the face detector is only {score:.0%} sure of the best candidate (it needs "
         f"{MIN_SCORE:.0%}), so it was not framed. Use a sharper, frontal, well-lit photo of the face; if the picture "
-        f"already shows just a face framed like a passport photo, use the whole image instead (`--whole-image`; "
-        f"in Python `whole_image=True`)")
+        f"already shows just a face framed like a passport photo, use the whole image instead ({{option}})",
+        option="whole_image", value=True)
 
 
 def _no_face(source: str) -> FaceNotFoundError:
