@@ -181,7 +181,6 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
 
 def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Namespace, mask: np.ndarray) -> None:
     from _photo_tuning import parse_tune, print_table, tuning_rows
-
     from facevae.evaluation import classifier as attribute_classifier
 
     if args.classifier is None:

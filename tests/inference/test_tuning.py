@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.support.models import make_tiny_model, torch_threads
 
 from facevae.errors import UserError
 from facevae.inference.inversion import STOP_CHECK, face_weights
 from facevae.inference.tuning import TuningSettings, tune
-from tests.support.models import make_tiny_model, torch_threads
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTO = SHARED / "photos" / "obama.jpg"
@@ -110,9 +110,9 @@ def tuned_photo(pretrained_bundle: Path):
     if not PHOTO.is_file() or not DETECTOR.is_file():
         pytest.skip("the real photos and the YuNet file are in ../shared only on development machines")
     from facevae import imaging
-    from facevae.model.bundle import load_bundle
     from facevae.inference.face import align_face
     from facevae.inference.inversion import InversionSettings, invert
+    from facevae.model.bundle import load_bundle
 
     model = load_bundle(pretrained_bundle)
     aligned = align_face(imaging.read_image(PHOTO), detector=DETECTOR)

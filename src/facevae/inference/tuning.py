@@ -30,8 +30,8 @@ statistics. The loaded model is never modified: tune() returns a new Decoder. Th
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
