@@ -2,6 +2,13 @@
 
     python benchmarks/photos.py                       # ../shared/photos, baseline vs default
     python benchmarks/photos.py --try lr=0.2,face_weight=5 --try starts=4,probe_steps=15
+    python benchmarks/photos.py --classifier CLASSIFIER_DIR --tune "" --tune steps=20,locality_weight=3
+
+--tune (repeatable; changes to facevae.inference.tuning.DEFAULT_TUNING, "" for the default) runs
+the pivotal-tuning rows instead (benchmarks/_photo_tuning.py): the untuned decoder and one row
+per tuning setting, with an independent attribute classifier (`facevae classifier train
+--data ../shared/celeba-sample --out DIR --attributes Male,Smiling,Pale_Skin`) judging identity
+and edit strength.
 
 For every photo in --photos (default ../shared/photos): whether a face was found and how it
 was framed (YuNet from --detector, default ../shared/face-detector), the landmark error of the
@@ -38,6 +45,7 @@ from facevae.model.bundle import load_bundle
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+MOUTH_REGION = (62, 140, 116, 170)  # the mouth in the CelebA frame, where a Smiling edit acts
 
 
 def cpu_description() -> str:
@@ -105,14 +113,15 @@ def invert_variant(pipe: FacePipeline, images: torch.Tensor, variant: Variant) -
     return refine(pipe.decoder, images, best, steps - probe, variant.settings, weights)
 
 
-def face_mask(pipe: FacePipeline) -> np.ndarray:
-    """S x S bool: FACE_REGION's rectangle at the model's input, through the bundle's preprocessing."""
+def face_mask(pipe: FacePipeline, region: tuple[int, int, int, int] = FACE_REGION) -> np.ndarray:
+    """S x S bool: a rectangle of the CelebA frame (default FACE_REGION) at the model's input,
+    through the bundle's preprocessing."""
     from PIL import Image, ImageDraw
 
     from facevae.inference.face import CELEBA_SIZE
 
     mask = Image.new("RGB", CELEBA_SIZE, (0, 0, 0))
-    ImageDraw.Draw(mask).rectangle(FACE_REGION, fill=(255, 255, 255))
+    ImageDraw.Draw(mask).rectangle(region, fill=(255, 255, 255))
     return imaging.preprocess(mask, pipe.model.preprocessing)[0].numpy() > 0.5
 
 
@@ -170,6 +179,22 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
         print(f"{values[:, 0].mean():6.2f} / {values[:, 1].mean():.3f}  {name}", flush=True)
 
 
+def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Namespace, mask: np.ndarray) -> None:
+    from _photo_tuning import parse_tune, print_table, tuning_rows
+    from facevae.evaluation import classifier as attribute_classifier
+
+    if args.classifier is None:
+        raise SystemExit("--tune needs --classifier DIR (an attribute classifier with Male, Smiling and Pale_Skin)")
+    settings = {text or "default": parse_tune(text) for text in args.tunes}
+    classifier = attribute_classifier.load(args.classifier)
+    load_before = os.getloadavg()[0]
+    unchanged = mask & ~face_mask(pipe, MOUTH_REGION)  # what a Smiling edit should leave alone
+    rows = tuning_rows(pipe, photos, args.detector, settings, classifier, (mask, unchanged), psnr, ssim)
+    print(f"\nfacevae photos benchmark, pivotal tuning: {len(photos)} photos in {args.photos}; "
+          f"{cpu_description()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print_table(rows, settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=SHARED / "photos")
@@ -181,9 +206,14 @@ def main() -> None:
     parser.add_argument("--only-tries", action="store_true", help="sweeps: only the --try settings")
     parser.add_argument("--quality-only", action="store_true",
                         help="sweeps: all photos inverted in one batch per setting; PSNR/SSIM only, no times")
+    parser.add_argument("--tune", dest="tunes", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="a pivotal-tuning setting, as changes to the default ('' for it; repeatable)")
+    parser.add_argument("--classifier", type=Path, default=None,
+                        help="an attribute classifier folder with Male, Smiling and Pale_Skin (for --tune)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     args = parser.parse_args()
 
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:args.limit]
     with tempfile.TemporaryDirectory() as home:
         if args.model is None:
             from facevae.hub import install
@@ -196,6 +226,8 @@ def main() -> None:
     variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT}
     variants.update({text: parse_try(text) for text in args.tries})
     mask = face_mask(pipe)
+    if args.tunes:
+        return tuning_benchmark(pipe, photos, args, mask)
     if args.quality_only:
         return quality_sweep(pipe, photos, args.detector, variants, mask)
     load_before = os.getloadavg()[0]

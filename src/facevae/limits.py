@@ -19,6 +19,7 @@ MAX_LATENT_DIM = 4096  # bounds a latent row before the model checks its exact s
 MAX_LATENT_VALUE = 100.0
 MAX_ATTRIBUTES = 64  # entries in one attribute mapping
 MAX_REFINE_STEPS = 500  # optimisation steps per uploaded photo: seconds of CPU each
+MAX_TUNE_STEPS = 200  # decoder-tuning steps per uploaded photo (facevae.inference.tuning)
 MAX_UPLOAD_FILES = 16  # photos in one /v1/reconstruct request
 MAX_NAME_LENGTH = 100  # characters of an attribute name (the longest real one is far shorter)
 

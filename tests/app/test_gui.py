@@ -208,6 +208,16 @@ def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_
     assert image_urls(app)[1] != edited
 
 
+def test_edit_tunes_the_decoder_to_the_photo_unless_unticked(gui, tiny_model_bundle: Path, face_photo_png: bytes):
+    app = gui(tiny_model_bundle, query={"mode": "edit"}).run()
+    app.file_uploader(key="edit-upload").set_value(("me.png", face_photo_png, "image/png")).run()
+    assert app.checkbox(key="edit-tune").value  # on by default
+    tuned = image_urls(app)[1]
+    app.checkbox(key="edit-tune").uncheck().run()
+    check_clean(app)
+    assert image_urls(app)[1] != tuned
+
+
 @pytest.mark.parametrize("upload, message", [
     (("notes.png", b"this is text, not a picture", "image/png"), "not a PNG, JPEG"),
     (("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(21 * 1024 * 1024), "image/png"), "the limit is"),

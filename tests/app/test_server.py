@@ -185,6 +185,15 @@ def test_edit_returns_the_edited_face(client: TestClient, pipe: FacePipeline):
     assert grid.shape[1] == 2 + 3 * 34  # photo, reconstruction, edited
 
 
+def test_edit_tunes_the_photo_unless_told_not_to(client: TestClient, pipe: FacePipeline):
+    photo = png_bytes(size=(40, 48))
+    data = {"attributes": json.dumps({"Smiling": 2.0}), "whole_image": "true"}
+    untuned = open_png(client.post("/v1/edit", files=upload(photo), data={**data, "tune_steps": "0"}).content)
+    assert np.array_equal(untuned, pipe.edit(photo, {"Smiling": 2.0}, whole_image=True, tune_steps=0).images[2])
+    assert not np.array_equal(untuned, open_png(client.post("/v1/edit", files=upload(photo), data=data).content))
+    assert client.post("/v1/edit", files=upload(photo), data={**data, "tune_steps": "100000"}).status_code == 422
+
+
 def test_edit_json_gives_the_codes_of_the_faces_it_drew(client: TestClient):
     data = {"whole_image": "true", "format": "json", "include_images": "true", "attributes": '{"Smiling": 1}'}
     edited = client.post("/v1/edit", files=upload(png_bytes()), data=data).json()
@@ -278,8 +287,9 @@ def test_reconstruct_shows_originals_and_reconstructions(client: TestClient):
     whole = {"whole_image": "true"}
     grid = open_png(client.post("/v1/reconstruct", files=files, data=whole).content)
     assert grid.shape[1] > 3 * 34  # row labels on the left, 3 columns
+    untuned = {**whole, "tune_steps": "0"}  # a tuned photo's code redraws it only with its tuned decoder
     body = client.post("/v1/reconstruct", files=files,
-                       data={**whole, "format": "json", "include_images": "true"}).json()
+                       data={**untuned, "format": "json", "include_images": "true"}).json()
     assert np.array(body["latents"]).shape == (3, 16) and len(body["images"]) == 3  # the reconstructions
     redrawn = client.post("/v1/decode", json={"latents": body["latents"], "format": "json", "include_images": True})
     for again, first in zip(redrawn.json()["images"], body["images"]):  # decoded in other batch shapes

@@ -38,6 +38,7 @@ def test_no_numeric_option_takes_an_unbounded_number() -> None:
     (["generate", "--temperature", "nan"], "--temperature: nan is outside 0..5"),
     (["morph", "--steps", "1000000000"], "--steps: 1000000000 is outside 2..64"),
     (["edit", "x.jpg", "--refine-steps", "100000"], "--refine-steps: 100000 is outside 0..500"),
+    (["reconstruct", "x.jpg", "--tune-steps", "100000"], "--tune-steps: 100000 is outside 0..200"),
     (["arithmetic", "Smiling", "--strengths=-1e9,0"], "at most 64 strengths, each within +-10"),
     (["classifier", "train", "--data", "d", "--out", "o", "--lr", "inf"], "--lr: inf is outside (0, 1]"),
     (["prepare", "d", "--workers", "-3"], "--workers: -3 is outside 0..1,024"),

@@ -95,6 +95,19 @@ def test_reconstruct_images_and_bad_files(tiny_bundle: Path, tmp_path: Path, cap
     assert "is not a PNG, JPEG" in capsys.readouterr().err
 
 
+def test_photos_are_tuned_unless_told_not_to(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / "face.png")
+    outputs = {}
+    for name, flags in {"untuned": ["--no-tune"], "tuned": ["--tune-steps", 3]}.items():
+        outputs[name] = tmp_path / f"{name}.png"
+        assert run("reconstruct", tmp_path / "face.png", "--model", tiny_bundle, "--whole-image", *flags,
+                   "--out", outputs[name]) == 0
+    assert not np.array_equal(np.asarray(Image.open(outputs["untuned"])), np.asarray(Image.open(outputs["tuned"])))
+    with pytest.raises(SystemExit) as stop:  # bounded at parse time, like every numeric option
+        run("edit", tmp_path / "face.png", "--model", tiny_bundle, "--whole-image", "--tune-steps", -1)
+    assert stop.value.code == 2 and "--tune-steps: -1 is outside 0..200" in capsys.readouterr().err
+
+
 # --- photo editing with the real pretrained decoder -----------------------------------
 
 @pytest.fixture(scope="module")

@@ -135,8 +135,24 @@ def test_a_tiny_face_is_refused_clearly():
     tiny = _photo("obama.jpg").resize((24, 30))  # the face is about 8 pixels wide
     canvas = Image.new("RGB", (400, 300), (120, 120, 120))
     canvas.paste(tiny, (200, 150))
-    with pytest.raises(UserError, match="(only \\d+ pixels wide)|(No face found)"):
+    with pytest.raises(UserError, match="(only \\d+ pixels wide)|(No face found)|(No clear face)"):
         align_face(canvas, detector=DETECTOR)
+
+
+@needs_photos
+def test_a_crop_that_cuts_off_the_eyes_is_refused_clearly():
+    photo = _photo("obama.jpg")  # eyes at y = 145 of 800
+    with pytest.raises(UserError, match="eyes cut off .* picture's edge.*whole image"):
+        align_face(photo.crop((0, 160, photo.width, photo.height)), detector=DETECTOR)
+    with pytest.raises(UserError, match="eyes cut off"):  # the left eye half out of the picture
+        align_face(photo.crop((330, 0, photo.width, photo.height)), detector=DETECTOR)
+
+
+@needs_photos
+def test_a_face_the_detector_scores_low_is_reported_not_framed():
+    photo = _photo("biden.jpg")  # half the face: YuNet gives the rest 0.46
+    with pytest.raises(UserError, match=r"No clear face in .*only \d+% sure.*needs 60%"):
+        align_face(photo.crop((211, 0, photo.width, photo.height)), detector=DETECTOR)
 
 
 @needs_photos

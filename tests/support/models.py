@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -72,3 +75,15 @@ def small_model(config: ModelConfig = SMALL_ORIGINAL, seed: int = 0, encoder: bo
     attributes = {name: torch.randn(config.latent_dim, generator=generator) for name in ("Smiling", "Eyeglasses")}
     return FaceModel(config, modules[0], modules[1] if encoder else None, attributes, {"Smiling": [5, 5]},
                      provenance={"source": "tests: random weights"})
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` inside, restored after (tiny models optimise
+    faster on one thread, and far faster on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

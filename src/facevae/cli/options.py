@@ -13,7 +13,15 @@ import argparse
 import math
 from collections.abc import Callable
 
-from ..limits import MAX_CLI_FACES, MAX_FACES, MAX_REFINE_STEPS, MAX_SCALE, MAX_SEED, MAX_TEMPERATURE
+from ..limits import (
+    MAX_CLI_FACES,
+    MAX_FACES,
+    MAX_REFINE_STEPS,
+    MAX_SCALE,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    MAX_TUNE_STEPS,
+)
 
 MAX_THREADS = 1024
 MAX_IMAGES = 10**9  # images of a split: bounds a typo, not a data set
@@ -63,6 +71,7 @@ SEED = whole(0, MAX_SEED)
 TEMPERATURE = number(0.0, MAX_TEMPERATURE)
 SCALE = whole(1, MAX_SCALE)
 REFINE_STEPS = whole(0, MAX_REFINE_STEPS)
+TUNE_STEPS = whole(0, MAX_TUNE_STEPS)
 THREADS = whole(1, MAX_THREADS)
 IMAGES = whole(1, MAX_IMAGES)
 WORKERS = whole(0, MAX_WORKERS)

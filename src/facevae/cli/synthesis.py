@@ -179,11 +179,26 @@ def _check_decode(args: argparse.Namespace) -> None:
     args.codes = read_latents(args.latents_file)
 
 
+# Pivotal tuning of photos (facevae.inference.tuning), on by default for photos.
+TUNE_OPTIONS = (
+    _arg("--no-tune", action="store_true",
+         help="do not tune a decoder copy to each photo (faster; the face is then a look-alike, not the person)"),
+    _arg("--tune-steps", type=bounded.TUNE_STEPS, default=None, metavar="N",
+         help="steps of the per-photo decoder tuning (default 30, the library's TuningSettings)"),
+)
+
+
+def tune_steps_of(args: argparse.Namespace) -> int | None:
+    """0 with --no-tune, else --tune-steps (None: the default)."""
+    return 0 if args.no_tune else args.tune_steps
+
+
 def _reconstruct(pipe: "FacePipeline", args: argparse.Namespace) -> "SynthesisResult":
     steps = args.refine_steps if args.invert or not pipe.model.has_encoder else 0
     if not pipe.model.has_encoder:
         print(f"note: this model has no encoder; finding each code by {steps} optimisation steps", file=sys.stderr)
-    return pipe.reconstruct(args.images, refine_steps=steps, columns=args.columns, whole_image=args.whole_image)
+    return pipe.reconstruct(args.images, refine_steps=steps, columns=args.columns, whole_image=args.whole_image,
+                            tune_steps=tune_steps_of(args))
 
 
 COMMANDS: tuple[SynthesisCommand, ...] = (
@@ -213,7 +228,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
               help="optimisation steps with --invert, or for models without an encoder (default 60)"),
          _arg("--whole-image", action="store_true",
               help="skip face detection: the pictures are already faces framed like CelebA"),
-         _arg("--columns", type=bounded.COLUMNS, default=10, help="images per grid row (default 10)")),
+         _arg("--columns", type=bounded.COLUMNS, default=10, help="images per grid row (default 10)"), *TUNE_OPTIONS),
         _reconstruct, edits=False,
     ),
     SynthesisCommand(
@@ -246,10 +261,11 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
               help="start faces from photos (each face framed like `facevae edit`), one row each"),
          _arg("--to", dest="end", nargs="+", metavar="IMAGE", help="end faces from images, as many as --from"),
          _arg("--whole-image", action="store_true",
-              help="skip face detection: the --from/--to pictures are already faces framed like CelebA")),
+              help="skip face detection: the --from/--to pictures are already faces framed like CelebA"),
+         *TUNE_OPTIONS),
         lambda pipe, args: pipe.morph(n_pairs=args.n, steps=args.steps, seed=args.seed, method=args.method,
                                       start=args.start, end=args.end, temperature=args.temperature,
-                                      whole_image=args.whole_image, **edits_of(args)),
+                                      whole_image=args.whole_image, tune_steps=tune_steps_of(args), **edits_of(args)),
         check=_check_morph,
     ),
     SynthesisCommand(
@@ -271,9 +287,10 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
          _arg("--refine-steps", type=bounded.REFINE_STEPS, default=60,
               help="optimisation steps for a closer likeness (0 = encoder only; default 60)"),
          _arg("--whole-image", action="store_true",
-              help="skip face detection: the picture is already a face framed like CelebA"), EDIT_METHOD),
+              help="skip face detection: the picture is already a face framed like CelebA"), EDIT_METHOD,
+         *TUNE_OPTIONS),
         lambda pipe, args: pipe.edit(args.photo, **edits_of(args), refine_steps=args.refine_steps,
-                                     whole_image=args.whole_image),
+                                     whole_image=args.whole_image, tune_steps=tune_steps_of(args)),
     ),
 )
 

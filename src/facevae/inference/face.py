@@ -40,6 +40,8 @@ EYE_X_IN_BOX = ((68.8 - 33.9) / 110.5, (108.0 - 33.9) / 110.5)
 EYE_Y_IN_BOX = (110.8 - 70.2) / 110.5
 DETECT_MAX_SIDE = 800  # photos are searched at most this large (faster, same result)
 MIN_SCORE = 0.6  # YuNet's confidence below which a detection is not a face
+EYE_MARGIN = 0.25  # eyes nearer the picture's edge than this times their distance are cut off
+WEAK_SCORE = 0.3  # detections between this and MIN_SCORE are reported as unclear faces, never framed
 MIN_FACE_PIXELS = 16  # narrower faces carry too little detail to frame
 SMALL_EYE_DISTANCE = 20  # photo pixels between the eyes below which the frame is enlarged 2x or more
 ALIGNED_TOLERANCE = 6.0  # mean landmark distance (frame pixels) for a picture already framed like CelebA
@@ -152,28 +154,37 @@ def _load_yunet(path: str):
 
 def detect_landmarks(image: Image.Image, model_path: str | Path) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Faces as (box x, y, w, h; 5 x 2 landmarks in CELEBA_LANDMARKS' order), in photo pixels,
-    largest first. The photo is searched at most DETECT_MAX_SIDE pixels large."""
+    largest first: YuNet's detections scoring at least MIN_SCORE."""
+    return [(box, landmarks) for box, landmarks, score in _detections(image, model_path) if score >= MIN_SCORE]
+
+
+def _detections(image: Image.Image, model_path: str | Path) -> list[tuple[tuple[int, ...], np.ndarray, float]]:
+    """Every YuNet detection scoring at least WEAK_SCORE as (box, landmarks, score), largest first.
+    The photo is searched at most DETECT_MAX_SIDE pixels large."""
     shrink = min(1.0, DETECT_MAX_SIDE / max(image.size))
     small = image if shrink == 1.0 else image.resize(
         (max(1, round(image.width * shrink)), max(1, round(image.height * shrink))), Image.Resampling.BILINEAR)
     bgr = np.ascontiguousarray(np.asarray(small.convert("RGB"))[:, :, ::-1])
     detector = _yunet(str(model_path))
     detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+    detector.setScoreThreshold(WEAK_SCORE)  # weak detections are reported, never framed
     _, rows = detector.detect(bgr)  # rows: x, y, w, h, 5 landmarks (x, y), score
     faces = []
     for row in [] if rows is None else rows:
         box = tuple(int(round(v / shrink)) for v in row[:4])
-        faces.append((box, row[4:14].reshape(5, 2).astype(np.float64) / shrink))
+        faces.append((box, row[4:14].reshape(5, 2).astype(np.float64) / shrink, float(row[14])))
     return sorted(faces, key=lambda face: face[0][2] * face[0][3], reverse=True)
 
 
 def _frame_landmarks(image: Image.Image, model_path: Path, source: str) -> "AlignedFace":
-    faces = detect_landmarks(image, model_path)
+    detections = _detections(image, model_path)
+    faces = [(box, landmarks) for box, landmarks, score in detections if score >= MIN_SCORE]
     if not faces:
-        raise _no_face(source)
+        raise _weak_face(source, max(score for *_, score in detections)) if detections else _no_face(source)
     notes = [f"found {len(faces)} faces; used the largest"] if len(faces) > 1 else []
     box, landmarks = faces[0]
     _check_size(box, landmarks, source, notes)
+    _check_eyes(image, landmarks, source)
     if image.size == CELEBA_SIZE and landmark_error(landmarks) <= ALIGNED_TOLERANCE:
         notes.append("already framed like CelebA's aligned images; used as is")
         return AlignedFace(image, box, landmarks, notes)
@@ -188,6 +199,28 @@ def _check_size(box, landmarks: np.ndarray, source: str, notes: list[str]) -> No
     if eye_distance < SMALL_EYE_DISTANCE:
         notes.append(f"the face is small ({eye_distance:.0f} pixels between the eyes), so its frame is enlarged "
                      f"and blurry; a larger photo of the face gives a closer likeness")
+
+
+def _check_eyes(image: Image.Image, landmarks: np.ndarray, source: str) -> None:
+    """Refuse a face whose eyes YuNet places outside the picture or within EYE_MARGIN of its edge
+    (a crop that cuts them off): framing puts the eyes where CelebA's are, so it would frame
+    something else, and the edge would be smeared over the brows and forehead."""
+    eyes = landmarks[:2]
+    margin = EYE_MARGIN * float(np.linalg.norm(eyes[1] - eyes[0]))
+    if (eyes < margin).any() or (eyes[:, 0] > image.width - margin).any() or (eyes[:, 1] > image.height - margin).any():
+        raise FaceNotFoundError(
+            f"The face in {source} has its eyes cut off by (or right at) the picture's edge, so it cannot be "
+            f"framed like CelebA's faces (by the eyes). Use a picture that shows the whole face, or, if it is "
+            f"already a face framed like a passport photo, the whole image ({{option}})", option="whole_image",
+            value=True)
+
+
+def _weak_face(source: str, score: float) -> FaceNotFoundError:
+    return FaceNotFoundError(
+        f"No clear face in {source}: the face detector is only {score:.0%} sure of the best candidate (it needs "
+        f"{MIN_SCORE:.0%}), so it was not framed. Use a sharper, frontal, well-lit photo of the face; if the picture "
+        f"already shows just a face framed like a passport photo, use the whole image instead ({{option}})",
+        option="whole_image", value=True)
 
 
 def _no_face(source: str) -> FaceNotFoundError:

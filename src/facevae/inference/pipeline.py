@@ -17,10 +17,8 @@ plain decoder to float32 rounding; `fast=False` uses the plain decoder itself.
 from __future__ import annotations
 
 import difflib
-import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +31,12 @@ from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
 from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
+from ..model.vae import Decoder
 from ..runtime import pick_runtime, resolve_device
 from .encoded import EncodedPhoto
 from .guided import apply_edits, prepare_edits
+from .interpolation import lerp, slerp
+from .result import SynthesisResult
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
 GRID_COLUMNS = 10
@@ -49,81 +50,6 @@ class LatentShapeError(UserError):
     """Latent codes whose size does not match the model."""
 
 
-@dataclass
-class SynthesisResult:
-    """Faces and the codes behind them, and how to show them.
-
-    images: N x H x W x 3 uint8 grid tiles, in grid order (row by row, `columns` per row):
-        the faces, and where inputs are shown for context (reconstruct, edit) those too.
-    latents: M x D float32: the codes of the drawn faces, so decode(latents) redraws them.
-    faces: M x H x W x 3 uint8, the faces `latents` decode to, row for row (default: images,
-        when the grid shows nothing else).
-    """
-
-    images: np.ndarray
-    latents: np.ndarray
-    columns: int
-    column_labels: list[str] | None = None
-    marked_column: int | None = None
-    row_labels: list[str] | None = None
-    notes: list[str] = field(default_factory=list)  # e.g. "2 faces found; used the largest"
-    faces: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
-
-    def __post_init__(self) -> None:
-        if self.faces is None:
-            self.faces = self.images
-        if len(self.faces) != len(self.latents):
-            raise ValueError(f"{len(self.faces)} faces for {len(self.latents)} latent codes")
-
-    def grid(self, scale: int = 1) -> Image.Image:
-        return imaging.make_grid(self.images, self.columns, scale=scale, column_labels=self.column_labels,
-                                 row_labels=self.row_labels, marked_column=self.marked_column)
-
-    def png(self, scale: int = 1) -> bytes:
-        return imaging.encode_png(self.grid(scale))
-
-    def save(self, out: str | Path, scale: int = 1) -> list[Path]:
-        """A .png path gets the grid; any other path is a folder with one PNG per face."""
-        return imaging.save_images(self.images, out, self.columns, scale=scale, column_labels=self.column_labels,
-                                   row_labels=self.row_labels, marked_column=self.marked_column)
-
-    def save_latents(self, path: str | Path) -> Path:
-        """Write the latents as a .npy file (atomically), for `facevae decode`."""
-        path = Path(path)
-        if path.suffix != ".npy":
-            raise UserError(f"{path}: latents are saved as NumPy .npy files; use a name ending in .npy")
-        buffer = io.BytesIO()
-        np.save(buffer, self.latents.astype(np.float32))
-        return imaging.write_atomic(path, buffer.getvalue())
-
-
-def slerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation: N x D codes, T weights -> N x T x D.
-
-    Directions move along the great circle; the norm moves linearly from |start| to |end|,
-    so equal-norm endpoints keep their norm (linear interpolation shrinks it mid-way, into
-    the low-density centre of the Gaussian prior).
-    """
-    norm_a, norm_b = start.norm(dim=1, keepdim=True), end.norm(dim=1, keepdim=True)  # N x 1
-    unit_a, unit_b = start / norm_a.clamp_min(1e-12), end / norm_b.clamp_min(1e-12)
-    cos = (unit_a * unit_b).sum(1, keepdim=True).clamp(-1.0, 1.0)
-    angle = torch.acos(cos)[:, :, None]  # N x 1 x 1
-    t = t[None, :, None]  # 1 x T x 1
-    sin = torch.sin(angle)
-    nearly_parallel = sin.abs() < 1e-6
-    weight_a = torch.where(nearly_parallel, 1 - t, torch.sin((1 - t) * angle) / sin.clamp_min(1e-12))
-    weight_b = torch.where(nearly_parallel, t, torch.sin(t * angle) / sin.clamp_min(1e-12))
-    direction = weight_a * unit_a[:, None] + weight_b * unit_b[:, None]
-    direction = direction / direction.norm(dim=2, keepdim=True).clamp_min(1e-12)
-    return direction * ((1 - t) * norm_a[:, None] + t * norm_b[:, None])
-
-
-def lerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation: N x D codes, T weights -> N x T x D."""
-    t = t[None, :, None]
-    return (1 - t) * start[:, None] + t * end[:, None]
-
-
 class FacePipeline:
     """Generate, reconstruct, edit and morph faces with one loaded model."""
 
@@ -132,6 +58,7 @@ class FacePipeline:
         # the device is the model's; the precision follows facevae.runtime's rule (plain decoder: fp32)
         self.runtime = pick_runtime(model.device, precision if fast else "fp32")
         self.precision = self.runtime.precision
+        self._fast = fast
         self.decoder: torch.nn.Module = (FastDecoder(model.decoder, self.precision).to(model.device) if fast
                                          else model.decoder)
         self.decoder.eval()
@@ -239,27 +166,42 @@ class FacePipeline:
         return torch.cat(parts).contiguous()
 
     def _draw_encoded(self, photo: EncodedPhoto, latents: torch.Tensor) -> torch.Tensor:
-        """Codes drawn as the photo's own decoder draws them (a tuned one), else as decode_tensor."""
-        return self.decode_tensor(latents) if photo.decoder is None else self._draw(latents, photo.decoder)
+        """Codes drawn as the photo's own decoder draws them (a tuned one), else as decode_tensor.
+        A ModuleList holds one decoder per photo: latents come photo by photo, as many for each."""
+        if not isinstance(photo.decoder, torch.nn.ModuleList):
+            return self.decode_tensor(latents) if photo.decoder is None else self._draw(latents, photo.decoder)
+        groups = latents.reshape(len(photo.decoder), -1, self.latent_dim)
+        return torch.cat([self._draw(codes, decoder) for codes, decoder in zip(groups, photo.decoder)])
 
-    def encode(self, photos: Any, refine_steps: int = 0, whole_image: bool = False,
-               progress: bool = False) -> EncodedPhoto:
+    def encode(self, photos: Any, refine_steps: int = 0, whole_image: bool = False, progress: bool = False,
+               tune_steps: int | None = None) -> EncodedPhoto:
         """Photos -> EncodedPhoto (framed model input, codes, notes), the input of edit and reconstruct.
 
         photos: a path, bytes or PIL image, a list of these (each face found and framed like
         CelebA's aligned images; whole_image=True uses the pictures as they are), or an
         N x 3 x S x S tensor in [0, 1], model input already. Codes are the encoder's mean,
         refined by `refine_steps` optimisation steps (decoder-only models always optimise;
-        see facevae.inference.inversion).
+        see facevae.inference.inversion). Photos then get a decoder copy tuned to each for
+        `tune_steps` steps (None: DEFAULT_TUNING's for photos, 0 for tensors; 0: none; see
+        facevae.inference.tuning), which edit and reconstruct draw them with.
         """
         from .inversion import invert
+        from .tuning import DEFAULT_TUNING, tune_photos
 
         if isinstance(photos, EncodedPhoto):
             return photos
         images, notes = self._frame(photos, whole_image)
         self._check_count(len(images))
         codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
-        return EncodedPhoto(images, codes, notes)
+        steps = (0 if torch.is_tensor(photos) else DEFAULT_TUNING.steps) if tune_steps is None else tune_steps
+        encoded = EncodedPhoto(images, codes, notes)
+        if not steps:
+            return encoded
+        return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress)
+
+    def _drawing(self, decoder: Decoder) -> torch.nn.Module:
+        """The module that draws faces with `decoder`'s weights, rewritten like the pipeline's own."""
+        return FastDecoder(decoder, self.precision).to(self.model.device).eval() if self._fast else decoder
 
     def _frame(self, images: Any, whole_image: bool = False) -> tuple[torch.Tensor, list[str]]:
         """Photos -> (N x 3 x S x S model input, notes): every picture goes through the one
@@ -310,13 +252,13 @@ class FacePipeline:
         return self._result(codes, columns or min(len(codes), GRID_COLUMNS))
 
     def reconstruct(self, photos: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS,
-                    whole_image: bool = False) -> SynthesisResult:
+                    whole_image: bool = False, tune_steps: int | None = None) -> SynthesisResult:
         """Framed photos above their reconstructions, `columns` pairs per row.
 
         photos: an EncodedPhoto, or what `encode` takes (paths, bytes, PIL images, an
-        N x 3 x S x S tensor), encoded first with refine_steps and whole_image.
+        N x 3 x S x S tensor), encoded first with refine_steps, whole_image and tune_steps.
         """
-        encoded = self.encode(photos, refine_steps, whole_image)
+        encoded = self.encode(photos, refine_steps, whole_image, tune_steps=tune_steps)
         originals, recon = encoded.images, self._draw_encoded(encoded, encoded.codes)
         columns = min(columns, len(originals))
         ordered, labels = [], []
@@ -354,20 +296,21 @@ class FacePipeline:
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
               start: Any = None, end: Any = None, temperature: float = 1.0,
               attributes: Mapping[str, float] | None = None, keep: Sequence[str] = (),
-              keep_mode: str = "auto", whole_image: bool = False) -> SynthesisResult:
+              keep_mode: str = "auto", whole_image: bool = False, tune_steps: int | None = None) -> SynthesisResult:
         """One row per pair of faces, `steps` faces from start to end (both included).
 
         start / end: codes (N x D), images (N x 3 x S x S, PIL images, paths: photos are framed
-        like edit's unless whole_image=True), or None for random faces (seeds `seed` and
-        `seed + 1`). `attributes` shift the whole path.
+        like edit's unless whole_image=True, and tuned like encode's), or None for random faces
+        (seeds `seed` and `seed + 1`). `attributes` shift the whole path. Between tuned photos the
+        faces are drawn with decoders blended from the two ends' (facevae.inference.tuning.blended).
         """
         offset = self.resolve_attributes(attributes, keep, keep_mode)
         if method not in ("linear", "slerp"):
             raise UserError(f"morph method must be 'linear' or 'slerp', got '{method}'")
         if steps < 2:
             raise UserError(f"morph needs at least 2 steps (the two end faces), got {steps}")
-        first = self._endpoint(start, n_pairs, seed, temperature, whole_image)
-        last = self._endpoint(end, n_pairs, seed + 1, temperature, whole_image)
+        first, first_decoders = self._endpoint(start, n_pairs, seed, temperature, whole_image, tune_steps)
+        last, last_decoders = self._endpoint(end, n_pairs, seed + 1, temperature, whole_image, tune_steps)
         if len(first) != len(last):
             raise UserError(f"morph needs as many end faces as start faces (got {len(first)} and {len(last)})")
         t = torch.linspace(0, 1, steps, device=first.device)
@@ -375,23 +318,35 @@ class FacePipeline:
         path[:, 0], path[:, -1] = first, last  # exact end faces, whatever the rounding
         codes = path.reshape(-1, self.latent_dim) + offset
         self._check_count(len(codes))
-        return self._result(codes, steps)
+        if first_decoders is None and last_decoders is None:
+            return self._result(codes, steps)
+        from .tuning import morph_faces
 
-    def _endpoint(self, value: Any, n: int, seed: int, temperature: float, whole_image: bool) -> torch.Tensor:
+        faces = morph_faces(self._draw, path + offset, first_decoders, last_decoders, self.decoder, t)
+        return SynthesisResult(imaging.to_uint8(faces), codes.cpu().numpy().astype(np.float32), steps)
+
+    def _endpoint(self, value: Any, n: int, seed: int, temperature: float, whole_image: bool,
+                  tune_steps: int | None) -> tuple[torch.Tensor, list[torch.nn.Module] | None]:
+        """A morph's end codes (N x D) and, for tuned photos, their decoders."""
         if value is None:
-            return self.sample_latents(n, seed, temperature)
-        is_codes = (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2
-        return self.as_latents(value) if is_codes else self.encode(value, whole_image=whole_image).codes
+            return self.sample_latents(n, seed, temperature), None
+        if (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2:
+            return self.as_latents(value), None
+        encoded = self.encode(value, whole_image=whole_image, tune_steps=tune_steps)
+        decoders = encoded.decoder if isinstance(encoded.decoder, torch.nn.ModuleList) else [encoded.decoder]
+        return encoded.codes, None if encoded.decoder is None else list(decoders)
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
              whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto",
-             method: str = "linear") -> SynthesisResult:
+             method: str = "linear", tune_steps: int | None = None) -> SynthesisResult:
         """A photo with attribute edits: [framed photo, reconstruction, edited], a row per photo.
 
-        photo: an EncodedPhoto (from `encode`; refine_steps and whole_image then do nothing), or what `encode`
-        takes. result.faces and result.latents are the reconstruction and the edited face, photo by photo."""
+        photo: an EncodedPhoto (from `encode`; refine_steps, whole_image and tune_steps then do
+        nothing), or what `encode` takes. result.faces and result.latents are the reconstruction and the
+        edited face, photo by photo. The edit is resolved once, before any image work.
+        """
         edited = prepare_edits(self, attributes, keep, keep_mode, method)  # unknown names fail before any work
-        encoded = self.encode(photo, refine_steps, whole_image)
+        encoded = self.encode(photo, refine_steps, whole_image, tune_steps=tune_steps)
         codes = torch.stack([encoded.codes, edited(encoded.codes)], 1).reshape(-1, self.latent_dim)  # 2N x D
         faces = self._draw_encoded(encoded, codes)  # reconstruction, edited; photo by photo
         tiles = torch.cat([encoded.images[:, None], faces.reshape(len(encoded), 2, *faces.shape[1:])], 1)

@@ -72,10 +72,12 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
         for note in photo.notes:
             st.caption(note)
         steps = uploads.refine_steps_control(pipeline, "edit-steps", 1)
+        tune_steps = uploads.tune_control("edit-tune")
     with edit_column:
         with st.spinner("Encoding your photo..."):
             try:
-                encoded = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image, steps)
+                encoded = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image, steps,
+                                                      tune_steps)
             except UserError as error:
                 st.error(common.message(error))
                 return

@@ -41,10 +41,11 @@ def validation_faces(_pipeline: FacePipeline, model_ref: str, data: str, count: 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def reconstruction_grid(_pipeline: FacePipeline, model_ref: str, key: tuple, _images: object,
-                        refine_steps: int) -> tuple[bytes, np.ndarray]:
-    """(PNG, latents) for images (N x 3 x S x S, or photos framed by uploads.prepare_photo); `key`
-    identifies the images for the cache."""
-    result = _pipeline.reconstruct(_images, refine_steps=refine_steps, columns=COLUMNS, whole_image=True)
+                        refine_steps: int, tune_steps: int | None = None) -> tuple[bytes, np.ndarray]:
+    """(PNG, latents) for images (N x 3 x S x S, or photos framed by uploads.prepare_photo, which
+    get tuned decoders unless tune_steps is 0); `key` identifies the images for the cache."""
+    result = _pipeline.reconstruct(_images, refine_steps=refine_steps, columns=COLUMNS, whole_image=True,
+                                   tune_steps=tune_steps)
     return common.result_png(result, _pipeline.image_size), result.latents
 
 
@@ -100,9 +101,10 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
         return
     key, images = picked
     steps = uploads.refine_steps_control(pipeline, "reconstruct-steps", len(images))
+    tune_steps = uploads.tune_control("reconstruct-tune") if source == "upload" else 0
     with common.Timer() as timer, st.spinner("Encoding and decoding..."):
         try:
-            png, latents = reconstruction_grid(pipeline, model_ref, key, images, steps)
+            png, latents = reconstruction_grid(pipeline, model_ref, key, images, steps, tune_steps)
         except UserError as error:
             st.error(common.message(error))
             return

@@ -51,12 +51,22 @@ def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
     return photos
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+# Few entries: each holds a decoder tuned to its photo (megabytes); a new photo or model soon drops old ones.
+@st.cache_resource(max_entries=4, show_spinner=False)
 def encode_framed_photo(_pipeline: FacePipeline, model_ref: str, key: tuple[str, ...], _framed: Image.Image,
-                        refine_steps: int) -> EncodedPhoto:
-    """A photo already framed by prepare_photo, encoded by FacePipeline.encode as `facevae edit`
-    encodes it; `key` stands for the photo. Kept as is (never copied): edits only read it."""
-    return _pipeline.encode(_framed, refine_steps, whole_image=True)
+                        refine_steps: int, tune_steps: int | None = None) -> EncodedPhoto:
+    """A photo already framed by prepare_photo, encoded (and its decoder copy tuned) by
+    FacePipeline.encode as `facevae edit` does; `key` stands for the photo (a per-upload id, so
+    no other session reaches it). Kept as is (never copied): edits only read it."""
+    return _pipeline.encode(_framed, refine_steps, whole_image=True, tune_steps=tune_steps)
+
+
+def tune_control(key: str) -> int | None:
+    """Whether photos get a decoder copy tuned to them: None (the library's default steps) or 0."""
+    tuned = st.checkbox("Tune the decoder to the photo", value=True, key=key,
+                        help="A copy of the decoder is fine-tuned for a few seconds so that it draws this person; "
+                             "edits keep working. Untick for the faster look-alike.")
+    return None if tuned else 0
 
 
 def refine_steps_control(pipeline: FacePipeline, key: str, images: int) -> int:

@@ -1,7 +1,10 @@
 """Endpoints that take photos: POST /v1/edit and /v1/reconstruct.
 
 Each request's deadline starts when its body has arrived: decoding the uploads and waiting in
-the queue count against it, and refinement stops between steps once it has passed.
+the queue count against it, and refinement and decoder tuning stop between steps once it has
+passed. Photos are tuned by default (facevae.inference.tuning): each tuned decoder lives only
+while its job runs, so at most `workers` jobs' decoders exist at once (and the cost budget bounds
+the tuning work queued behind them); they are freed when the job ends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ...edit_choices import DEFAULT_KEEP_MODE
 from ...errors import UserError
 from ...inference.guided import prepare_edits
 from ...inference.pipeline import SynthesisResult
+from ...inference.tuning import DEFAULT_TUNING
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
 from .encodings import EncodingCache
@@ -59,9 +63,17 @@ def get_encodings(request: Request) -> EncodingCache:
 Encodings = Annotated[EncodingCache, Depends(get_encodings)]
 
 
-def refine_cost(photos: int, refine_steps: int) -> int:
+# A tuning step draws and differentiates the pivot and 4 regulariser codes: about 5 refinement steps.
+TUNE_STEP_COST = 5
+TUNE_STEPS_FIELD = Form(ge=0, le=schemas.MAX_TUNE_STEPS,
+                        description="Steps of the per-photo decoder tuning (closer likeness); 0 = none; "
+                                    "default: the library's")
+
+
+def refine_cost(photos: int, refine_steps: int, tune_steps: int | None = 0) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
-    return photos * (refine_steps + 1)
+    tune = DEFAULT_TUNING.steps if tune_steps is None else tune_steps
+    return photos * (refine_steps + 1 + TUNE_STEP_COST * tune)
 
 
 @editing.post("/edit", summary="Your photo with attribute edits",
@@ -78,6 +90,7 @@ async def edit(
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
+    tune_steps: Annotated[int | None, TUNE_STEPS_FIELD] = None,
     view: Annotated[Literal["edited", "grid"], Form()] = "edited",
     format: Annotated[schemas.OutputFormat, Form()] = "png",
     include_images: Annotated[bool, Form()] = False,
@@ -88,12 +101,12 @@ async def edit(
     kept = _parse_keep(keep)
     prepare_edits(pipeline, strengths, kept, keep_mode, method)  # unknown names: 422 before any image work
     async with uploads.decoded([image], deadline) as pictures:
-        def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
-            photo = encodings.encode(pipeline, pictures[0], refine_steps, whole_image)
+        def edit_photo() -> SynthesisResult:  # the photo encoded (and tuned) once per picture and settings
+            photo = encodings.encode(pipeline, pictures[0], refine_steps, whole_image, tune_steps)
             return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode, method=method)
 
         result = await batcher.run(edit_photo, deadline=deadline,
-                                   cost=refine_cost(1, refine_steps) + guided_cost(strengths, kept, method))
+                                   cost=refine_cost(1, refine_steps, tune_steps) + guided_cost(strengths, kept, method))
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
@@ -108,6 +121,7 @@ async def reconstruct(
                                                          f"each face found and framed like /v1/edit's")],
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS)] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole pictures")] = False,
+    tune_steps: Annotated[int | None, TUNE_STEPS_FIELD] = None,
     format: Annotated[schemas.OutputFormat, Form()] = "png",
     include_images: Annotated[bool, Form()] = False,
     scale: Annotated[int, Form(ge=1, le=schemas.MAX_SCALE)] = 1,
@@ -117,7 +131,7 @@ async def reconstruct(
         raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
     async with uploads.decoded(images, deadline) as pictures:
         result = await batcher.run(lambda: pipeline.reconstruct(list(pictures), refine_steps=refine_steps,
-                                                                whole_image=whole_image),
-                                   cost=refine_cost(len(images), refine_steps), deadline=deadline)
+                                                                whole_image=whole_image, tune_steps=tune_steps),
+                                   cost=refine_cost(len(images), refine_steps, tune_steps), deadline=deadline)
     return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
                                                                include_images=include_images))

@@ -2,10 +2,13 @@
 
 A client that edits one photo again and again (a slider in a web page) pays for finding,
 framing and encoding the face (with refinement, seconds) once; every later /v1/edit of the
-same picture with the same framing and refinement only decodes. Entries are keyed by the
-SHA-256 of the decoded pixels, so the same picture re-encoded as another file still hits.
-An EncodedPhoto is small (a 1 x 3 x S x S image and a code), and at most MAX_ENTRIES are
-kept, least recently used first out.
+same picture with the same framing, refinement and tuning only decodes. Entries are keyed by the
+SHA-256 of the decoded pixels, so the same picture re-encoded as another file still hits (its
+tuned decoder is a function of those pixels and the settings alone, and tuning is
+deterministic, so a hit returns what tuning again would). An EncodedPhoto is a 1 x 3 x S x S
+image, a code and, when tuned, its decoder copy (2-4 MB for the pretrained model); at most
+MAX_ENTRIES are kept, least recently used first out, which bounds the tuned decoders alive at
+once and frees the oldest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from PIL import Image
 from ...inference.encoded import EncodedPhoto
 from ...inference.pipeline import FacePipeline
 
-MAX_ENTRIES = 64
+MAX_ENTRIES = 32
 
 
 class EncodingCache:
@@ -32,20 +35,20 @@ class EncodingCache:
         self.hits = 0
 
     @staticmethod
-    def key(picture: Image.Image, refine_steps: int, whole_image: bool) -> tuple:
+    def key(picture: Image.Image, refine_steps: int, whole_image: bool, tune_steps: int | None = None) -> tuple:
         digest = hashlib.sha256(picture.tobytes()).hexdigest()
-        return digest, picture.size, picture.mode, refine_steps, whole_image
+        return digest, picture.size, picture.mode, refine_steps, whole_image, tune_steps
 
     def encode(self, pipeline: FacePipeline, picture: Image.Image, refine_steps: int,
-               whole_image: bool) -> EncodedPhoto:
+               whole_image: bool, tune_steps: int | None = None) -> EncodedPhoto:
         """The cached EncodedPhoto of the picture, else pipeline.encode's, remembered."""
-        key = self.key(picture, refine_steps, whole_image)
+        key = self.key(picture, refine_steps, whole_image, tune_steps)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return self._entries[key]
-        encoded = pipeline.encode(picture, refine_steps, whole_image)  # outside the lock: may take seconds
+        encoded = pipeline.encode(picture, refine_steps, whole_image, tune_steps=tune_steps)  # outside the lock
         with self._lock:
             self._entries[key] = encoded
             while len(self._entries) > self.max_entries:

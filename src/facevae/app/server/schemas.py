@@ -26,6 +26,7 @@ from ...limits import (  # noqa: F401 - re-exported: the server and its tests re
     MAX_SEED,
     MAX_STRENGTH,
     MAX_TEMPERATURE,
+    MAX_TUNE_STEPS,
     MAX_UPLOAD_FILES,
 )
 
