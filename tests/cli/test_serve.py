@@ -40,13 +40,23 @@ def test_explicit_options_reach_the_settings():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--workers", "0"], "--workers"), (["--queue-size", "0"], "--queue-size"), (["--timeout-s", "0"], "--timeout-s"),
-    (["--backend", "onnx", "--device", "cuda"], "runs on the CPU"), (["--chunk", "-1"], "--chunk"),
+    (["--backend", "onnx", "--device", "cuda"], "runs on the CPU"),
     (["--backend", "onnx", "--precision", "bf16"], "float32"),
 ])
-def test_bad_options_are_user_errors(argv: list[str], message: str):
+def test_bad_option_combinations_are_user_errors(argv: list[str], message: str):
     with pytest.raises(UserError, match=message):
         settings_from_args(parse(*argv))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], "--workers: 0 is outside 1..64"), (["--queue-size", "0"], "--queue-size: 0 is outside"),
+    (["--timeout-s", "0"], "--timeout-s: 0 is outside"), (["--chunk", "-1"], "--chunk: -1 is outside"),
+    (["--port", "70000"], "--port: 70000 is outside"),
+])
+def test_out_of_range_numbers_are_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as stop:
+        parse(*argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_a_missing_model_fails_before_the_server_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from . import options
+
 if TYPE_CHECKING:
     from ..app.server.app import ServerSettings
 
@@ -31,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="registry name, bundle folder or training run (default: celeba64-original)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1; 0.0.0.0 only behind a reverse proxy)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--port", type=options.whole(1, 65535), default=8000, help="port (default: 8000)")
+    parser.add_argument("--workers", type=options.whole(1, 64), default=1,
                         help="server processes, each with its own copy of the model (default: 1)")
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                         help="decoder runtime for generate/decode: torch (the pipeline), or onnx (ONNX "
@@ -40,27 +42,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="torch decoder arithmetic: auto = bfloat16 on CPUs with native support (about "
-                             "faster, pixels within a few levels of float32), else float32 (default: auto; "
+                        help="torch decoder arithmetic: auto = bfloat16 on CPUs with native support (faster, "
+                             "pixels within a few levels of float32), else float32 (default: auto; "
                              "--backend onnx is float32)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=options.THREADS, default=None,
                         help="decoder calls running at once per worker (default: CPU cores / workers "
                              "on a CPU, 1 on a GPU)")
-    parser.add_argument("--max-batch", type=int, default=16, help="faces decoded together at most (default: 16)")
-    parser.add_argument("--chunk", type=int, default=None,
+    parser.add_argument("--max-batch", type=options.whole(1, 4096), default=16, help="faces decoded together at most (default: 16)")
+    parser.add_argument("--chunk", type=options.whole(1, 4096), default=None,
                         help="rows per decoder call (the last one padded): outputs are identical for any "
                              "batching at a fixed chunk (default: 1 on a CPU, where a face costs the same at "
                              "any batch size; --max-batch on a GPU)")
-    parser.add_argument("--batch-wait-ms", type=float, default=3.0,
+    parser.add_argument("--batch-wait-ms", type=options.number(0.0, 10_000.0), default=3.0,
                         help="how long a request waits for others to batch with (default: 3)")
     parser.add_argument("--no-batching", action="store_true", help="decode every request on its own")
-    parser.add_argument("--queue-size", type=int, default=64,
+    parser.add_argument("--queue-size", type=options.whole(1, 100_000), default=64,
                         help="requests waiting per worker before 503 Service Unavailable (default: 64)")
-    parser.add_argument("--timeout-s", type=float, default=30.0,
+    parser.add_argument("--timeout-s", type=options.number(0.0, 86_400.0, low_open=True), default=30.0,
                         help="time limit per request, upload decoding and queueing included, before 504; "
                              "a connection must also send each whole request within it of its accept (or of the "
                              "previous answer), or get 408 and be closed (default: 30)")
-    parser.add_argument("--max-connections", type=int, default=None,
+    parser.add_argument("--max-connections", type=options.whole(1, 10**6), default=None,
                         help="open connections per worker; one more is answered 503 and closed (default: what the "
                              "file limit, ulimit -n, leaves free, less a tenth of it)")
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
