@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=options.THREADS, default=None,
                         help="decoder calls running at once per worker (default: CPU cores / workers "
                              "on a CPU, 1 on a GPU)")
-    parser.add_argument("--max-batch", type=options.whole(1, 4096), default=16, help="faces decoded together at most (default: 16)")
+    parser.add_argument("--max-batch", type=options.whole(1, 4096), default=16,
+                        help="faces decoded together at most (default: 16)")
     parser.add_argument("--chunk", type=options.whole(1, 4096), default=None,
                         help="rows per decoder call (the last one padded): outputs are identical for any "
                              "batching at a fixed chunk (default: 1 on a CPU, where a face costs the same at "
