@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "last.pt as Ctrl-C does, then write the bundle; --resume continues exactly")
     parser.add_argument("--minutes", type=float, default=None, metavar="M",
                         help="stop after M minutes of training in this invocation, as --max-steps does")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads (default: the cores not busy with other work, from the load average; "
+                             "on a loaded machine two threads wait on each other and train several times slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (warnings are still shown)")
     parser.set_defaults(run=run)
 
@@ -58,10 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_run_config
     from ..errors import UserError
-    from ..training.checkpoint import load_checkpoint
+    from ..runtime import set_threads
     from ..training.budget import Budget
+    from ..training.checkpoint import load_checkpoint
     from ..training.run import TrainingInterrupted, train
 
+    set_threads(args.threads)
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")

@@ -121,8 +121,9 @@ def _train(config: RunConfig, data: str | Path, run_dir: Path, resume: bool, pro
         ended = (f"stopped by its budget ({budget.describe()}) at step {result.progress.step} (epoch "
                  f"{result.progress.epoch + 1}); saved {last}, continue with: facevae train --out {run_dir} --resume"
                  if result.status == "budget" else f"{result.status.replace('_', ' ')} at step {result.progress.step}")
-        _say(f"Training {ended}. Best validation loss {result.progress.best_val:.4f}. Bundle: {bundle}  "
-             f"(facevae.load('{run_dir}'))")
+        best = result.progress.best_val
+        _say(f"Training {ended}. " + (f"Best validation loss {best:.4f}. " if best != float("inf") else "")
+             + f"Bundle: {bundle}  (facevae.load('{run_dir}'))")
     distributed.barrier()
 
 

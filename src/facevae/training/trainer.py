@@ -1,7 +1,7 @@
 """The training loop: the trainer owns it, the model only computes.
 
     trainer = Trainer(config, cache, run_dir, device=torch.device("cpu"))
-    result = trainer.fit()          # "finished", "early_stopped" or "interrupted"
+    result = trainer.fit()          # "finished", "early_stopped", "interrupted" or "budget"
 
 Speed: uint8 batches from the cache normalised on the device (training/data.py), bf16
 autocast where the hardware has bf16 arithmetic (facevae.runtime), channels_last, fused Adam,
@@ -14,8 +14,9 @@ The learning rate comes from training/schedule.py. New models start from Keras's
 initialisation (train.init), as the original's did.
 
 Nothing lost: `checkpoints/last.pt` every `checkpoint_every_steps` steps, at the end of
-every epoch, on Ctrl-C (SIGINT) or SIGTERM and when the budget (training/budget.py) is spent; `checkpoints/best.pt` at each new best
-validation loss. A NaN or infinite loss stops the run before anything is overwritten.
+every epoch, on Ctrl-C (SIGINT) or SIGTERM and when the budget (training/budget.py) is
+spent; `checkpoints/best.pt` at each new best validation loss. A NaN or infinite loss
+stops the run before anything is overwritten.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from ..runtime import fused_adam_supported, pick_runtime
 from . import distributed
 from .budget import Budget
 from .checkpoint import check_same_model, rng_state, save_checkpoint, set_rng_state
-from .data import CacheBatches
 from .collapse import CollapseWatch
+from .data import CacheBatches
 from .distributed import DistributedContext
 from .failures import TrainingDivergedError, diverged_error, out_of_memory_error
 from .hooks import EpochState, StepHook, run_due_hooks
@@ -130,7 +131,7 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------
 
     def fit(self) -> FitResult:
-        """Train until train.epochs, early stopping or an interrupt; returns why it ended."""
+        """Train until train.epochs, early stopping, an interrupt or the budget; returns why it ended."""
         if self.run_dir is not None and self.context.is_main:
             self.monitor = RunMonitor(self.run_dir, purge_step=self.progress.step or None)
         self.budget.start()
