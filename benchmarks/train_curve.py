@@ -2,22 +2,24 @@
 
     python benchmarks/train_curve.py                          # one original epoch: 1,266 steps x 128
     python benchmarks/train_curve.py --steps 300              # shorter
-    python benchmarks/train_curve.py --from-run RUN_DIR       # table, plot, grid of a run made before
+    python benchmarks/train_curve.py --minutes 60             # as far as an hour of training goes
+    python benchmarks/train_curve.py --from-run --run RUN_DIR # table, plot, grid of a run made before
 
 It runs the real command, `facevae train --data DATA --out RUN_DIR --max-steps STEPS --quiet`
 with the default settings plus `--set train.val_every_steps=100` (validation does not change
 the training: it uses its own noise and leaves batch-norm statistics alone) and enough epochs
-for STEPS (the default learning rate is constant, so the number of epochs changes nothing else), and reads
-RUN_DIR/metrics.jsonl while it trains: every 100 steps a row of the table (train and validation
-reconstruction as 2000 x MSE, KL in nats) is printed and the whole table, with the plot, is
-rewritten, so a run cut short still leaves a usable table. The baseline is the original
-TensorFlow project's first epoch (../shared/reference/original-training.md; about 1,266
-steps of 128 on 162,079 training images).
+for STEPS (the default learning rate is constant, so the epoch count changes nothing else).
+It reads RUN_DIR/metrics.jsonl while the run trains: every 100 steps a row of the table (train
+and validation reconstruction as 2000 x MSE, KL in nats) is printed and the whole table, with
+the plot, is rewritten, so a run cut short still leaves a usable table. The baseline is the
+original TensorFlow project's first epoch (../shared/reference/original-training.md; about
+1,266 steps of 128 on 162,079 training images).
 
-At the end: 16 faces generated from the run's bundle (codes from N(0, I), seed 0) as a grid,
-their mean pairwise pixel difference, and whether the run meets issue 18's bar (KL above 5
-nats from step 200 on, last train reconstruction <= 90, faces not near copies: >= 10/255).
-Only generated faces are drawn; no CelebA pixel goes into the outputs.
+At the end: 16 faces generated from the run's bundle (codes from N(0, I), seed 0) as a grid
+(a run stopped by Ctrl-C first gets the bundle of its last checkpoint), their mean pairwise
+pixel difference, and whether the run meets issue 18's bar (KL above 5 nats from step 200 on,
+last train reconstruction <= 90, faces not near copies: >= 10/255). Only generated faces are
+drawn; no CelebA pixel goes into the outputs.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from _machine import machine_line  # benchmarks/_machine.py (the script's folder
 import facevae
 from facevae.evaluation.plots import Axes, _canvas, _legend, colour, nice_range
 from facevae.imaging import encode_png, make_grid, to_uint8, write_atomic
+from facevae.training.run import make_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGINAL_STEPS = 1266  # 162,079 training images / 128, the original's first epoch
@@ -63,14 +66,16 @@ def read_metrics(run: Path) -> dict[int, dict[str, float]]:
 
 
 def curve_rows(steps: dict[int, dict[str, float]]) -> list[dict[str, float]]:
-    """One row per ROW_EVERY steps: the mean of the logged training windows since the previous
-    row (train/*), and the validation at that step (val/*) when there was one."""
-    rows, window = [], []
+    """One row per ROW_EVERY steps (and one at the last step): the step-weighted mean of the
+    logged training windows since the previous row (train/*), and the validation at that step
+    (val/*) when there was one."""
+    rows, window, previous, last = [], [], 0, max(steps, default=0)
     for step in sorted(steps):
         values = steps[step]
         if "train/weighted_recon" in values:
-            window.append(values)
-        if step % ROW_EVERY == 0 and window:
+            window.append((step - previous, values))  # (steps in the logged window, its means)
+            previous = step
+        if (step % ROW_EVERY == 0 or step == last) and window:
             row = {"step": step, "train_recon": _mean(window, "train/weighted_recon"),
                    "train_kl": _mean(window, "train/kl"), "images_per_s": _mean(window, "train/images_per_s")}
             if "val/weighted_recon" in values:
@@ -80,8 +85,15 @@ def curve_rows(steps: dict[int, dict[str, float]]) -> list[dict[str, float]]:
     return rows
 
 
-def _mean(records: list[dict[str, float]], tag: str) -> float:
-    return sum(r[tag] for r in records) / len(records)
+def _windows(steps: dict[int, dict[str, float]]) -> list[tuple[int, dict[str, float]]]:
+    """(steps in the window, its means) for every logged training window, in order."""
+    logged = [step for step in sorted(steps) if "train/weighted_recon" in steps[step]]
+    return [(step - before, steps[step]) for before, step in zip([0] + logged, logged)]
+
+
+def _mean(windows: list[tuple[int, dict[str, float]]], tag: str) -> float:
+    """The mean over steps of `tag`, from windows of (step count, means)."""
+    return sum(count * values[tag] for count, values in windows) / max(1, sum(count for count, _ in windows))
 
 
 def table(rows: list[dict[str, float]], steps: dict[int, dict[str, float]]) -> str:
@@ -93,7 +105,7 @@ def table(rows: list[dict[str, float]], steps: dict[int, dict[str, float]]) -> s
              "|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['step']} | {r['train_recon']:.1f} | {r['train_kl']:.1f} | {cell(r, 'val_recon')} | "
               f"{cell(r, 'val_kl')} | {r['images_per_s']:.0f} |" for r in rows]
-    windows = [v for v in steps.values() if "train/weighted_recon" in v]
+    windows = _windows(steps)
     if windows:
         last = max(steps)
         lines.append(f"| mean of steps 1-{last} | {_mean(windows, 'train/weighted_recon'):.1f} | "
@@ -166,7 +178,9 @@ def write_outputs(run: Path, out: Path, header: str, final: bool) -> str:
     rows = curve_rows(steps)
     spread = None
     parts = [header, "", table(rows, steps)]
-    if final and (run / "bundle").is_dir():
+    if final and (run / "checkpoints" / "last.pt").is_file():
+        if not (run / "bundle").is_dir():  # stopped by Ctrl-C: the bundle of its last checkpoint
+            make_bundle(run, checkpoint="last", attributes=False, progress=False)
         grid, spread = generated_faces(run)
         write_atomic(out / "train_curve_generated.png", grid)
         parts += ["", f"16 generated faces: {out / 'train_curve_generated.png'}"]
@@ -182,6 +196,7 @@ def train_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "facevae", "train", "--data", str(args.data), "--out", str(args.run),
                "--max-steps", str(args.steps), "--quiet", "--set", f"train.val_every_steps={ROW_EVERY}",
                "--set", f"train.epochs={args.steps}"]  # enough epochs for --max-steps to end the run
+    command += ["--minutes", str(args.minutes)] if args.minutes else []
     return command + (["--resume"] if (args.run / "checkpoints" / "last.pt").is_file() else [])
 
 
@@ -189,6 +204,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "celeba-sample")
     parser.add_argument("--steps", type=int, default=ORIGINAL_STEPS, help="optimiser steps (batch 128)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after this many minutes of training even before --steps (a partial curve)")
     parser.add_argument("--run", type=Path, default=Path("runs/train_curve"),
                         help="the run folder (an unfinished one is resumed)")
     parser.add_argument("--out", type=Path, default=None, help="where the table, plot and grid go (default: --run)")
@@ -197,11 +214,12 @@ def main() -> int:
     out = args.out or args.run
     out.mkdir(parents=True, exist_ok=True)
     command = train_command(args)
-    header = "\n".join([f"# Training curve: {args.steps} steps of the default recipe on {args.data}",
-                        machine_line(), f"command: {' '.join(command[1:])}", f"started: {time.ctime()}"])
     if args.from_run:
+        header = f"# Training curve of {args.run} (report made {time.ctime()})\n{machine_line()}"
         print(write_outputs(args.run, out, header, final=True))
         return 0
+    header = "\n".join([f"# Training curve: {args.steps} steps of the default recipe on {args.data}",
+                        machine_line(), f"command: {' '.join(command[1:])}", f"started: {time.ctime()}"])
     print(header, flush=True)
     process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     reported = 0

@@ -65,9 +65,10 @@ def test_the_train_command_takes_the_budget_options(tiny_cache: Path, tmp_path: 
     config = write_config(tmp_path / "c.json", epochs=100)
     run = tmp_path / "run"
     common = ["train", "--data", str(tiny_cache), "--out", str(run), "--config", str(config), "--quiet"]
-    assert main([*common, "--max-steps", "4"]) == 0
+    assert main([*common, "--max-steps", "4", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "budget: stop at step 4" in err and "stopped by its budget (at step 4) at step 4" in err
+    assert "CPU (" in err and "1 thread" in err  # --threads reached torch
     assert main(["train", "--out", str(run), "--resume", "--quiet", "--minutes", "0.000001"]) == 0
     assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["step"] == 5
     assert (run / "bundle").is_dir()
