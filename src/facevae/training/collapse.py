@@ -61,7 +61,9 @@ class CollapseWatch:
         self.latents = latents[:SPREAD_CODES]  # K x latent_dim, fixed codes
         # Faces are decoded in eval mode, with batch norm's running statistics; until those have
         # settled, a healthy model's faces can all look alike, so the spread is not judged before.
-        self.spread_from_step = math.ceil(BN_SETTLED / config.model.bn_momentum)
+        # (Frozen statistics, momentum 0, never settle: then only the KL is judged.)
+        momentum = config.model.bn_momentum
+        self.spread_from_step = math.ceil(BN_SETTLED / momentum) if momentum > 0 else math.inf
         self.since: int | None = None  # first step of the current stretch of collapse signs
         self.warning: str | None = None  # set once said
 
