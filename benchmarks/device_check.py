@@ -90,7 +90,8 @@ def main() -> int:
             rows.append(run_step("out of memory is explained", facevae + [
                 "train", "--data", str(data), "--device", args.device, "--quiet", "--preset",
                 "celeba256", "--out", str(Path(tmp) / "oom"), "--set", f"train.batch_size={images}",
-                "--set", "model.channels=[512,512,512,512,512,512]"], log, expect_failure="Out of GPU memory with a batch of"))
+                "--set", "model.channels=[512,512,512,512,512,512]"], log,
+               expect_failure="Out of GPU memory with a batch of"))
         bench = [python, str(REPO / "benchmarks" / "train_throughput.py"), "--device", args.device,
                  "--batch-size", str(bench_batch), "--compile"] + (["--quick"] if args.quick else [])
         rows.append(run_step("train_throughput.py", bench, log, timeout=900))

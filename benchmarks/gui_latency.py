@@ -43,6 +43,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def resolve_model(model: str | None) -> str:
     from facevae.hub import install
+    from facevae.interop.loading import convert_published
 
     if model:
         return model
@@ -50,7 +51,8 @@ def resolve_model(model: str | None) -> str:
         home = tempfile.mkdtemp(prefix="facevae-bench-")
         atexit.register(shutil.rmtree, home, ignore_errors=True)
         os.environ["FACEVAE_HOME"] = home
-        return str(install.install("celeba64-original", source_dir=SHARED, progress=False))
+        return str(install.install("celeba64-original", source_dir=SHARED, progress=False,
+                                   convert=convert_published))
     return "celeba64-original"
 
 
@@ -70,9 +72,9 @@ def strength(index: int) -> float:
 
 def measure_parts(model: str, faces: int, repeat: int) -> dict[str, list[float]]:
     from facevae.app.gui.common import display_scale
-    from facevae.hub.loading import load
     from facevae.imaging import encode_png
     from facevae.inference.pipeline import FacePipeline
+    from facevae.interop.loading import load
 
     pipeline = FacePipeline(load(model))
     pipeline.generate(faces, seed=1)  # warm-up: first-call allocations
@@ -173,7 +175,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs", file=sys.stderr)
     parts = measure_parts(model, args.faces, repeat)
     apptest = measure_apptest(model, args.faces, repeat)
-    lines = ["| slider change, {} faces | median ms | min ms |".format(args.faces), "|---|---:|---:|",
+    lines = [f"| slider change, {args.faces} faces | median ms | min ms |", "|---|---:|---:|",
              row("baseline: reload model + decode + PNG (no st.cache_resource)", parts["baseline"]),
              row("decode the faces (FacePipeline.generate)", parts["decode"]),
              row("draw + encode the grid PNG at 64 px (the browser enlarges it)", parts["png"]),

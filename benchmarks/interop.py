@@ -59,8 +59,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import keras
-    from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 
+    from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
     from facevae.interop.keras import import_keras
     from facevae.interop.onnx import export_onnx
     from facevae.testing import keras_oracle
@@ -98,9 +98,13 @@ def main() -> None:
             with torch.inference_mode():
                 return keras_decoder(numpy_latents, training=False)
 
+        def run_facevae():  # the bundle's own float32 decoder, as exported
+            with torch.inference_mode():
+                return model.decoder(latents)
+
         runs = {
             "Keras 3 (torch backend), baseline": (run_keras, None),
-            "facevae PyTorch": (lambda: model.decode(latents), lambda: model.decode(latents).numpy()),
+            "facevae PyTorch": (run_facevae, lambda: run_facevae().numpy()),
             "facevae ONNX Runtime": (lambda: session.run(None, {"latents": numpy_latents}),
                                      lambda: session.run(None, {"latents": numpy_latents})[0]),
         }

@@ -7,7 +7,8 @@ For every photo in --photos (default ../shared/photos): whether a face was found
 was framed (YuNet from --detector, default ../shared/face-detector), the landmark error of the
 framed crop (YuNet run again on the 178 x 218 crop; mean distance of its five landmarks from
 facevae.inference.face.CELEBA_LANDMARKS, and of the two eyes alone, in frame pixels), and for
-each inversion setting (BASELINE, the earlier optimisation; DEFAULT_SETTINGS; any --try) the
+each inversion setting (BASELINE, the earlier optimisation; the library's defaults,
+InversionSettings(); any --try, which may also try several starting codes per photo) the
 face-region PSNR and SSIM of the reconstruction against the framed photo at the model's input
 size, and the seconds from photo file to reconstruction (read, frame, invert, decode). Settings
 run interleaved per photo, so a busy machine slows them alike. The model is the pretrained
@@ -23,17 +24,17 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facevae import imaging
-from facevae.hub.bundle import load_bundle
 from facevae.inference.face import CELEBA_LANDMARKS, FACE_REGION, align_face, detect_landmarks, landmark_error
-from facevae.inference.inversion import BASELINE, DECODER_ONLY_STEPS, DEFAULT_SETTINGS, InversionSettings, invert
+from facevae.inference.inversion import DECODER_ONLY_STEPS, InversionSettings, face_weights, invert, refine
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -54,16 +55,54 @@ def cpu_description() -> str:
             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
-def parse_try(text: str) -> InversionSettings:
-    """'lr=0.2,face_weight=5' -> DEFAULT_SETTINGS with those fields changed."""
+@dataclass(frozen=True)
+class Variant:
+    """An inversion setting to measure: the library's settings, and (an experiment only here)
+    several starting codes per photo: the usual one and starts - 1 draws from N(0, start_scale^2),
+    each fitted for probe_steps steps, the best one per photo then fitted for the remaining steps."""
+
+    settings: InversionSettings = InversionSettings()
+    starts: int = 1
+    probe_steps: int = 10
+    start_scale: float = 1.0
+
+
+# The earlier optimisation: fixed step size, every pixel alike, a stronger prior.
+BASELINE = Variant(InversionSettings(lr=0.1, prior_weight=0.01, face_weight=0.0, lr_schedule="constant"))
+DEFAULT = Variant()
+
+
+def parse_try(text: str) -> Variant:
+    """'lr=0.2,face_weight=5' or 'starts=4,probe_steps=15' -> the defaults with those fields changed."""
     types = {f.name: f.type for f in fields(InversionSettings)}
-    changes = {}
+    starts = {f.name: f.type for f in fields(Variant) if f.name != "settings"}
+    changes, start_changes = {}, {}
     for item in text.split(","):
         key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"--try: unknown setting {key!r}; settings: {', '.join(types)}")
-        changes[key] = value if types[key] == "str" else (int(value) if types[key] == "int" else float(value))
-    return replace(DEFAULT_SETTINGS, **changes)
+        kind = types.get(key) or starts.get(key)
+        if kind is None:
+            raise SystemExit(f"--try: unknown setting {key!r}; settings: {', '.join([*types, *starts])}")
+        parsed = value if kind == "str" else (int(value) if kind == "int" else float(value))
+        (changes if key in types else start_changes)[key] = parsed
+    return Variant(replace(InversionSettings(), **changes), **start_changes)
+
+
+def invert_variant(pipe: FacePipeline, images: torch.Tensor, variant: Variant) -> torch.Tensor:
+    """N x 3 x S x S framed photos -> N x D codes, as `variant` fits them (decoder-only model)."""
+    if variant.starts == 1:
+        return invert(pipe.model, images, 0, pipe.decoder, variant.settings)
+    n, k, steps = len(images), variant.starts, DECODER_ONLY_STEPS
+    probe = min(variant.probe_steps, steps)
+    weights = face_weights(pipe.model.preprocessing, variant.settings.face_weight)
+    draws = torch.randn(n, k - 1, pipe.latent_dim, generator=torch.Generator().manual_seed(0)) * variant.start_scale
+    candidates = torch.cat([torch.zeros(n, 1, pipe.latent_dim), draws], 1).flatten(0, 1)  # (N*K) x D, photo-major
+    repeated = images.repeat_interleave(k, 0)
+    fitted = refine(pipe.decoder, repeated, candidates, probe, variant.settings, weights)
+    with torch.no_grad():
+        losses = ((weights * (pipe.decoder(fitted) - repeated) ** 2).flatten(1).mean(1)
+                  + variant.settings.prior_weight * (fitted**2).mean(1))
+    best = fitted.view(n, k, -1)[torch.arange(n), losses.view(n, k).argmin(1)]  # N x D
+    return refine(pipe.decoder, images, best, steps - probe, variant.settings, weights)
 
 
 def face_mask(pipe: FacePipeline) -> np.ndarray:
@@ -108,12 +147,12 @@ def frame_checks(path: Path, detector: Path) -> tuple[str, float, float, list[st
     return "yes", landmark_error(points), eyes, aligned.notes
 
 
-def reconstruct(pipe: FacePipeline, path: Path, detector: Path, settings: InversionSettings):
+def reconstruct(pipe: FacePipeline, path: Path, detector: Path, variant: Variant):
     """Photo file -> (framed model input S x S x 3, reconstruction S x S x 3, seconds)."""
     start = time.perf_counter()
     aligned = align_face(imaging.read_image(path), source=path.name, detector=detector)
     original = imaging.preprocess(aligned.image, pipe.model.preprocessing)[None]
-    codes = invert(pipe.model, original, 0, pipe.decoder, settings)
+    codes = invert_variant(pipe, original, variant)
     recon = pipe.decode_tensor(codes)
     seconds = time.perf_counter() - start
     return original[0].permute(1, 2, 0).numpy(), recon[0].permute(1, 2, 0).numpy(), seconds
@@ -124,8 +163,8 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
     framed = [align_face(imaging.read_image(p), source=p.name, detector=detector).image for p in photos]
     originals = torch.stack([imaging.preprocess(image, pipe.model.preprocessing) for image in framed])
     print(f"CPU: {cpu_description()}\nquality only: face-region PSNR dB / SSIM, mean over {len(photos)} photos")
-    for name, settings in variants.items():
-        recon = pipe.decode_tensor(invert(pipe.model, originals, 0, pipe.decoder, settings))
+    for name, variant in variants.items():
+        recon = pipe.decode_tensor(invert_variant(pipe, originals, variant))
         pairs = [(o.permute(1, 2, 0).numpy(), r.permute(1, 2, 0).numpy()) for o, r in zip(originals, recon)]
         values = np.array([(psnr(o, r, mask), ssim(o, r, mask)) for o, r in pairs])
         print(f"{values[:, 0].mean():6.2f} / {values[:, 1].mean():.3f}  {name}", flush=True)
@@ -148,23 +187,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         if args.model is None:
             from facevae.hub import install
+            from facevae.interop.loading import convert_published
 
             os.environ["FACEVAE_HOME"] = home
-            args.model = install.install("celeba64-original", source_dir=args.pretrained, progress=False)
+            args.model = install.install("celeba64-original", source_dir=args.pretrained, progress=False,
+                                         convert=convert_published)
         pipe = FacePipeline(load_bundle(args.model))
-    variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT_SETTINGS}
+    variants = {} if args.only_tries else {"baseline": BASELINE, "default": DEFAULT}
     variants.update({text: parse_try(text) for text in args.tries})
     mask = face_mask(pipe)
     if args.quality_only:
         return quality_sweep(pipe, photos, args.detector, variants, mask)
     load_before = os.getloadavg()[0]
-    reconstruct(pipe, photos[0], args.detector, DEFAULT_SETTINGS)  # warm-up: detector, decoder, allocator
+    reconstruct(pipe, photos[0], args.detector, DEFAULT)  # warm-up: detector, decoder, allocator
     rows, scores = [], {name: [] for name in variants}
     for path in photos:
         found, error, eye_error, notes = frame_checks(path, args.detector)
         row = [path.name, found, f"{error:.1f}", f"{eye_error:.1f}"]
-        for name, settings in variants.items():
-            original, recon, seconds = reconstruct(pipe, path, args.detector, settings)
+        for name, variant in variants.items():
+            original, recon, seconds = reconstruct(pipe, path, args.detector, variant)
             result = (psnr(original, recon, mask), ssim(original, recon, mask), seconds)
             scores[name].append(result)
             row.append(f"{result[0]:.2f} / {result[1]:.3f} / {seconds:.2f}s")
@@ -186,8 +227,8 @@ def main() -> None:
         summary.append(f"{values[:, 0].mean():.2f} / {values[:, 1].mean():.3f} / "
                        f"{statistics.median(values[:, 2]):.2f}s")
     print(" ".join(c.ljust(w) for c, w in zip(summary, widths)))
-    for name, settings in variants.items():
-        print(f"  {name}: {settings}")
+    for name, variant in variants.items():
+        print(f"  {name}: {variant}")
 
 
 if __name__ == "__main__":

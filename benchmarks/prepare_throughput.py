@@ -44,12 +44,12 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _machine import machine_line  # noqa: E402  benchmarks/_machine.py (the script's folder is on sys.path)
-from seed_style import SEED_BATCH_SIZE, default_workers, seed_loader  # noqa: E402
 
+from _machine import machine_line  # noqa: E402  benchmarks/_machine.py (the script's folder is on sys.path)
 from facevae.config import Preprocessing  # noqa: E402
 from facevae.data.prepare import prepare  # noqa: E402
 from facevae.testing.celeba import CELEBA_ATTRIBUTES, face_image, jpeg_bytes  # noqa: E402
+from seed_style import SEED_BATCH_SIZE, default_workers, seed_loader  # noqa: E402
 
 
 def _write_images(root: str, start: int, stop: int) -> None:
@@ -71,7 +71,8 @@ def make_dataset(root: Path, count: int, unique: int, workers: int) -> None:
     rng = np.random.default_rng(0)
     signs = np.where(rng.random((count, len(CELEBA_ATTRIBUTES))) < 0.3, " 1", "-1")
     rows = [f"{index + 1:06d}.jpg " + " ".join(signs[index]) for index in range(count)]
-    (root / "list_attr_celeba.txt").write_text(f"{count}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(rows) + "\n")
+    header = f"{count}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n"
+    (root / "list_attr_celeba.txt").write_text(header + "\n".join(rows) + "\n")
     codes = rng.choice([0, 1, 2], size=count, p=[0.8, 0.1, 0.1])
     (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)))
 
@@ -149,7 +150,8 @@ def cpu_summary() -> str:
         return "CPU: unknown"
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     fields = {key.strip(): value.strip() for key, value in fields.items()}
-    flags = [f for f in ("sse4_2", "avx2", "avx512f", "avx512_bf16", "amx_tile") if f in fields.get("flags", "").split()]
+    present = fields.get("flags", "").split()
+    flags = [f for f in ("sse4_2", "avx2", "avx512f", "avx512_bf16", "amx_tile") if f in present]
     return f"CPU: {fields.get('model name', 'unknown')} ({', '.join(flags)})"
 
 
@@ -197,7 +199,8 @@ def print_table(results: list[Result], count: int) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20_000, help="images (default 20,000)")
-    parser.add_argument("--unique", type=int, default=0, help="distinct JPEGs; the rest are hard links (default: all distinct)")
+    parser.add_argument("--unique", type=int, default=0,
+                        help="distinct JPEGs; the rest are hard links (default: all distinct)")
     parser.add_argument("--size", type=int, default=64, choices=(32, 64, 128, 256))
     parser.add_argument("--crop", default="squash", choices=("squash", "center"),
                         help="prepare's crop (the baseline always resizes the whole frame, as the seed did)")
@@ -233,7 +236,8 @@ def main() -> None:
                                  lambda: seed_epoch(files, args.size, args.seed_workers)))
         workers = args.workers or cores  # prepare's 0 means every core
         results.append(timed(f"prepare: {workers} workers, DCT-scaled decode (simplejpeg)", workers,
-                             lambda: prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop),
+                             lambda: prepare(work / "celeba", out=work / "cache",
+                                             preprocessing=Preprocessing(args.size, args.crop),
                                              workers=args.workers, progress=False)))
         started = time.perf_counter()
         prepare(work / "celeba", out=work / "cache", preprocessing=Preprocessing(args.size, args.crop), progress=False)

@@ -1,15 +1,17 @@
-"""Server memory under concurrent large uploads: peak RSS with bounded upload decoding against
-the same server decoding every upload at full size at once (the behaviour before), same run.
+"""Server memory under concurrent large uploads: peak RSS for one photo per request and for
+16 photos per request, with the pixel budget (the default) against the same server without it
+(the behaviour before), same run.
 
-    python benchmarks/serve_uploads.py [--uploads 16] [--side 4990] [--model BUNDLE]
+    python benchmarks/serve_uploads.py [--requests 16] [--photos 16] [--side 4990] [--timeout-s 30] [--model BUNDLE]
 
 The upload is the hardening probe's: a ~97 KB PNG that declares side x side RGBA pixels (25 MP
-at 4990, under the server's 25-megapixel limit), which decodes to ~100 MB. For each
-configuration a server process (the app on uvicorn, as `facevae serve` runs it) is started on
-127.0.0.1, warmed up with one small upload, then sent `--uploads` concurrent POST
-/v1/reconstruct requests, one upload each. It prints the server's resident memory before
-(idle after warm-up), at its peak (the kernel's high-water mark, VmHWM) and after the
-requests, the answers' status codes and the wall time. Without --model an untrained 64-pixel
+at 4990, under the server's 25-megapixel limit), which decodes to ~100 MB at full size. For each
+scenario a server process (the app on uvicorn, as `facevae serve` runs it) is started on
+127.0.0.1, warmed up with one small upload, then sent `--requests` concurrent POST
+/v1/reconstruct requests of 1 or `--photos` uploads each (whole_image=true: no face to find, so
+every job runs to its end). It prints the server's resident memory
+before (idle after warm-up), at its peak (the kernel's high-water mark, VmHWM) and 1 s after
+the requests, the answers' status codes and the wall time. Without --model an untrained 64-pixel
 model with an encoder is used: the weights do not change how pictures are decoded.
 Linux only (reads /proc/PID/status).
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,13 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from serve_load import free_port, wait_ready  # this folder is on sys.path when the script runs
 
+from _machine import machine_line  # benchmarks/_machine.py (this folder is on sys.path when the script runs)
 from facevae.testing.uploads import blank_png
+from serve_load import free_port, wait_ready
 
-CONFIGURATIONS = {  # label -> ServerSettings overrides
-    "unbounded (full-size decoding, all at once)": {"upload_max_side": None, "decoding_uploads": 64},
-    "bounded (shrink on decoding, 2 at once)": {},
+NO_BUDGET = {"max_decoded_pixels": 10**12}  # the behaviour before: every decoded photo held until its job ends
+SCENARIOS = {  # label -> (ServerSettings overrides, photos per request: 1 or --photos)
+    "1 photo each, pixel budget (default)": ({}, False),
+    "N photos each, no pixel budget (before)": (NO_BUDGET, True),
+    "N photos each, pixel budget (default)": ({}, True),
 }
 
 
@@ -52,7 +56,7 @@ def untrained_bundle(folder: Path) -> Path:
     import torch
 
     from facevae.config import ModelConfig
-    from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
+    from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
     from facevae.model.vae import Decoder, Encoder
 
     torch.manual_seed(0)
@@ -62,7 +66,7 @@ def untrained_bundle(folder: Path) -> Path:
                                  provenance={"source": "benchmarks/serve_uploads.py: untrained"}), folder / "bundle")
 
 
-def measure(model: Path, overrides: dict, upload: bytes, count: int) -> dict:
+def measure(model: Path, overrides: dict, upload: bytes, count: int, photos: int) -> dict:
     port = free_port()
     settings = {"model": str(model), "inference_threads": 1, "queue_size": 64, **overrides}
     os.environ["FACEVAE_SERVE_SETTINGS"] = json.dumps(settings)
@@ -71,9 +75,10 @@ def measure(model: Path, overrides: dict, upload: bytes, count: int) -> dict:
     url = f"http://127.0.0.1:{port}"
     small = blank_png(64, 64)
 
-    def send(data: bytes) -> int:
-        return httpx.post(f"{url}/v1/reconstruct", files=[("images", ("photo.png", data, "image/png"))],
-                          timeout=300).status_code
+    def send(data: bytes, photos: int = 1) -> int:
+        files = [("images", (f"photo{i}.png", data, "image/png")) for i in range(photos)]
+        return httpx.post(f"{url}/v1/reconstruct", data={"whole_image": "true"}, files=files,
+                          timeout=overrides.get("timeout_s", 30) + 60).status_code
 
     try:
         wait_ready(port, process)
@@ -81,7 +86,7 @@ def measure(model: Path, overrides: dict, upload: bytes, count: int) -> dict:
         before = memory_mb(process.pid)["VmRSS"]
         started = time.perf_counter()
         with ThreadPoolExecutor(count) as pool:
-            statuses = list(pool.map(send, [upload] * count))
+            statuses = list(pool.map(send, [upload] * count, [photos] * count))
         seconds = time.perf_counter() - started
         time.sleep(1.0)
         after = memory_mb(process.pid)
@@ -92,28 +97,26 @@ def measure(model: Path, overrides: dict, upload: bytes, count: int) -> dict:
             "statuses": {code: statuses.count(code) for code in sorted(set(statuses))}}
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return " ".join(flag for flag in wanted if f" {flag}" in flags) or "none of avx2/avx512/amx"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=16, help="concurrent requests, one upload each")
+    parser.add_argument("--requests", type=int, default=16, help="concurrent requests")
+    parser.add_argument("--photos", type=int, default=16, help="uploads per request in the multi-photo scenarios")
     parser.add_argument("--side", type=int, default=4990, help="declared width and height of each upload")
     parser.add_argument("--model", default=None, help="a bundle folder with an encoder (default: untrained)")
+    parser.add_argument("--timeout-s", type=float, default=30.0,
+                        help="the server's time limit (default: 30, the server's; on a slow machine every "
+                             "16-photo request may reach it before its photos are decoded: raise it to see them held)")
     args = parser.parse_args()
     upload = blank_png(args.side, args.side)
     with tempfile.TemporaryDirectory() as folder:
         model = Path(args.model) if args.model else untrained_bundle(Path(folder))
-        results = {label: measure(model, overrides, upload, args.uploads) for label, overrides in CONFIGURATIONS.items()}
-    print(f"\n{args.uploads} concurrent uploads of a {len(upload) / 1e3:.0f} KB PNG declaring {args.side} x {args.side} "
-          f"RGBA ({args.side ** 2 / 1e6:.1f} MP); {platform.processor() or platform.machine()}, {os.cpu_count()} "
-          f"CPUs, flags: {cpu_flags()}; zlib {zlib.ZLIB_VERSION}\n")
+        results = {label.replace("N photos", f"{args.photos} photos"):
+                   measure(model, {"timeout_s": args.timeout_s, **overrides}, upload, args.requests,
+                           args.photos if many else 1)
+                   for label, (overrides, many) in SCENARIOS.items()}
+    print(f"\n{args.requests} concurrent /v1/reconstruct requests; each upload a {len(upload) / 1e3:.0f} KB PNG "
+          f"declaring {args.side} x {args.side} RGBA ({args.side ** 2 / 1e6:.1f} MP); zlib {zlib.ZLIB_VERSION}")
+    print(machine_line() + "\n")
     print(f"{'server':46} {'RSS before':>11} {'peak RSS':>10} {'RSS after':>10} {'wall':>7}  answers")
     for label, r in results.items():
         print(f"{label:46} {r['before']:8.0f} MB {r['peak']:7.0f} MB {r['after']:7.0f} MB {r['seconds']:6.1f}s  "

@@ -29,13 +29,13 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
-from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from PIL import Image
 
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from facevae import load
 from facevae.imaging import encode_png, to_uint8
 from facevae.inference.pipeline import FacePipeline

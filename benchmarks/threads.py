@@ -26,8 +26,8 @@ import time
 import torch
 
 from facevae.config import ModelConfig
-from facevae.hub.bundle import FaceModel
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import FaceModel
 from facevae.model.vae import Decoder
 from facevae.runtime import load_average, pick_threads, read_cpu_flags, usable_cores
 

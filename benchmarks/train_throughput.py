@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
-from seed_style import default_workers, seed_loader
 
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from facevae.config import MODEL_PRESETS, DataConfig, Preprocessing, RunConfig, TrainConfig
 from facevae.data.cache import ImageCache
 from facevae.data.prepare import prepare
@@ -46,6 +45,7 @@ from facevae.model.vae import FaceVAE
 from facevae.runtime import pick_runtime, resolve_device
 from facevae.testing.celeba import face_image, jpeg_bytes
 from facevae.training.trainer import Trainer
+from seed_style import default_workers, seed_loader
 
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned images
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from facevae.atomic import make_staging_dir, staged_dir
-from facevae.hub.bundle import load_bundle, save_bundle
+from facevae.model.bundle import load_bundle, save_bundle
 
 
 def _killed_while_staging(target: Path) -> Path:

@@ -21,7 +21,8 @@ from facevae.config import (
 def test_defaults_are_the_original_recipe_without_the_relu_heads():
     config = RunConfig()
     assert config.model == MODEL_PRESETS["celeba64"]
-    assert (config.train.recon_weight, config.train.lr, config.train.batch_size, config.train.epochs) == (2000.0, 5e-4, 128, 12)
+    train = config.train
+    assert (train.recon_weight, train.lr, train.batch_size, train.epochs) == (2000.0, 5e-4, 128, 12)
     assert config.model.bottom_size == 4 and config.model.flat_features == 2048
     # New models: the original architecture, linear heads (ReLU heads collapse, issue 18), Keras's init.
     assert config.model.head_activation == "none" and config.train.init == "keras"

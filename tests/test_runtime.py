@@ -58,7 +58,7 @@ def test_forced_bf16_runs_where_bf16_works_at_all(cpu_only: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("device, precision, message", [
-    ("cuda", "auto", "sees no CUDA GPU.*--device cpu"),
+    ("cuda", "auto", "sees no CUDA GPU.*`device='cpu'`"),  # the CLI says `--device cpu` (facevae.errors)
     ("cuda:3", "auto", "sees no CUDA GPU"),
     ("mps", "auto", "Metal backend is not available"),
     ("tpu", "auto", "device 'tpu'"),
@@ -138,3 +138,12 @@ def test_a_synthesis_command_says_which_device_it_used(tiny_bundle: Path, tmp_pa
         torch.set_num_threads(threads)
     err = capsys.readouterr().err
     assert "device: CPU (" in err and "1 thread)" in err
+
+
+def test_the_decode_batch_depends_on_the_device():
+    from facevae.runtime import ACCELERATOR_DECODE_BATCH, CPU_DECODE_BATCH, Runtime
+
+    assert Runtime(torch.device("cpu"), "fp32", "").decode_batch == CPU_DECODE_BATCH == 8
+    for device in ("cuda", "cuda:1", "mps"):
+        assert Runtime(torch.device(device), "fp32", "").decode_batch == ACCELERATOR_DECODE_BATCH
+    assert ACCELERATOR_DECODE_BATCH >= 64  # the server's largest request reaches the decoder as one call

@@ -2,8 +2,8 @@
 
     import facevae
     model = facevae.load("celeba64-original")      # or a bundle / training-run folder
-    images = model.decode(torch.randn(8, model.latent_dim))
-    pipe = facevae.FacePipeline.load()             # generate / edit / morph, as PNG grids
+    pipe = facevae.FacePipeline(model)             # generate / edit / morph, as PNG grids
+    images = pipe.decode_tensor(torch.randn(8, model.latent_dim))
 
 The public names below stay importable from here whatever moves inside the package. They are
 imported on first use, so `import facevae` (and the CLI's `--help`) does not import torch.
@@ -18,10 +18,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _PUBLIC = {
-    "load": "facevae.hub.loading",
+    "load": "facevae.interop.loading",
     "DEFAULT_MODEL": "facevae.hub.registry",
     "FacePipeline": "facevae.inference.pipeline",
     "SynthesisResult": "facevae.inference.pipeline",
+    "EncodedPhoto": "facevae.inference.encoded",
     "align_face": "facevae.inference.face",
     "ModelConfig": "facevae.config",
     "DataConfig": "facevae.config",

@@ -30,6 +30,10 @@ from .errors import UserError
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PRECISIONS = ("auto", "fp32", "bf16")
+# Faces per decoder call. On a CPU small chunks keep the 64 x 64 x 128 feature maps in the
+# caches; an accelerator takes a whole request (or the server's batch) in one call.
+CPU_DECODE_BATCH = 8
+ACCELERATOR_DECODE_BATCH = 1024
 
 
 class DeviceError(UserError):
@@ -50,6 +54,11 @@ class Runtime:
     def autocast_dtype(self) -> torch.dtype | None:
         """The dtype for torch.autocast, or None for plain float32."""
         return torch.bfloat16 if self.precision == "bf16" else None
+
+    @property
+    def decode_batch(self) -> int:
+        """Faces per decoder call on this device."""
+        return CPU_DECODE_BATCH if self.device.type == "cpu" else ACCELERATOR_DECODE_BATCH
 
     def describe(self) -> str:
         """One line for the user: the device, the threads on a CPU, the precision and why."""
@@ -104,11 +113,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"Device '{name}' was requested but this PyTorch sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+                              f"(torch {torch.__version__}); use {{option}} or install a CUDA build of torch",
+                              option="device", value="cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     elif device.type == "mps" and not _mps_available():
-        raise DeviceError("Device 'mps' was requested but Apple's Metal backend is not available here; use --device cpu")
+        raise DeviceError("Device 'mps' was requested but Apple's Metal backend is not available here; "
+                          "use {option}", option="device", value="cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"Unsupported device '{name}'; use {DEVICES}")
     return device

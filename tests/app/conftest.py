@@ -15,15 +15,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import photo_of, png_bytes
 
-from facevae.hub.bundle import Preprocessing, load_bundle, save_bundle
+from facevae.model.bundle import Preprocessing, load_bundle, save_bundle
+from support.images import photo_of, png_bytes
 
 GUI_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "facevae" / "app" / "gui" / "script.py"
 APP_TIMEOUT = 120  # seconds per AppTest run: the first one imports torch and loads a model
@@ -40,7 +40,7 @@ def reset_gui_state() -> None:
 def loads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter]:
     """{"model": Counter(path -> loads), "dataset": Counter(path -> caches opened)}."""
     from facevae.data import prepare
-    from facevae.hub import loading
+    from facevae.interop import loading
 
     counts: dict[str, Counter] = {"model": Counter(), "dataset": Counter()}
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from facevae.app.server.batching import BatcherClosedError, DeadlineExceededError, MicroBatcher, QueueFullError
-from facevae.hub.bundle import load_bundle
 from facevae.imaging import to_uint8
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 
 
 class RecordingDecoder:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.images import png_bytes
 
 from facevae.inference.inversion import DECODER_ONLY_STEPS
+from support.images import png_bytes
 
 MODES = ["generate", "reconstruct", "arithmetic", "morph", "edit", "attributes"]
 
@@ -153,7 +153,7 @@ def test_reconstruct_validation_split_of_data(gui, loads, tiny_model_bundle: Pat
 
 
 def test_model_picker_offers_runs_and_switches_model(gui, loads, tiny_model_bundle: Path, tmp_path: Path):
-    from facevae.hub.bundle import load_bundle, save_bundle
+    from facevae.model.bundle import load_bundle, save_bundle
 
     runs = tmp_path / "runs"
     save_bundle(load_bundle(tiny_model_bundle), runs / "my-run" / "bundle")
@@ -202,6 +202,10 @@ def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_
     check_clean(app)
     assert image_urls(app)[0] == framed and image_urls(app)[1] != grid
     assert app.query_params["attrs"] == "Smiling:3"
+    edited = image_urls(app)[1]
+    app.multiselect(key="edit-keep").select("Eyeglasses").run()  # keep holds in the edit mode too
+    check_clean(app)
+    assert image_urls(app)[1] != edited
 
 
 @pytest.mark.parametrize("upload, message", [
@@ -271,7 +275,7 @@ def test_arithmetic_keeps_the_chosen_attributes(gui, tiny_model_bundle: Path):
 
 
 def test_discovered_directions_are_shown_for_a_model_without_labels(gui, tiny_model_bundle: Path, tmp_path: Path):
-    from facevae.hub.bundle import load_bundle, save_bundle
+    from facevae.model.bundle import load_bundle, save_bundle
 
     model = load_bundle(tiny_model_bundle)
     model.attributes, model.attribute_counts = {}, {}

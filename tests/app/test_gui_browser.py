@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from support.network import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from facevae.app.server.app import create_app
+from facevae.imaging import make_grid
+from facevae.inference.encoded import EncodedPhoto
+from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 from support.http import assert_error, running, until
 from support.images import open_png, png_bytes
 from support.server import GatedPipeline
-
-from facevae.app.server.app import create_app
-from facevae.hub.bundle import load_bundle
-from facevae.imaging import make_grid
-from facevae.inference.pipeline import FacePipeline
 
 
 @pytest.fixture
@@ -193,6 +194,24 @@ def test_edit_json_gives_the_codes_of_the_faces_it_drew(client: TestClient):
     assert both["latents"][1] == edited["latents"][0] and both["images"][1] == edited["images"][0]
 
 
+def test_edit_keeps_the_kept_attributes_in_each_mode(client: TestClient, pipe: FacePipeline):
+    data = {"whole_image": "true", "format": "json", "view": "grid", "attributes": '{"Smiling": 2}',
+            "keep": "Eyeglasses"}
+    for mode in ("auto", "orthogonal", "group"):
+        codes = np.array(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep_mode": mode}
+                                     ).json()["latents"])
+        offset = pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"], keep_mode=mode).numpy()
+        assert np.allclose(codes[1] - codes[0], offset, atol=1e-5)
+        assert abs(np.dot(codes[1] - codes[0], pipe.model.attributes["Eyeglasses"].numpy())) < 1e-3
+    plain = np.array(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep": ""}).json()["latents"])
+    assert not np.allclose(plain[1] - plain[0], codes[1] - codes[0], atol=1e-3)  # keep made a difference
+    assert_error(client.post("/v1/edit", files=upload(png_bytes()), data={**data, "keep_mode": "decoded"}),
+                 422, "invalid_request")
+    too_many = ",".join(f"Name{i}" for i in range(70))  # schemas.Keep's bounds hold for the form field too
+    assert "at most 64" in assert_error(client.post("/v1/edit", files=upload(png_bytes()),
+                                                    data={**data, "keep": too_many}), 422, "invalid_input")["detail"]
+
+
 @pytest.mark.parametrize("attributes, code", [
     ('{"Smilling": 1}', "unknown_attribute"), ('{"Smiling": 11}', "invalid_input"),
     ("[1, 2]", "invalid_input"), ("{bad json", "invalid_input"),
@@ -202,6 +221,33 @@ def test_edit_rejects_bad_attribute_json(client: TestClient, attributes: str, co
     body = assert_error(response, 422, code)
     if code == "invalid_input":
         assert "'attributes' must be a JSON object" in body["detail"]
+
+
+def test_edits_of_one_photo_encode_it_once(client: TestClient, pipe: FacePipeline, monkeypatch: pytest.MonkeyPatch):
+    encoded = []  # (refine_steps, whole_image) of every photo encoded (not an EncodedPhoto passed on)
+    encode = pipe.encode
+
+    def counted(photo, *args, **kwargs):
+        if not isinstance(photo, EncodedPhoto):
+            encoded.append(args)
+        return encode(photo, *args, **kwargs)
+
+    monkeypatch.setattr(pipe, "encode", counted)
+    data = {"whole_image": "true", "format": "json", "view": "grid", "refine_steps": "2"}
+    codes = [client.post("/v1/edit", files=upload(png_bytes()), data={**data, "attributes": json.dumps({"Smiling": s})}
+                         ).json()["latents"] for s in (1.0, 2.0)]
+    assert encoded == [(2, True)] and codes[0][0] == codes[1][0]  # one encoding, the same reconstruction
+    assert not np.allclose(codes[0][1], codes[1][1])  # each edit its own
+    client.post("/v1/edit", files=upload(png_bytes(seed=1)), data=data)  # another picture: encoded anew
+    client.post("/v1/edit", files=upload(png_bytes()), data={**data, "refine_steps": "3"})  # other refinement
+    assert encoded == [(2, True), (2, True), (3, True)]
+
+
+def test_a_photo_without_a_face_names_the_api_field_not_the_cli_flag(client: TestClient):
+    sky = png_bytes(np.full((120, 120, 3), 128, np.uint8))  # one flat colour: no face
+    body = assert_error(client.post("/v1/edit", files=upload(sky), data={"attributes": "{}"}), 422, "invalid_input")
+    assert "No face found" in body["detail"] and "the `whole_image` field set to true" in body["detail"]
+    assert "--" not in body["detail"]
 
 
 def test_edit_rejects_bad_uploads_before_decoding(client: TestClient):
@@ -232,7 +278,8 @@ def test_reconstruct_shows_originals_and_reconstructions(client: TestClient):
     whole = {"whole_image": "true"}
     grid = open_png(client.post("/v1/reconstruct", files=files, data=whole).content)
     assert grid.shape[1] > 3 * 34  # row labels on the left, 3 columns
-    body = client.post("/v1/reconstruct", files=files, data={**whole, "format": "json", "include_images": "true"}).json()
+    body = client.post("/v1/reconstruct", files=files,
+                       data={**whole, "format": "json", "include_images": "true"}).json()
     assert np.array(body["latents"]).shape == (3, 16) and len(body["images"]) == 3  # the reconstructions
     redrawn = client.post("/v1/decode", json={"latents": body["latents"], "format": "json", "include_images": True})
     for again, first in zip(redrawn.json()["images"], body["images"]):  # decoded in other batch shapes

@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from support.http import assert_error, running, until
-from support.images import png_bytes
-from support.server import GatedPipeline, SlowModule
 
 from facevae import imaging
 from facevae.app.server.app import create_app
 from facevae.app.server.batching import DeadlineExceededError, MicroBatcher
 from facevae.app.server.settings import ServerSettings
 from facevae.cli.serve import is_loopback
-from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 from facevae.testing.uploads import blank_png
+from support.http import assert_error, running, until
+from support.images import png_bytes
+from support.server import GatedPipeline, SlowModule
 
 
 class RecordingPipeline(FacePipeline):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.http import concurrently
 from support.images import png_bytes
 from support.network import free_port
@@ -32,7 +33,8 @@ def slow_refine_server(bundle: Path, threads: int = 2):
 
 def reconstruct(url: str, steps: int = 500):
     photos = [("images", (f"{i}.png", png_bytes(size=(32, 32), seed=i), "image/png")) for i in range(4)]
-    return lambda: httpx.post(f"{url}/v1/reconstruct", data={"refine_steps": str(steps), "whole_image": "true"}, files=photos, timeout=60)
+    return lambda: httpx.post(f"{url}/v1/reconstruct", data={"refine_steps": str(steps), "whole_image": "true"},
+                              files=photos, timeout=60)
 
 
 def http_request(path: str, body: dict) -> bytes:

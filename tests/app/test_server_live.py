@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.http import concurrently
 from support.images import png_bytes
 from support.network import free_port

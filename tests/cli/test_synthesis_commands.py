@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import photo_of
 
 from facevae.cli.main import main
-from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
+from support.images import photo_of
 
 
 def run(*args: str) -> int:

@@ -77,3 +77,13 @@ def test_a_damaged_label_file_is_a_cache_error_naming_the_fix(celeba_cache, tmp_
     np.save(cache / label_file, array, allow_pickle=True)
     with pytest.raises(CacheError, match=f"{label_file} .*delete it and run `facevae prepare` again"):
         ImageCache.open(cache)
+
+
+def test_float_images_are_the_pixels_over_255_as_model_input(celeba_cache):
+    cache = ImageCache.open(celeba_cache)
+    rows = np.array([3, 0, 5])
+    images = cache.float_images(rows)
+    assert images.shape == (3, 3, cache.image_size, cache.image_size) and images.dtype == torch.float32
+    expected = torch.from_numpy(np.asarray(cache.images[rows])).permute(0, 3, 1, 2).double() / 255
+    assert torch.allclose(images.double(), expected, atol=1e-7)
+    assert float(images.min()) >= 0 and float(images.max()) <= 1

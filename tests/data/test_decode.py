@@ -58,7 +58,8 @@ def test_decode_matches_its_definition_exactly(jpegs, spec, decoded):
         np.testing.assert_array_equal(result, np.asarray(expected))
 
 
-@pytest.mark.parametrize("spec", [Preprocessing(32), Preprocessing(64), Preprocessing(64, "center"), Preprocessing(128, "center")])
+@pytest.mark.parametrize("spec", [Preprocessing(32), Preprocessing(64), Preprocessing(64, "center"),
+                                  Preprocessing(128, "center")])
 def test_decode_is_close_to_a_full_resolution_decode(jpegs, spec):
     """Scaled decoding is an approximation of decoding fully then resizing: bound the gap."""
     for path in jpegs:

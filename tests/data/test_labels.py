@@ -45,7 +45,7 @@ def test_bad_attribute_value_names_line_and_attribute(tmp_path):
 def test_wrong_number_of_columns_and_bad_count_line(tmp_path):
     path = tmp_path / "list_attr_celeba.txt"
     path.write_text("2\nSmiling Young\n000001.jpg 1 -1\n000002.jpg 1\n")
-    with pytest.raises(LabelError, match="line 4: expected a file name and 2 values, found 2 fields"):
+    with pytest.raises(LabelError, match="line 4: expected a file name and 2 values, found 1 value after"):
         read_attributes(path)
     path.write_text("many\nSmiling Young\n")
     with pytest.raises(LabelError, match="line 1 should be the number of images"):
@@ -75,3 +75,21 @@ def test_malformed_partition_rows_name_their_line(tmp_path, text, line):
     csv.write_text("image_id,partition\na.jpg,1\nb.jpg,1,2\n")
     with pytest.raises(LabelError, match="line 3: expected a file name"):
         read_partition(csv)
+
+
+def test_a_csv_without_a_header_row_is_refused_not_read_as_names(tmp_path):
+    path = tmp_path / "attributes.csv"
+    path.write_text("a.jpg,1,0\nb.jpg,0,1\n")
+    with pytest.raises(LabelError, match="has no header row: its first line holds values"):
+        read_attributes(path)
+    partition = tmp_path / "list_eval_partition.csv"
+    partition.write_text("a.jpg,0\nb.jpg,1\n")
+    with pytest.raises(LabelError, match="has no header row"):
+        read_partition(partition)
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_a_label_error(tmp_path):
+    path = tmp_path / "attributes.csv"
+    path.write_text("filename,Smiling\n" + "x" * 200_000 + ",1\n")
+    with pytest.raises(LabelError, match="line 2 is not a readable CSV row .*field larger than field limit"):
+        read_attributes(path)

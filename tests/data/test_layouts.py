@@ -12,7 +12,8 @@ from facevae.testing.celeba import make_celeba
 @pytest.mark.parametrize("layout, kind, image_dir, attributes, partition", [
     ("official", "official", "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"),
     ("kaggle", "kaggle", "img_align_celeba/img_align_celeba", "list_attr_celeba.csv", "list_eval_partition.csv"),
-    ("torchvision", "torchvision", "celeba/img_align_celeba", "celeba/list_attr_celeba.txt", "celeba/list_eval_partition.txt"),
+    ("torchvision", "torchvision", "celeba/img_align_celeba", "celeba/list_attr_celeba.txt",
+     "celeba/list_eval_partition.txt"),
     ("folder", "folder", ".", "attributes.csv", None),
 ])
 def test_each_layout_is_recognised(tmp_path, layout, kind, image_dir, attributes, partition):
@@ -35,7 +36,8 @@ def test_google_drive_tree_with_anno_and_eval_folders(tmp_path):
     shutil.move(tmp_path / "list_attr_celeba.txt", tmp_path / "Anno" / "list_attr_celeba.txt")
     shutil.move(tmp_path / "list_eval_partition.txt", tmp_path / "Eval" / "list_eval_partition.txt")
     found = detect_layout(tmp_path)
-    assert (found.kind, found.attributes_file.parent.name, found.partition_file.parent.name) == ("official", "Anno", "Eval")
+    assert (found.kind, found.attributes_file.parent.name, found.partition_file.parent.name) == \
+        ("official", "Anno", "Eval")
 
 
 def test_folder_layout_walks_subfolders_and_skips_hidden_ones(tmp_path):

@@ -53,7 +53,8 @@ def test_problems_are_counted_and_listed(celeba, celeba_cache):
 
 def test_seeded_split_when_there_is_no_partition_file(tmp_path):
     make_celeba(tmp_path / "data", "official", count=40, partition=False)
-    cache = ImageCache.open(prepare(tmp_path / "data", preprocessing=Preprocessing(32), val_fraction=0.2, test_fraction=0.1,
+    cache = ImageCache.open(prepare(tmp_path / "data", preprocessing=Preprocessing(32), val_fraction=0.2,
+                                    test_fraction=0.1,
                                     split_seed=5, workers=1, progress=False))
     assert cache.meta["split_counts"] == {"train": 28, "valid": 8, "test": 4}
     assert cache.meta["reuse_key"]["split"] == {"mode": "seeded", "val_fraction": 0.2, "test_fraction": 0.1, "seed": 5}
@@ -95,9 +96,11 @@ def test_prepare_twice_reuses_and_a_changed_source_rebuilds(tmp_path):
     stamp = (first / "meta.json").stat().st_mtime_ns
     assert prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False) == first
     assert (first / "meta.json").stat().st_mtime_ns == stamp  # reused, not rewritten
-    assert prepare(tmp_path, preprocessing=Preprocessing(32, "center"), workers=1, progress=False).name == "32-center148"
+    centred = prepare(tmp_path, preprocessing=Preprocessing(32, "center"), workers=1, progress=False)
+    assert centred.name == "32-center148"
     os.remove(tmp_path / fixture.names[-1])  # a file disappears: the fingerprint changes
-    assert ImageCache.open(prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False)).meta["count"] == 11
+    squashed = prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False)
+    assert ImageCache.open(squashed).meta["count"] == 11
     assert (first / "meta.json").stat().st_mtime_ns != stamp
     assert prepare(tmp_path, preprocessing=Preprocessing(32), workers=1, progress=False, force=True) == first
 
@@ -145,7 +148,8 @@ def test_unwritable_default_location_suggests_out(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(prepare_module.CacheWriter, "__init__", refuse)
-    with pytest.raises(UserError, match=r"cannot write the cache in .*\.facevae-cache \(Permission denied\)\. Pass --out"):
+    with pytest.raises(UserError,
+                       match=r"cannot write the cache in .*\.facevae-cache \(Permission denied\)\. Pass --out"):
         prepare(tmp_path / "data", workers=1, progress=False)
 
 
@@ -187,7 +191,8 @@ def test_label_files_for_other_images_are_an_error_with_examples(tmp_path):
     make_celeba(tmp_path, "official", count=4)
     for image in (tmp_path / "img_align_celeba").iterdir():
         image.rename(image.with_name("x" + image.name))
-    with pytest.raises(UserError, match=r"none of the 4 images .* has its label rows \(e.g. img_align_celeba/x000001.jpg not in"):
+    with pytest.raises(UserError, match=r"none of the 4 images .* has its label rows "
+                                        r"\(e.g. img_align_celeba/x000001.jpg not in"):
         prepare(tmp_path, workers=1, progress=False)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 from facevae.data.cache import ImageCache
 from facevae.evaluation.classifier_training import train_classifier
 from facevae.testing.planted import make_planted_cache
+from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 from facevae.config import ConfigError
 from facevae.data.cache import ImageCache
@@ -22,6 +21,7 @@ from facevae.evaluation.classifier_training import (
     train_classifier,
 )
 from facevae.testing.planted import PLANTED, make_planted_cache
+from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 
 @pytest.mark.slow

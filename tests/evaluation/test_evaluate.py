@@ -18,8 +18,8 @@ from facevae.data.cache import ImageCache
 from facevae.evaluation import classifier as clf
 from facevae.evaluation import image_metrics
 from facevae.evaluation.edits import face_mask
-from facevae.hub.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import FaceModel, Preprocessing, save_bundle
 from facevae.model.vae import Decoder, Encoder
 
 TINY = ModelConfig(image_size=32, channels=(8, 16, 16), latent_dim=16, leaky_slope=0.2, bn_eps=1e-5,
@@ -98,7 +98,7 @@ def test_reconstruction_numbers_recomputed(report: Path, two_models: tuple[Path,
     inverted = second["reconstruction"]
     assert inverted["decoder_only"] and inverted["kl"] is None
     other = FacePipeline.load(two_models[1])
-    codes = other.encode(images, refine_steps=5)
+    codes = other.encode(images, refine_steps=5).codes
     redone = other.decode_tensor(codes).float().clamp(0, 1)
     assert inverted["mse"] == pytest.approx(image_metrics.mse(redone.numpy(), images.numpy()).mean(), rel=1e-3)
     assert inverted["ssim"] == pytest.approx(image_metrics.ssim(redone.numpy(), images.numpy()).mean(), abs=1e-3)

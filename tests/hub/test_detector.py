@@ -18,8 +18,9 @@ from facevae.cli.main import main
 from facevae.hub import detector
 from facevae.hub.download import ChecksumError, file_digests
 from facevae.hub.registry import BASE_URL_ENV, SourceFile
+from support.shared import SHARED, skip_reason
 
-SHARED_DETECTOR = Path(__file__).resolve().parents[2].parent / "shared" / "face-detector"
+SHARED_DETECTOR = SHARED / "face-detector"
 PAYLOAD = bytes(range(256)) * 40  # stands in for the ONNX file
 
 
@@ -92,7 +93,7 @@ def test_the_environment_chooses_a_file_or_the_cascades(monkeypatch: pytest.Monk
 
 
 @pytest.mark.skipif(not (SHARED_DETECTOR / "face_detection_yunet_2026may.onnx").is_file(),
-                    reason="the YuNet file is in ../shared only on development machines")
+                    reason=skip_reason("the YuNet file (face-detector/face_detection_yunet_2026may.onnx)"))
 def test_download_from_a_folder_installs_the_shared_release(facevae_home: Path, monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path, capsys: pytest.CaptureFixture):
     monkeypatch.delenv(detector.DETECTOR_ENV, raising=False)
@@ -107,3 +108,49 @@ def test_download_from_a_folder_installs_the_shared_release(facevae_home: Path, 
     assert main(["download", "yunet-2026may", "--from", str(wrong), "--force"]) == 2
     assert "bytes, expected 229,738" in capsys.readouterr().err
     assert main(["download", "yunet-2026may"]) == 0  # installed already: nothing fetched
+
+
+# --- offline: any registered detector in DIR (issue 19, item 10) ----------------------------
+
+OTHER_PAYLOAD = bytes(reversed(range(256))) * 40
+
+
+@pytest.fixture
+def fake_newer(fake_default, monkeypatch: pytest.MonkeyPatch) -> detector.DetectorModel:
+    """A second registered detector, installable with --from DIR only (like yunet-2026may)."""
+    spec = detector.DetectorModel(
+        name="yunet-newer", description="test: a newer release", base_url="",
+        file=SourceFile("detector", "yunet_newer.onnx", size=len(OTHER_PAYLOAD),
+                        sha256=hashlib.sha256(OTHER_PAYLOAD).hexdigest()),
+        licence="MIT", source="tests")
+    monkeypatch.setitem(detector.DETECTORS, spec.name, spec)
+    return spec
+
+
+def test_download_from_a_folder_with_another_registered_detector_installs_that_one(
+        fake_newer, tmp_path: Path, capsys: pytest.CaptureFixture):
+    folder = tmp_path / "offline"
+    folder.mkdir()
+    (folder / fake_newer.file.filename).write_bytes(OTHER_PAYLOAD)
+    assert main(["download", detector.DEFAULT_DETECTOR, "--from", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Installed the face detector yunet-newer" in out and f"not {detector.DEFAULT_DETECTOR}" in out
+    assert detector.find_detector(download_missing=False) == (detector.installed_path("yunet-newer"), None)
+
+
+def test_a_folder_without_any_detector_names_every_file_it_looked_for(fake_newer, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture):
+    assert main(["download", detector.DEFAULT_DETECTOR, "--from", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no registered detector file" in err and "yunet_newer.onnx" in err and "yunet.onnx" in err
+
+
+def test_the_photo_note_names_a_command_that_works_with_either_file(fake_newer) -> None:
+    note = detector.find_detector(download_missing=False)[1]
+    assert f"facevae download {detector.DEFAULT_DETECTOR} --from DIR" in note and "yunet_newer.onnx" in note
+
+
+def test_models_lists_the_detectors(fake_newer, tmp_path: Path, capsys: pytest.CaptureFixture):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "Face detectors" in out and "yunet-newer" in out and detector.DEFAULT_DETECTOR in out

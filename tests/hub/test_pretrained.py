@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.models import small_model
-from support.network import free_port
 
 import facevae
 from facevae.cli.main import main
 from facevae.hub import download, install, registry
-from facevae.hub.bundle import FaceModel, is_bundle, load_bundle
 from facevae.interop.keras_export import export_keras
+from facevae.interop.loading import convert_published
+from facevae.model.bundle import FaceModel, is_bundle, load_bundle
+from support.models import plain_decode, small_model
+from support.network import free_port
 
 ORIGINAL = registry.REGISTRY[registry.DEFAULT_MODEL]
 
@@ -197,9 +198,9 @@ def test_download_from_folder_end_to_end(published: Published, facevae_home: Pat
     assert model.preprocessing.crop == "squash" and model.preprocessing.image_size == 32
     assert same_decoder(model, published.model)
     assert all(torch.equal(model.attributes[k], v) for k, v in published.model.attributes.items())
-    images = model.decode(torch.randn(3, 16))
+    images = plain_decode(model, torch.randn(3, 16))
     assert images.shape == (3, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
-    with pytest.raises(facevae.hub.bundle.EncoderMissingError, match="no encoder"):
+    with pytest.raises(facevae.model.bundle.EncoderMissingError, match="no encoder"):
         model.encode(images)
     assert main(["download", NAME, "--from", str(folder)]) == 0
     assert "already installed" in capsys.readouterr().out
@@ -208,12 +209,20 @@ def test_download_from_folder_end_to_end(published: Published, facevae_home: Pat
 def test_from_folder_at_original_relative_paths_with_the_optional_encoder(published: Published, facevae_home: Path,
                                                                           tmp_path: Path) -> None:
     folder = published.folder(tmp_path / "clone", ("decoder", "attributes", "encoder"), flat=False)
-    bundle = install.install(NAME, source_dir=folder, progress=False)
+    bundle = install.install(NAME, source_dir=folder, progress=False, convert=convert_published)
     model = load_bundle(bundle)
     assert is_bundle(bundle) and model.has_encoder and len(model.attributes) == 2
     state = published.model.encoder.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in model.encoder.state_dict().items()
                if not k.endswith("num_batches_tracked"))
+
+
+def test_hub_alone_installs_only_bundles_and_leaves_keras_files_to_interop(published: Published,
+                                                                          facevae_home: Path, tmp_path: Path) -> None:
+    folder = published.folder(tmp_path / "files")
+    with pytest.raises(registry.PretrainedError, match="published as keras files.*facevae download"):
+        install.install(NAME, source_dir=folder, progress=False)  # hub's own converter: bundles only
+    assert looks_installed(facevae_home) == []
 
 
 def test_from_folder_missing_files_says_what_to_put_where(tmp_path: Path, facevae_home: Path,
@@ -232,7 +241,7 @@ def test_from_folder_refuses_an_altered_file(published: Published, facevae_home:
     data[len(data) // 2] ^= 0xFF
     (folder / "decoder.keras").write_bytes(bytes(data))
     with pytest.raises(download.ChecksumError, match="SHA-256"):
-        install.install(NAME, source_dir=folder, progress=False)
+        install.install(NAME, source_dir=folder, progress=False, convert=convert_published)
     assert (folder / "decoder.keras").exists()  # the user's own file is never deleted
     assert looks_installed(facevae_home) == []
 
@@ -255,7 +264,7 @@ def test_download_over_http_end_to_end(server: FileServer, published: Published,
 def test_the_optional_encoder_is_installed_when_served(server: FileServer, published: Published,
                                                        facevae_home: Path) -> None:
     server.files[ENCODER.path] = published.files[ENCODER.path]
-    assert load_bundle(install.install(NAME, progress=False)).has_encoder
+    assert load_bundle(install.install(NAME, progress=False, convert=convert_published)).has_encoder
 
 
 def test_tampered_download_is_refused_and_nothing_looks_installed(server: FileServer, facevae_home: Path,
@@ -275,20 +284,20 @@ def test_tampered_download_is_refused_and_nothing_looks_installed(server: FileSe
 def test_an_oversized_download_is_cut_off_and_refused(server: FileServer, facevae_home: Path) -> None:
     server.files[DECODER.path] += bytes(1 << 20)
     with pytest.raises(download.ChecksumError, match="more than the expected"):
-        install.install(NAME, progress=False)
+        install.install(NAME, progress=False, convert=convert_published)
     assert not install.is_installed(NAME) and not list(facevae_home.rglob("*.part"))
 
 
 def test_a_wrong_encoder_is_refused_by_its_git_blob_id(server: FileServer, facevae_home: Path) -> None:
     server.files[ENCODER.path] = b"PK\x03\x04 not the published encoder"
     with pytest.raises(download.ChecksumError, match="git blob id"):
-        install.install(NAME, progress=False)
+        install.install(NAME, progress=False, convert=convert_published)
     assert not install.is_installed(NAME)
 
 
 def test_interrupted_download_resumes_with_range(server: FileServer, published: Published, facevae_home: Path) -> None:
     server.drops[DECODER.path] = 1
-    install.install(NAME, progress=True)
+    install.install(NAME, progress=True, convert=convert_published)
     ranges = [r for path, r in server.requests if path == DECODER.path]
     assert ranges[0] is None and ranges[1] == f"bytes={published.file('decoder').size // 2}-"  # resumed at the cut
     assert install.is_installed(NAME)
@@ -298,7 +307,7 @@ def test_interrupted_download_restarts_when_range_is_ignored(server: FileServer,
                                                              facevae_home: Path) -> None:
     server.honour_range = False
     server.drops[DECODER.path] = 1
-    bundle = install.install(NAME, progress=False)
+    bundle = install.install(NAME, progress=False, convert=convert_published)
     assert same_decoder(load_bundle(bundle), published.model)
 
 
@@ -306,24 +315,25 @@ def test_download_that_keeps_failing_leaves_a_part_file_that_the_next_run_resume
         server: FileServer, published: Published, facevae_home: Path) -> None:
     server.drops[DECODER.path] = download.ATTEMPTS
     with pytest.raises(registry.PretrainedError, match="resumes"):
-        install.install(NAME, progress=False)
+        install.install(NAME, progress=False, convert=convert_published)
     part = facevae_home / "downloads" / NAME / (DECODER.path + ".part")
     assert part.is_file() and 0 < part.stat().st_size < published.file("decoder").size
     assert not install.is_installed(NAME) and not (facevae_home / "downloads" / NAME / DECODER.path).exists()
     kept = part.stat().st_size
     server.requests.clear()
-    install.install(NAME, progress=False)
+    install.install(NAME, progress=False, convert=convert_published)
     assert server.requests[0] == (DECODER.path, f"bytes={kept}-")
     assert install.is_installed(NAME) and not part.exists()
 
 
 def test_load_by_name_downloads_on_first_use(server: FileServer, facevae_home: Path) -> None:
     with pytest.raises(registry.PretrainedError, match="not installed"):
-        install.ensure_installed(NAME, download=False)
+        install.ensure_installed(NAME, download=False, convert=convert_published)
     model = facevae.load(NAME)
     assert model.path == facevae_home / "models" / NAME
     server.requests.clear()
-    assert install.ensure_installed(NAME) == model.path and server.requests == []  # cached
+    assert install.ensure_installed(NAME, convert=convert_published) == model.path  # cached:
+    assert server.requests == []
 
 
 def test_no_network_error_says_which_files_to_put_where(facevae_home: Path, monkeypatch: pytest.MonkeyPatch,
@@ -351,7 +361,8 @@ def test_models_lists_registry_and_installed_bundles(published: Published, facev
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert ORIGINAL.name in out and NAME in out and "not installed" in out and "MIT" in out
-    install.install(NAME, source_dir=published.folder(tmp_path / "files"), progress=False)
+    install.install(NAME, source_dir=published.folder(tmp_path / "files"), progress=False,
+                    convert=convert_published)
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert f"{NAME:<20} installed" in out and "32px, latent 16, no encoder, 2 attribute vectors" in out

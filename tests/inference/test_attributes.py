@@ -1,24 +1,22 @@
-"""facevae.inference.attributes and `facevae attributes`: vector maths, orthogonal variants, the report,
-and end to end on a tiny model trained on images with a planted attribute."""
+"""facevae.inference.attributes and `facevae attributes`: vector maths, orthogonal variants, and
+end to end on a tiny model trained on images with a planted attribute."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from support.models import TINY_MODEL
 
 from facevae.cli.main import main
 from facevae.config import RunConfig, TrainConfig
 from facevae.data.cache import CacheWriter, ImageCache
 from facevae.errors import UserError
-from facevae.hub.bundle import load_bundle, save_bundle
 from facevae.inference import attributes as attrs
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle, save_bundle
+from support.models import TINY_MODEL
 
 
 def test_vectors_are_mean_with_minus_mean_without_over_batches():
@@ -52,28 +50,6 @@ def test_orthogonalize_removes_other_directions_and_keeps_length():
         attrs.orthogonalize(vectors, "Wings", ["Male"])
     with pytest.raises(UserError, match="span"):
         attrs.orthogonalize({"A": vectors["Male"], "B": 2 * vectors["Male"]}, "A", ["B"])
-    assert attrs.parse_orthogonal("Eyeglasses:Male, Young") == ("Eyeglasses", ["Male", "Young"])
-    with pytest.raises(UserError, match="TARGET:OTHER"):
-        attrs.parse_orthogonal("Eyeglasses")
-
-
-def test_cosine_report(tmp_path: Path):
-    vectors = {"A": torch.tensor([1.0, 0.0]), "B": torch.tensor([0.0, 2.0]), "C": torch.tensor([-1.0, 1.0])}
-    matrix = attrs.cosine_matrix(vectors)
-    assert np.allclose(matrix, [[1, 0, -0.7071], [0, 1, 0.7071], [-0.7071, 0.7071, 1]], atol=1e-4)
-    png, table = attrs.write_report(vectors, tmp_path / "report")
-    rows = list(csv.reader(table.open()))
-    assert rows[0] == ["attribute", "A", "B", "C"] and float(rows[3][1]) == pytest.approx(-0.7071, abs=1e-4)
-    picture = np.asarray(Image.open(png))
-    label = picture.shape[0] - 3 * 14 - 1 - 44  # the names' margin: the picture is names + cells + legend
-    corner = label + 2 * 14 + 7
-    assert (picture[corner, corner] == attrs._colour(1.0)).all()  # the diagonal cell at the bottom right
-    assert (picture[corner, corner - 14] == attrs._colour(0.7071)).all()  # B, C
-    legend = label + 3 * 14 + 10 + 6  # the colour bar's middle row: blue (-1) on the left, red (+1) on the right
-    for x, cosine in ((label + 2, -1.0), (label + 80, 0.0), (label + 157, 1.0)):
-        assert np.abs(picture[legend, x].astype(int) - attrs._colour(cosine)).max() <= 8
-    with pytest.raises(UserError, match="at least two"):
-        attrs.write_report({"A": vectors["A"]}, tmp_path)
 
 
 # --- end to end: a planted attribute ---------------------------------------------------

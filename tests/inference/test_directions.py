@@ -9,7 +9,7 @@ import torch
 from facevae.errors import UserError
 from facevae.inference import directions
 from facevae.inference.pipeline import FacePipeline, UnknownAttributeError
-from tests.conftest import make_tiny_model
+from support.models import make_tiny_model
 
 LATENT = 16
 
@@ -177,6 +177,16 @@ def test_auto_keeps_the_group_where_the_edit_survives_it_and_plain_projection_el
     tight = {"Edit": basis[0] + 0.2 * basis[2], "Kept": basis[1], "KeptTwin": 0.9 * basis[1] + 0.35 * basis[0]}
     auto = directions.conditional_offset(tight, {"Edit": 1.0}, ["Kept"], "auto")  # the group would swallow it
     assert torch.equal(auto, directions.conditional_offset(tight, {"Edit": 1.0}, ["Kept"], "orthogonal"))
-    # the pipeline's default is auto
+
+
+
+def test_the_pipelines_default_keep_mode_is_auto(pipe: FacePipeline):
+    # a planted correlated group: Young within cosine 0.95 of Male, where auto ("group") and
+    # orthogonal differ, so a different default would change the offset
+    male = pipe.model.attributes["Male"]
+    pipe.model.attributes["Young"] = 0.95 * male / male.norm() * pipe.model.attributes["Young"].norm() + \
+        0.3 * pipe.model.attributes["Bangs"]
     default = pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"])
+    orthogonal = pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"], keep_mode="orthogonal")
+    assert not torch.allclose(default, orthogonal, atol=1e-4)
     assert torch.equal(default, pipe.resolve_attributes({"Smiling": 1.0}, keep=["Male"], keep_mode="auto"))

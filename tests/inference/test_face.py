@@ -7,15 +7,14 @@ landmarks (found afresh on the crop) where CelebA's aligned images have them."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import photo_of
 
 from facevae.errors import UserError
-from facevae.hub.bundle import load_bundle
 from facevae.imaging import read_image, to_uint8
 from facevae.inference.face import (
     CELEBA_EYES,
@@ -28,6 +27,9 @@ from facevae.inference.face import (
     similarity_transform,
 )
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
+from support.images import photo_of
+from support.shared import SHARED, skip_reason
 
 SCALE, OFFSET = 3, (150, 60)  # photo_of's defaults: the face is enlarged 3x and pasted at this corner
 
@@ -49,7 +51,8 @@ def test_finds_and_frames_a_face_like_celeba(faces: np.ndarray):
 
 
 def test_levels_a_tilted_face(faces: np.ndarray):
-    tilted = photo_of(faces[0]).rotate(12, resample=Image.Resampling.BICUBIC, center=(450, 400), fillcolor=(90, 120, 90))
+    tilted = photo_of(faces[0]).rotate(12, resample=Image.Resampling.BICUBIC, center=(450, 400),
+                                       fillcolor=(90, 120, 90))
     aligned = align_face(tilted)
     (lx, ly), (rx, ry) = aligned.eyes
     assert np.degrees(np.arctan2(ly - ry, rx - lx)) == pytest.approx(12, abs=5)  # the tilt was measured
@@ -67,21 +70,22 @@ def test_several_faces_take_the_largest(faces: np.ndarray):
 
 def test_no_face_offers_the_whole_image():
     rng = np.random.default_rng(0)
-    landscape = Image.fromarray(np.repeat(np.linspace(40, 220, 600, dtype=np.uint8)[None, :, None], 3, 2).repeat(400, 0))
-    with pytest.raises(FaceNotFoundError, match="--whole-image"):
+    gradient = np.linspace(40, 220, 600, dtype=np.uint8)[None, :, None]  # 1 x 600 x 1
+    landscape = Image.fromarray(np.repeat(gradient, 3, 2).repeat(400, 0))
+    with pytest.raises(FaceNotFoundError, match="use the whole image instead") as raised:
         align_face(landscape, source="landscape.png")
+    assert (raised.value.option, raised.value.value) == ("whole_image", True)  # each front end names it
     noise = Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))
     whole = align_face(noise, whole_image=True)
     assert whole.image.size == (300, 300) and whole.box is None and "whole image" in whole.notes[0]
 
 
-# --- real photos (../shared/photos), framed with YuNet -------------------------------------
+# --- real photos (SHARED/photos), framed with YuNet -------------------------------------
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTOS = sorted(p for p in (SHARED / "photos").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 DETECTOR = SHARED / "face-detector" / "face_detection_yunet_2026may.onnx"
 needs_photos = pytest.mark.skipif(not PHOTOS or not DETECTOR.is_file(),
-                                  reason="the real photos and the YuNet file are in ../shared only on development machines")
+                                  reason=skip_reason("the real photos and the YuNet file"))
 
 
 def _photo(name: str) -> Image.Image:
@@ -162,11 +166,36 @@ def test_reconstruct_frames_photos_unless_told_not_to(tiny_bundle: Path):
     pipe = FacePipeline(load_bundle(tiny_bundle))
     path = SHARED / "photos" / "paul_rudd.jpg"
     framed = pipe.reconstruct([path])
-    expected = pipe.prepare_images([align_face(read_image(path), detector=DETECTOR).image])
+    expected = pipe.encode([align_face(read_image(path), detector=DETECTOR).image], whole_image=True).images
     assert np.array_equal(framed.images[0], to_uint8(expected)[0])  # the framed photo is shown on top
     whole = pipe.reconstruct([path], whole_image=True)
     assert not np.array_equal(whole.images[0], framed.images[0])
     assert "used the whole image without face detection" in whole.notes
+
+
+def _framed_in_parallel(picture: Image.Image, detector: Path | None = None, threads: int = 16) -> set[bytes]:
+    """The bytes of the CelebA frame of the same picture, framed 2 x `threads` times on `threads` threads at once."""
+    with ThreadPoolExecutor(threads) as pool:
+        frames = pool.map(lambda _: align_face(picture, detector=detector).image.tobytes(), range(2 * threads))
+        return set(frames)
+
+
+@needs_photos
+def test_a_photo_framed_on_16_threads_at_once_gives_the_same_frame_every_time():
+    """One cv2.FaceDetectorYN shared by threads mixed their inputs: the server's concurrent
+    edits of one photo found no face or framed the flag behind it (issue 19)."""
+    photo = _photo("obama.jpg")
+    alone = align_face(photo, detector=DETECTOR).image.tobytes()
+    assert _framed_in_parallel(photo, DETECTOR) == {alone}
+
+
+def test_a_planted_face_framed_on_16_threads_at_once_gives_the_same_frame_every_time(faces: np.ndarray):
+    """The same with the face the decoder drew, pasted at two sizes (the detector's input size changes)."""
+    small, large = photo_of(faces[1], size=(700, 760), at=(100, 50), scale=2), photo_of(faces[2])
+    expected = {align_face(small).image.tobytes(), align_face(large).image.tobytes()}
+    with ThreadPoolExecutor(16) as pool:
+        frames = set(pool.map(lambda i: align_face((small, large)[i % 2]).image.tobytes(), range(32)))
+    assert frames == expected
 
 
 def test_similarity_transform_recovers_a_known_one():

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from facevae.cli.main import main
-from facevae.hub.bundle import load_bundle, save_bundle
 from facevae.inference import discovered
 from facevae.inference.fitted import fit_directions
 from facevae.inference.pipeline import FacePipeline
-from tests.conftest import make_tiny_model
+from facevae.model.bundle import load_bundle, save_bundle
+from support.models import make_tiny_model
 
 
 class PlantedScorer(torch.nn.Module):

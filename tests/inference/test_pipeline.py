@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.errors import UserError
-from facevae.hub.bundle import FaceModel, load_bundle
 from facevae.imaging import to_uint8
+from facevae.inference import directions
+from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline, LatentShapeError, UnknownAttributeError, slerp
+from facevae.model.bundle import FaceModel, load_bundle
 from facevae.model.fast_decoder import FastDecoder
 from facevae.model.vae import Decoder
+from support.models import randomise_batchnorm
 
 
 @pytest.fixture
@@ -81,7 +84,8 @@ def test_unknown_attribute_lists_valid_names_with_suggestion(pipe: FacePipeline)
     with pytest.raises(UnknownAttributeError, match="Valid names"):
         pipe.arithmetic("Wings")
     with pytest.raises(UnknownAttributeError, match="facevae attributes"):
-        FacePipeline(FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)).resolve_attributes({"x": 1})
+        bare = FaceModel(pipe.model.config, pipe.model.decoder, preprocessing=pipe.model.preprocessing)
+        FacePipeline(bare).resolve_attributes({"x": 1})
 
 
 def test_decode_checks_latent_shape(pipe: FacePipeline):
@@ -195,3 +199,92 @@ def test_eyeglasses_darken_the_eyes(real: FacePipeline):
     change = _brightness(real, {"Eyeglasses": 2}) - _brightness(real, None)
     eyes = change[:, 30:40, 20:44].mean(axis=(1, 2))  # eyes sit at y ~ 112/218 of the frame
     assert (eyes < -5).all() and eyes.mean() < -12
+
+
+# --- one way from a photo to an edit ---------------------------------------------------
+
+class CountingDecoder(torch.nn.Module):
+    """Wraps a decoder and counts the rows (codes) it draws."""
+
+    def __init__(self, decoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.decoder, self.rows = decoder, 0
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        self.rows += len(latents)
+        return self.decoder(latents)
+
+
+def test_encode_then_edit_is_edit_of_the_photo(pipe: FacePipeline):
+    images = torch.rand(1, 3, 32, 32)
+    encoded = pipe.encode(images)
+    assert isinstance(encoded, EncodedPhoto) and encoded.decoder is None and len(encoded) == 1
+    assert torch.equal(encoded.images, images) and torch.equal(encoded.codes, pipe.model.encode(images)[0])
+    direct, cached = pipe.edit(images, {"Smiling": 2.0}), pipe.edit(encoded, {"Smiling": 2.0})
+    assert np.array_equal(direct.images, cached.images) and np.array_equal(direct.latents, cached.latents)
+    assert direct.images.shape == (3, 32, 32, 3) and direct.column_labels == ["photo", "reconstruction", "edited"]
+    vector = pipe.model.attributes["Smiling"].numpy()
+    assert np.allclose(direct.latents[1] - direct.latents[0], 2.0 * vector, atol=1e-6)
+    assert np.array_equal(direct.faces, direct.images[1:])
+    # reconstruct takes the same inputs: its reconstruction is edit's
+    assert np.array_equal(pipe.reconstruct(encoded).faces[0], direct.faces[0])
+
+
+def test_edit_takes_several_photos_row_by_row(pipe: FacePipeline):
+    images = torch.rand(2, 3, 32, 32)
+    result = pipe.edit(images, {"Eyeglasses": 1.0})
+    assert result.images.shape == (6, 32, 32, 3) and result.latents.shape == (4, 16)
+    assert np.array_equal(result.images[3], to_uint8(images)[1])  # second row starts with the second photo
+    assert np.array_equal(result.images[4:6], pipe.edit(images[1:], {"Eyeglasses": 1.0}).images[1:])
+
+
+def test_an_encoded_photo_draws_with_its_own_decoder(pipe: FacePipeline):
+    encoded = pipe.encode(torch.rand(1, 3, 32, 32))
+    own = CountingDecoder(pipe.decoder)
+    tuned = encoded.with_decoder(own, steps=3)
+    assert tuned.decoder_settings == {"steps": 3} and torch.equal(tuned.codes, encoded.codes)
+    assert np.array_equal(pipe.edit(tuned, {"Smiling": 1.0}).images, pipe.edit(encoded, {"Smiling": 1.0}).images)
+    assert own.rows == 2  # the reconstruction and the edited face, drawn by the photo's decoder
+    pipe.reconstruct(tuned)
+    assert own.rows == 3
+    with pytest.raises(ValueError, match="N x 3 x S x S images and N x D codes"):
+        EncodedPhoto(encoded.images, encoded.codes[0])
+
+
+def test_edit_resolves_the_decoded_keep_offset_once(pipe: FacePipeline):
+    counter = pipe.decoder = CountingDecoder(pipe.decoder)
+    pipe.edit(torch.rand(1, 3, 32, 32), {"Smiling": 1.0}, keep=["Eyeglasses"], keep_mode="decoded")
+    # pixel signatures: 32 faces + 32 moved along the kept vector; 5 readouts of 32 faces
+    # (2 for the first-order line, 3 correction rounds); then the reconstruction and the edit
+    samples, readouts = directions.CORRECTION_SAMPLES, 2 + directions.CORRECTION_STEPS
+    assert counter.rows == 2 * samples + readouts * samples + 2 == 226
+
+
+def test_arithmetic_measures_the_pixel_signatures_once(pipe: FacePipeline):
+    counter = pipe.decoder = CountingDecoder(pipe.decoder)
+    strengths = (-3, -2, -1, 0, 1, 2, 3)
+    result = pipe.arithmetic("Smiling", n=5, strengths=strengths, keep=["Eyeglasses"], keep_mode="decoded")
+    samples, readouts = directions.CORRECTION_SAMPLES, 2 + directions.CORRECTION_STEPS
+    # one set of signatures, a correction per non-zero strength, the 5 x 7 faces
+    assert counter.rows == 2 * samples + 6 * readouts * samples + 35
+    single = pipe.resolve_attributes({"Smiling": 2.0}, keep=["Eyeglasses"], keep_mode="decoded")
+    assert np.allclose(result.latents[5] - result.latents[3], single.numpy(), atol=1e-5)
+
+
+def test_decoding_splits_into_the_runtimes_batches(pipe: FacePipeline):
+    calls = []
+    decoder = pipe.decoder
+    pipe.decoder = lambda chunk: calls.append(len(chunk)) or decoder(chunk)
+    pipe.generate(n=20)
+    assert calls == [8, 8, 4] and pipe.runtime.decode_batch == 8  # the CPU's
+
+
+def test_the_public_surface_is_the_documented_one(pipe: FacePipeline):
+    public = {name for name in dir(pipe) if not name.startswith("_")}
+    assert public == {"load", "model", "runtime", "precision", "decoder", "latent_dim", "image_size",
+                      "attribute_names", "sample_latents", "as_latents", "resolve_attributes", "decode_tensor",
+                      "encode", "generate", "decode", "arithmetic", "morph", "reconstruct", "edit"}
+    documented = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+    table = documented.read_text().split("## FacePipeline's public surface")[1].split("\n## ")[0]
+    missing = sorted(name for name in public if not re.search(rf"[`.]{name}\b", table))
+    assert missing == []

@@ -3,11 +3,11 @@
 
 import pytest
 import torch
-from support.models import randomise_batchnorm
 
 from facevae.config import ModelConfig
 from facevae.model.fast_decoder import FastDecoder, FoldedUp, RGBAsMatmulTail
 from facevae.model.vae import Decoder
+from support.models import randomise_batchnorm
 
 CONFIGS = {
     "tf_same k=3": ModelConfig(image_size=16, channels=(8, 6), latent_dim=4),

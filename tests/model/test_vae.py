@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from support.models import randomise_batchnorm
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.model.tf_same import DownConv, SameConv, UpConv, conv_transpose_stride2
 from facevae.model.vae import DownStage, FaceVAE, UpStage, init_like_keras
+from support.models import randomise_batchnorm
 
 
 @pytest.mark.parametrize("preset", ["original", "seed", "compact", "celeba128", "celeba256"])

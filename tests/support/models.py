@@ -6,7 +6,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from facevae.config import ModelConfig
-from facevae.hub.bundle import FaceModel, Preprocessing
+from facevae.model.bundle import FaceModel, Preprocessing
 from facevae.model.vae import Decoder, Encoder
 
 # 32x32 images, three stages, a 16-d latent, the seed's conventions (symmetric padding,
@@ -19,6 +19,13 @@ TINY_MODEL = ModelConfig(
 # The original's architecture at a tiny size: 4 stages of 8 channels, 32x32, latent 16,
 # TF padding, Keras defaults and ReLU heads: exportable to .keras, quick to run.
 SMALL_ORIGINAL = ModelConfig(image_size=32, channels=(8, 8, 8, 8), latent_dim=16, head_activation="relu")
+
+
+def plain_decode(model: FaceModel, latents: torch.Tensor) -> torch.Tensor:
+    """N x D codes through the model's own float32 decoder (not the pipeline's FastDecoder):
+    what importers and exporters must reproduce. N x 3 x S x S in [0, 1]."""
+    with torch.inference_mode():
+        return model.decoder(latents.to(model.device, torch.float32))
 
 
 def randomise_batchnorm(module: torch.nn.Module, generator: torch.Generator | None = None,

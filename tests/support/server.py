@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from facevae.hub.bundle import load_bundle
 from facevae.inference.pipeline import FacePipeline
+from facevae.model.bundle import load_bundle
 
 TESTS_DIR = Path(__file__).resolve().parents[1]  # on the servers' PYTHONPATH, so `-m support.server` runs
 SLOW_SERVER = ["-m", "support.server"]  # + BUNDLE PORT DELAY_S QUEUE_SIZE, for start_server
@@ -107,12 +107,10 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
-    import os
-
     import uvicorn
 
     from facevae.app.server.app import create_app
-    from facevae.app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
+    from facevae.app.server.connections import ConnectionLimits, GuardedConnection
 
     bundle, port, delay, queue_size = sys.argv[1:5]
     step_delay, timeout, threads = (sys.argv[5:8] + ["0", "30", "1"][len(sys.argv[5:8]):])
@@ -123,6 +121,6 @@ if __name__ == "__main__":
         pipeline.decoder = SlowModule(pipeline.decoder, float(step_delay))
     app = create_app(pipeline, queue_size=int(queue_size), inference_threads=int(threads), batch_wait_ms=0,
                      timeout_s=float(timeout))
-    os.environ[ENV_READ_TIMEOUT] = timeout
-    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=ReadDeadlineH11Protocol,
+    ConnectionLimits(float(timeout)).to_environment()
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", http=GuardedConnection, ws="none",
                 timeout_graceful_shutdown=int(float(timeout)) + 5)

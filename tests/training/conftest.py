@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from support.training import make_cache, tiny_config
 
 

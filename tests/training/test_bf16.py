@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.training import tiny_config
 
 from facevae.data.cache import ImageCache
 from facevae.runtime import bf16_runs
@@ -18,6 +17,7 @@ from facevae.training.checkpoint import load_checkpoint
 from facevae.training.failures import TrainingDivergedError
 from facevae.training.run import train
 from facevae.training.trainer import Trainer
+from support.training import tiny_config
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.skipif(not bf16_runs(CPU), reason="bfloat16 convolutions do not run on this CPU")

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.training import tiny_config
 
 from facevae.training.checkpoint import (
     CheckpointError,
@@ -19,6 +18,7 @@ from facevae.training.checkpoint import (
     set_rng_state,
 )
 from facevae.training.run import train
+from support.training import tiny_config
 
 
 def test_checkpoints_load_with_weights_only_and_hold_everything_to_resume(finished_run: Path) -> None:
@@ -42,7 +42,8 @@ def test_a_checkpoint_from_another_model_config_is_refused(finished_run: Path, t
     check_same_model(state, config.model, "last.pt")  # the right config passes
 
 
-def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = save_checkpoint({"model": {"w": torch.ones(3)}}, tmp_path / "last.pt")
 
     def broken_save(obj: object, file: object) -> None:

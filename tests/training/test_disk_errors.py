@@ -12,12 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from support.training import tiny_config, write_config
 
 from facevae.cli.main import main
 from facevae.training import checkpoint
 from facevae.training.checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint
 from facevae.training.run import RunWriteError, train
+from support.training import tiny_config, write_config
 
 
 def run_copy(finished_run: Path, tmp_path: Path) -> Path:
@@ -37,7 +37,8 @@ def test_a_full_disk_stops_with_a_message_and_keeps_last_pt(finished_run: Path, 
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 191424 vs 191316")
 
     monkeypatch.setattr(checkpoint.torch, "save", disk_full)
-    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9, free=4096))
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage",
+                        lambda path: SimpleNamespace(total=10**9, used=10**9, free=4096))
     config = write_config(tmp_path / "config.json", epochs=3)
     code = main(["train", "--data", str(tiny_cache), "--config", str(config), "--out", str(run), "--resume",
                  "--quiet"])

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from support.network import free_port
-from support.training import ddp_one_step, write_config
 
 import facevae
+from support.network import free_port
+from support.training import ddp_one_step, write_config
 
 
 @pytest.mark.slow

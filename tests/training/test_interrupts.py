@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from support.training import tiny_config, write_config
 
 import facevae
 from facevae.training.checkpoint import CheckpointError, load_checkpoint
 from facevae.training.run import train
+from support.training import tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.training import tiny_config
 
 from facevae.config import TrainConfig
 from facevae.data.cache import ImageCache
@@ -15,6 +14,7 @@ from facevae.training.failures import TrainingDivergedError, TrainingOutOfMemory
 from facevae.training.run import train
 from facevae.training.schedule import LRSchedule
 from facevae.training.trainer import Trainer
+from support.training import tiny_config
 
 CPU = torch.device("cpu")
 

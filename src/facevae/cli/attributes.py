@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ..errors import UserError
 from ..hub.registry import DEFAULT_MODEL
+from . import options
 
 if TYPE_CHECKING:
-    from ..hub.bundle import FaceModel
+    from ..model.bundle import FaceModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,15 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training run, bundle folder or registered model (default celeba64-original)")
     parser.add_argument("--data", metavar="DATA_OR_CACHE", help="CelebA / labelled image folder, or a prepared cache")
     parser.add_argument("--split", default="train", choices=("train", "valid", "test"), help="(default train)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per encoder batch (default 256)")
-    parser.add_argument("--max-images", type=int, default=None, help="use only the first N images of the split")
+    parser.add_argument("--batch-size", type=options.whole(1, 4096), default=256,
+                        help="images per encoder batch (default 256)")
+    parser.add_argument("--max-images", type=options.IMAGES, default=None,
+                        help="use only the first N images of the split")
     parser.add_argument("--orthogonal", action="append", default=[], metavar="TARGET:OTHER,OTHER",
                         help="add TARGET_orthogonal: TARGET without its components along OTHERs (repeatable)")
     parser.add_argument("--from-classifier", metavar="CLASSIFIER_DIR",
                         help="fit directions from a facevae classifier's scores of sampled faces (InterFaceGAN-style; "
                              "works for decoder-only models); stored as NAME + --suffix")
-    parser.add_argument("--samples", type=int, default=2000, help="with --from-classifier: faces to sample (2000)")
-    parser.add_argument("--seed", type=int, default=0, help="with --from-classifier: sampling seed (default 0)")
+    parser.add_argument("--samples", type=options.whole(1, 10**6), default=2000,
+                        help="with --from-classifier: faces to sample (2000)")
+    parser.add_argument("--seed", type=options.SEED, default=0,
+                        help="with --from-classifier: sampling seed (default 0)")
     parser.add_argument("--suffix", default="_fitted",
                         help="with --from-classifier: appended to each name (default _fitted; '' replaces the "
                              "mean-difference vectors of the same name)")
@@ -56,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
     from ..config import DataConfig
     from ..data.prepare import ensure_cache
-    from ..errors import UserError
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
     from ..inference import attributes as attrs
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     if not (args.data or args.orthogonal or args.report or args.from_classifier):
         raise UserError("nothing to do: give --data to compute vectors, --from-classifier DIR, "
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         add_fitted(model, args)
         changed = True
     for spec in args.orthogonal:
-        target, others = attrs.parse_orthogonal(spec)
+        target, others = parse_orthogonal(spec)
         name = target + attrs.ORTHOGONAL_SUFFIX
         model.attributes[name] = attrs.orthogonalize(model.attributes, target, others)
         if target in model.attribute_counts:
@@ -99,16 +104,26 @@ def run(args: argparse.Namespace) -> int:
         out = save_bundle(model, args.out or path)
         print(f"wrote bundle {out}")
     if args.report:
-        for written in attrs.write_report(model.attributes, args.report):
+        from ..evaluation.similarity import write_similarity_report
+
+        for written in write_similarity_report(model.attributes, args.report):
             print(f"wrote {written}")
     return 0
+
+
+def parse_orthogonal(spec: str) -> tuple[str, list[str]]:
+    """`TARGET:OTHER,OTHER` -> (target, [others])."""
+    target, sep, rest = spec.partition(":")
+    others = [name.strip() for name in rest.split(",") if name.strip()]
+    if not sep or not target.strip() or not others:
+        raise UserError(f"'{spec}' is not TARGET:OTHER,OTHER, e.g. Eyeglasses:Male,Young")
+    return target.strip(), others
 
 
 def add_fitted(model: "FaceModel", args: argparse.Namespace) -> None:
     """Fit one direction per classifier attribute and add it to the model's vectors."""
     import sys
 
-    from ..errors import UserError
     from ..evaluation.classifier import load as load_classifier
     from ..inference.fitted import fit_directions
     from ..inference.pipeline import FacePipeline

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,26 +25,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
                        help="a CelebA folder, a labelled image folder or a prepared cache")
     train.add_argument("--out", required=True, metavar="DIR", help="the classifier folder to write")
-    train.add_argument("--size", type=int, default=64,
+    train.add_argument("--size", type=int, choices=(32, 64, 128, 256), default=64,
                        help="image size when --data is a raw folder (a cache keeps its own; default 64)")
-    train.add_argument("--epochs", type=int, default=3, help="(default 3)")
-    train.add_argument("--batch-size", type=int, default=128, help="(default 128)")
-    train.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
+    train.add_argument("--epochs", type=options.whole(1, 1000), default=3, help="(default 3)")
+    train.add_argument("--batch-size", type=options.whole(2, 4096), default=128, help="(default 128)")
+    train.add_argument("--lr", type=options.number(0.0, 1.0, low_open=True), default=2e-3,
+                       help="AdamW learning rate (default 2e-3)")
     train.add_argument("--channels", default="32,64,128,256",
                        help="channels of the stride-2 stages, comma-separated (default 32,64,128,256)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
                        help="learn only these attributes (default: every labelled one)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=options.SEED, default=0)
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="auto: bf16 autocast on CPUs/GPUs that compute it natively (default)")
-    train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    train.add_argument("--device", default="auto",
+                       help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=run_train)
     evaluate = actions.add_parser("evaluate", help="score a trained classifier on a split")
     evaluate.add_argument("folder", metavar="DIR", help="a classifier folder")
     evaluate.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"), help="(default test)")
-    evaluate.add_argument("--max-images", type=int, default=None, help="score only the first N images of the split")
+    evaluate.add_argument("--max-images", type=options.IMAGES, default=None,
+                          help="score only the first N images of the split")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -60,13 +66,15 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         channels = tuple(int(part) for part in _names(args.channels))
     except ValueError:
-        raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}")
+        raise UserError(f"--channels must be numbers separated by commas, e.g. 32,64,128; got {args.channels!r}"
+                        ) from None
     try:
         config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                        precision=args.precision, device=args.device,
                                        attributes=_names(args.attributes))
     except ConfigError as error:
         raise UserError(str(error)) from None
+    _check_channels(channels)  # before a raw folder is prepared: minutes of work for a config that cannot be built
     cache = open_cache(args.data, None if is_cache(args.data) else args.size)
     out = train_classifier(cache, args.out, config, channels, progress=not args.quiet)
     _print_metrics(out / "metrics.json", "validation")
@@ -74,20 +82,37 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_channels(channels: tuple[int, ...]) -> None:
+    """The classifier's size at the largest image that uses every stage, checked without allocating."""
+    from ..config import ConfigError
+    from ..errors import UserError
+    from ..evaluation.classifier import ClassifierConfig, check_classifier_size
+
+    try:
+        config = ClassifierConfig(2 ** (len(channels) + 2), ("attribute",), channels)
+    except ConfigError as error:
+        raise UserError(f"--channels: {error}") from None
+    check_classifier_size(config, f"--channels {','.join(map(str, channels))}")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import classifier as clf
     from ..evaluation.classifier_training import score_split, split_metrics
     from ..evaluation.data import open_cache
+    from ..evaluation.output import check_writable, writing
     from ..evaluation.report import json_bytes
     from ..imaging import write_atomic
 
     model = clf.load(args.folder)
+    target = Path(args.folder).expanduser() / f"evaluation_{args.split}.json"
+    check_writable(target)  # before the scoring, not after it
     _, meta = clf.read_config(args.folder)
     data = meta.get("data", {})
     cache = open_cache(args.data, model.image_size, data.get("crop", "squash"), data.get("crop_size", 148))
     scores = score_split(model, cache, args.split, max_images=args.max_images, progress=not args.quiet)
     metrics = {"split": args.split, "data": str(cache.path), **split_metrics(scores, model.attribute_names)}
-    path = write_atomic(f"{args.folder}/evaluation_{args.split}.json", json_bytes(metrics))
+    with writing(target):
+        path = write_atomic(target, json_bytes(metrics))
     _print_table(metrics["auc"], metrics["accuracy"], f"{args.split} split, {metrics['images']} images")
     print(f"wrote {path}")
     return 0

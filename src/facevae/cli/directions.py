@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..edit_choices import DEFAULT_STRENGTHS
 from ..hub.registry import DEFAULT_MODEL
+from ..limits import MAX_FACES
+from . import options
 from .synthesis import strengths as strength_list
 
 
@@ -25,14 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
                         help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})")
-    parser.add_argument("--count", type=int, default=8, help="how many directions (default 8)")
+    parser.add_argument("--count", type=options.whole(1, MAX_FACES), default=8, help="how many directions (default 8)")
     parser.add_argument("--name", action="append", default=[], metavar="INDEX=NAME",
                         help="name direction INDEX (from 0), e.g. --name 3=Pose (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="the face shown in every row (default 0)")
-    parser.add_argument("--strengths", type=strength_list, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-                        help="columns (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3)")
-    parser.add_argument("--out", default="directions.png", help="the picture (default directions.png)")
-    parser.add_argument("--scale", type=int, default=1, help="enlarge each face by this integer factor")
+    parser.add_argument("--seed", type=options.SEED, default=0, help="the face shown in every row (default 0)")
+    parser.add_argument("--strengths", type=strength_list, default=DEFAULT_STRENGTHS, metavar="S1,S2,...",
+                        help=f"columns (default {','.join(map(str, DEFAULT_STRENGTHS))}; write --strengths=-3,0,3)")
+    parser.add_argument("--out", default=None,
+                        help="the picture (default directions.png; with --store, a picture only when --out is given)")
+    parser.add_argument("--scale", type=options.SCALE, default=1, help="enlarge each face by this integer factor")
     parser.add_argument("--store", action="store_true", help="add the directions to the bundle")
     parser.add_argument("--bundle-out", metavar="BUNDLE_DIR",
                         help="with --store: write the updated bundle here instead of updating it in place")
@@ -40,18 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub.bundle import save_bundle
-    from ..hub.loading import load, resolve_model_path
     from ..inference.discovered import direction_grid, direction_names, parse_names, sefa_directions
     from ..inference.pipeline import FacePipeline
+    from ..interop.loading import load, resolve_model_path
+    from ..model.bundle import save_bundle
 
     path = resolve_model_path(args.model)
     model = load(path)
     directions, shares = sefa_directions(model.decoder, args.count)
     names = direction_names(args.count, parse_names(args.name, args.count))
     pipeline = FacePipeline(model)
-    result = direction_grid(pipeline, directions, names, tuple(args.strengths), args.seed)
-    print(f"wrote {result.save(args.out, scale=args.scale)[0]}")
+    out = args.out or (None if args.store else "directions.png")
+    if out is not None:
+        result = direction_grid(pipeline, directions, names, tuple(args.strengths), args.seed)
+        print(f"wrote {result.save(out, scale=args.scale)[0]}")
     width = max(len(name) for name in names)
     print(f"{'direction':<{width}}  share of the first layer's response")
     for name, share in zip(names, shares):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,10 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "bounded inversion), encode and decode speed; with --classifier, for every attribute the model "
                     "and the classifier both know, how much an edit from -2 to +2 raises its attribute (success), "
                     "moves the others (leak) and changes the picture outside the face. Writes report.md, "
-                    "metrics.json, reconstruction.csv, edits.csv and PNG plots to DIR.",
+                    "metrics.json, reconstruction.csv, edits.csv and PNG plots to DIR. The plan and a time "
+                    "estimate for this machine are printed first.",
         epilog="examples:\n"
                "  facevae evaluate celeba64-original runs/mine --data ~/data/celeba --out eval/\n"
-               "  facevae evaluate runs/mine --data cache/ --classifier runs/classifier --out eval/ --max-images 200",
+               "  facevae evaluate runs/mine --data cache/ --classifier runs/classifier --out eval/ --quick",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="training runs, bundle folders or registered models")
@@ -23,24 +27,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a CelebA folder, an image folder or a prepared cache at the models' image size")
     parser.add_argument("--classifier", metavar="DIR",
                         help="an attribute classifier folder (`facevae classifier train`)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the report folder to write: new, empty, or an earlier report (replaced)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="the report folder to write: new, empty, or an earlier report (replaced)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test", "all"),
                         help="which images of the data (default test; all: every image, e.g. a folder of photos)")
-    parser.add_argument("--max-images", type=int, default=500, help="images of the split per model (default 500)")
-    parser.add_argument("--edit-images", type=int, default=100,
-                        help="codes edited per model and attribute (the first of the split; default 100)")
-    parser.add_argument("--invert-steps", type=int, default=100,
-                        help="Adam steps per image for models without an encoder (default 100)")
+    parser.add_argument("--max-images", type=options.IMAGES, default=None,
+                        help="images of the split per model (default 200; 64 with --quick)")
+    parser.add_argument("--edit-images", type=options.IMAGES, default=None,
+                        help="codes edited per model and attribute (the first of the split; default 50; "
+                             "16 with --quick)")
+    parser.add_argument("--invert-steps", type=options.REFINE_STEPS, default=None,
+                        help="Adam steps per image for models without an encoder (default 60; 20 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a rough comparison in about a minute per model: smaller defaults for the three sizes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import evaluate_models
+    from ..evaluation.plan import DEFAULT_SIZES, QUICK_SIZES
 
+    sizes = {**(QUICK_SIZES if args.quick else DEFAULT_SIZES),
+             **{key: getattr(args, key) for key in DEFAULT_SIZES if getattr(args, key) is not None}}
     out = evaluate_models(args.models, args.data, args.out, classifier=args.classifier, split=args.split,
-                          max_images=args.max_images, edit_images=args.edit_images, invert_steps=args.invert_steps,
-                          progress=not args.quiet)
+                          **sizes, progress=not args.quiet, say=lambda text: print(text, file=sys.stderr, flush=True))
     print((out / "report.md").read_text(encoding="utf-8").split("\n![")[0].rstrip())
     print(f"\nwrote {out}")
     return 0

@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
     from ..extras import require_extra
-    from ..hub.bundle import load_bundle
-    from ..hub.loading import resolve_model_path
+    from ..interop.loading import resolve_model_path
+    from ..model.bundle import load_bundle
 
     if args.format == "onnx":
         require_extra("export")  # before the model is loaded
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = export_onnx(model, out, verify=not args.no_verify)
         for name, diff in report.items():
-            check = f"ONNX Runtime vs PyTorch: largest difference {diff:.1e} (relative)" if diff is not None else "not verified"
+            check = (f"ONNX Runtime vs PyTorch: largest difference {diff:.1e} (relative)" if diff is not None
+                     else "not verified")
             print(f"Wrote {out / name} ({check})")
     return 0

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from . import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs-dir", default=None,
                         help="a folder of training runs to offer in the model picker")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    parser.add_argument("--port", type=options.whole(1, 65535), default=8501, help="port (default: 8501)")
     parser.set_defaults(run=run)
 
 
@@ -57,8 +59,8 @@ def streamlit_flags(host: str, port: int) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..hub.loading import resolve_model_path
     from ..hub.registry import DEFAULT_MODEL, REGISTRY
+    from ..interop.loading import resolve_model_path
 
     model = args.model or DEFAULT_MODEL
     try:

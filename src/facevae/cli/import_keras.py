@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
-    from ..hub.bundle import save_bundle
     from ..interop.keras import import_keras
+    from ..model.bundle import save_bundle
 
     require_parent_folder(args.out, "--out")
     model = import_keras(args.model, args.encoder, args.attributes)

@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import require_parent_folder
-    from ..hub.bundle import save_bundle
     from ..interop.keras import read_attribute_vectors
     from ..interop.seed import import_seed
+    from ..model.bundle import save_bundle
 
     require_parent_folder(args.out, "--out")
     model = import_seed(args.vae, args.encoder, args.decoder)

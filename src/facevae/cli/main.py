@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import UserError, cli_name
 from ..extras import missing_extra_error
 
 # Modules in facevae.cli, in the order `--help` lists their subcommands.
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error.render(cli_name)}", file=sys.stderr)
         return 2
     except ImportError as error:  # an optional extra that is not installed: say which pip install brings it
         missing = missing_extra_error(error)

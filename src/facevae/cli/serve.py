@@ -58,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests waiting per worker before 503 Service Unavailable (default: 64)")
     parser.add_argument("--timeout-s", type=float, default=30.0,
                         help="time limit per request, upload decoding and queueing included, before 504; "
-                             "a client must also send each whole request within it, or get 408 (default: 30)")
+                             "a connection must also send each whole request within it of its accept (or of the "
+                             "previous answer), or get 408 and be closed (default: 30)")
+    parser.add_argument("--max-connections", type=int, default=None,
+                        help="open connections per worker; one more is answered 503 and closed (default: what the "
+                             "file limit, ulimit -n, leaves free, less a tenth of it)")
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(run=run)
@@ -78,8 +82,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     from ..app.server.app import ServerSettings
     from ..errors import UserError
 
-    for name in ("workers", "max_batch", "queue_size", "port"):
-        if getattr(args, name) < 1:
+    for name in ("workers", "max_batch", "queue_size", "port", "max_connections"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.timeout_s <= 0 or args.batch_wait_ms < 0:
         raise UserError("--timeout-s must be positive and --batch-wait-ms at least 0")
@@ -116,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..app.server.app import ENV_SETTINGS, create_app
-    from ..app.server.protocol import ENV_READ_TIMEOUT, ReadDeadlineH11Protocol
-    from ..hub.loading import DEFAULT_MODEL, resolve_model_path
+    from ..app.server.connections import ConnectionLimits, GuardedConnection
+    from ..interop.loading import DEFAULT_MODEL, resolve_model_path
 
     settings = settings_from_args(args)
     model_path = resolve_model_path(args.model or DEFAULT_MODEL)  # a bad name fails here, clearly
@@ -136,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # facevae's messages beside uvicorn's
     log_config["loggers"]["facevae"] = {"handlers": ["default"], "level": args.log_level.upper(), "propagate": False}
-    os.environ[ENV_READ_TIMEOUT] = str(settings.timeout_s)  # read by the protocol, in every worker
+    ConnectionLimits(settings.timeout_s, args.max_connections).to_environment()  # read in every worker
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
                    log_config=log_config, timeout_graceful_shutdown=int(settings.timeout_s) + 5,
-                   http=ReadDeadlineH11Protocol)
+                   http=GuardedConnection, ws="none")  # no WebSocket routes: an upgrade would leave the guard
     if args.workers == 1:
         uvicorn.run(create_app(model_path, settings), **options)
     else:  # worker processes import the app factory and read the settings from the environment

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..edit_choices import DEFAULT_KEEP_MODE, DEFAULT_STRENGTHS, KEEP_MODES, keep_mode_help
 from ..hub.registry import DEFAULT_MODEL
+from ..limits import MAX_FACES, MAX_SEED, MAX_STRENGTH
+from . import options as bounded
 
 if TYPE_CHECKING:
     from ..inference.pipeline import FacePipeline, SynthesisResult
@@ -46,9 +49,12 @@ def strengths(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. -2,-1,0,1,2"
+                                         ) from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one strength")
+    if len(values) > MAX_FACES or not all(abs(v) <= MAX_STRENGTH for v in values):
+        raise argparse.ArgumentTypeError(f"give at most {MAX_FACES} strengths, each within +-{MAX_STRENGTH:g}")
     return values
 
 
@@ -102,13 +108,13 @@ def edits_of(args: argparse.Namespace) -> dict:
 
 # Beyond this, strengths only give noise and silhouettes (the REST API refuses them: schemas.MAX_STRENGTH).
 STRENGTH_WARNING = 10.0
-KEEP_MODES = ("auto", "orthogonal", "group", "decoded")  # facevae.inference.directions.KEEP_MODES (no torch import here)
 
 # --- the arguments the commands share, and the table -----------------------------------
 
-SEED = _arg("--seed", type=int, default=0, help="random seed (default 0)")
-COLUMNS = _arg("--columns", type=int, default=None, help="faces per grid row (default: up to 10)")
-PRIOR_SCALE = _arg("--temperature", type=float, default=1.0, help="scale of the prior samples (default 1)")
+SEED = _arg("--seed", type=bounded.SEED, default=0, help="random seed (default 0)")
+COLUMNS = _arg("--columns", type=bounded.COLUMNS, default=None, help="faces per grid row (default: up to 10)")
+PRIOR_SCALE = _arg("--temperature", type=bounded.TEMPERATURE, default=1.0,
+                   help="scale of the prior samples (default 1)")
 ATTRIBUTE_EDITS = (
     _arg("--attr", action="append", type=attribute_strength, default=[], metavar="NAME=STRENGTH",
          help="add an attribute vector times STRENGTH (repeatable), e.g. --attr Smiling=1.5. "
@@ -116,17 +122,15 @@ ATTRIBUTE_EDITS = (
               "useful strengths lie within +-3, beyond +-10 only noise"),
     _arg("--keep", type=attribute_names, action="extend", default=[], metavar="NAME,NAME",
          help="keep these attributes unchanged while editing, e.g. --keep Male,Young"),
-    _arg("--keep-mode", choices=KEEP_MODES, default="auto",
-         help="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
-              "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one; "
-              "decoded: orthogonal plus a correction that keeps the kept attributes' look in decoded faces "
-              "(slower; see docs/usage.md)"),
+    _arg("--keep-mode", choices=list(KEEP_MODES), default=DEFAULT_KEEP_MODE,
+         help=keep_mode_help() + " (see docs/usage.md)"),
 )
 MODEL_OPTIONS = (
     _arg("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
          help=f"registered model, bundle folder or training run (default: {DEFAULT_MODEL})"),
-    _arg("--device", default="auto", help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
-    _arg("--threads", type=int, default=None, metavar="N",
+    _arg("--device", default="auto",
+         help="auto (default: a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps"),
+    _arg("--threads", type=bounded.THREADS, default=None, metavar="N",
          help="CPU threads (default: the cores not busy with other work, from the load average)"),
 )
 
@@ -137,7 +141,7 @@ def output_options(default_out: str) -> tuple[Argument, ...]:
              help=f"a .png file gets a grid; any other path is a folder with one PNG per face "
                   f"(default: {default_out})"),
         _arg("--latents", metavar="PATH.npy", help="also save the latent codes of the result (.npy)"),
-        _arg("--scale", type=int, default=1, help="enlarge each face by this integer factor"),
+        _arg("--scale", type=bounded.SCALE, default=1, help="enlarge each face by this integer factor"),
     )
 
 
@@ -180,8 +184,8 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "Draw faces from the model's prior. The same --seed gives the same picture, byte for byte.",
         "example: facevae generate -n 70 --seed 1 --attr Smiling=1.5 --attr Eyeglasses=1 --out faces.png",
         "faces.png",
-        (_arg("-n", type=int, default=10, help="number of faces (default 10)"), SEED,
-         _arg("--temperature", type=float, default=1.0,
+        (_arg("-n", type=bounded.FACES, default=10, help="number of faces (default 10)"), SEED,
+         _arg("--temperature", type=bounded.TEMPERATURE, default=1.0,
               help="scale of the prior samples: below 1 gives more typical faces (default 1)"), COLUMNS),
         lambda pipe, args: pipe.generate(n=args.n, seed=args.seed, temperature=args.temperature,
                                          **edits_of(args), columns=args.columns),
@@ -196,11 +200,11 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         (_arg("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, GIF)"),
          _arg("--invert", action="store_true",
               help="refine each code by optimisation for a closer likeness (see --refine-steps)"),
-         _arg("--refine-steps", type=int, default=60,
+         _arg("--refine-steps", type=bounded.REFINE_STEPS, default=60,
               help="optimisation steps with --invert, or for models without an encoder (default 60)"),
          _arg("--whole-image", action="store_true",
               help="skip face detection: the pictures are already faces framed like CelebA"),
-         _arg("--columns", type=int, default=10, help="images per grid row (default 10)")),
+         _arg("--columns", type=bounded.COLUMNS, default=10, help="images per grid row (default 10)")),
         _reconstruct, edits=False,
     ),
     SynthesisCommand(
@@ -209,9 +213,10 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "example: facevae arithmetic Eyeglasses -n 5 --seed 3 --out glasses.png",
         "arithmetic.png",
         (_arg("attribute", metavar="ATTRIBUTE", help="attribute name, e.g. Smiling"),
-         _arg("-n", type=int, default=5, help="number of faces (rows, default 5)"), SEED, PRIOR_SCALE,
-         _arg("--strengths", type=strengths, default=(-3, -2, -1, 0, 1, 2, 3), metavar="S1,S2,...",
-              help="comma-separated strengths (default -3,-2,-1,0,1,2,3; write --strengths=-3,0,3); "
+         _arg("-n", type=bounded.FACES, default=5, help="number of faces (rows, default 5)"), SEED, PRIOR_SCALE,
+         _arg("--strengths", type=strengths, default=DEFAULT_STRENGTHS, metavar="S1,S2,...",
+              help=f"comma-separated strengths (default {','.join(map(str, DEFAULT_STRENGTHS))}; "
+                   "write --strengths=-3,0,3); "
                    "1 = the mean difference between faces with and without the attribute")),
         lambda pipe, args: pipe.arithmetic(args.attribute, n=args.n, seed=args.seed, strengths=args.strengths,
                                            temperature=args.temperature, **edits_of(args)),
@@ -222,10 +227,11 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "where the prior puts its faces; linear interpolation passes through blander faces mid-way.",
         "example: facevae morph -n 4 --steps 10 --method slerp --out morph.png",
         "morph.png",
-        (_arg("-n", type=int, default=5, help="number of pairs (rows) for random faces (default 5)"),
-         _arg("--steps", type=int, default=10, help="faces per row, both ends included (default 10)"),
+        (_arg("-n", type=bounded.FACES, default=5, help="number of pairs (rows) for random faces (default 5)"),
+         _arg("--steps", type=bounded.MORPH_STEPS, default=10, help="faces per row, both ends included (default 10)"),
          _arg("--method", choices=("linear", "slerp"), default="linear", help="interpolation (default linear)"),
-         _arg("--seed", type=int, default=0, help="random seed: starts use SEED, ends SEED+1 (default 0)"),
+         _arg("--seed", type=bounded.whole(0, MAX_SEED - 1), default=0,
+              help="random seed: starts use SEED, ends SEED+1 (default 0)"),
          PRIOR_SCALE,
          _arg("--from", dest="start", nargs="+", metavar="IMAGE",
               help="start faces from photos (each face framed like `facevae edit`), one row each"),
@@ -253,7 +259,7 @@ COMMANDS: tuple[SynthesisCommand, ...] = (
         "example: facevae edit me.jpg --attr Smiling=1.5 --attr Eyeglasses=1 --out result.png",
         "edited.png",
         (_arg("photo", metavar="PHOTO", help="a photo with a face (PNG, JPEG, WebP, BMP, GIF)"),
-         _arg("--refine-steps", type=int, default=60,
+         _arg("--refine-steps", type=bounded.REFINE_STEPS, default=60,
               help="optimisation steps for a closer likeness (0 = encoder only; default 60)"),
          _arg("--whole-image", action="store_true",
               help="skip face detection: the picture is already a face framed like CelebA")),

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", metavar="NAME", default=None,
                         help="model preset: celeba64 (default), original (the Keras model exactly, ReLU heads), seed, "
                              "compact, celeba128, celeba256")
-    parser.add_argument("--out", metavar="RUN_DIR", default=None, help="run folder (default: the config's train.out_dir)")
+    parser.add_argument("--out", metavar="RUN_DIR", default=None,
+                        help="run folder (default: the config's train.out_dir)")
     parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
                         help="override one setting, e.g. --set train.batch_size=256 (repeatable)")
     parser.add_argument("--resume", action="store_true",

@@ -20,12 +20,16 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import make_staging_dir, replace_dir
 from ..errors import UserError
+from ..files import read_json
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_FORMAT = "facevae-image-cache"
 CACHE_VERSION = 1
@@ -42,9 +46,10 @@ def is_cache(path: str | Path) -> bool:
     if not meta.is_file():
         return False
     try:
-        return json.loads(meta.read_text()).get("format") == CACHE_FORMAT
-    except (OSError, json.JSONDecodeError):
+        values = read_json(meta)
+    except UserError:
         return False
+    return isinstance(values, dict) and values.get("format") == CACHE_FORMAT
 
 
 class CacheWriter:
@@ -138,7 +143,7 @@ class ImageCache:
                 f"{path} is not a prepared cache (no complete meta.json). Run "
                 f"`facevae prepare DATA_DIR --out {path}` first, or pass the raw data folder"
             )
-        meta = json.loads((path / "meta.json").read_text())
+        meta = read_json(path / "meta.json", CacheError, "run `facevae prepare` again")
         if meta.get("version") != CACHE_VERSION:
             raise CacheError(f"{path} was written by cache format version {meta.get('version')}; "
                              f"this facevae reads version {CACHE_VERSION}. Run `facevae prepare` again")
@@ -165,6 +170,14 @@ class ImageCache:
 
     def __len__(self) -> int:
         return len(self.filenames)
+
+    def float_images(self, rows: np.ndarray, device: "torch.device | str | None" = None) -> "torch.Tensor":
+        """Rows as model input: N x 3 x S x S float32 in [0, 1] (channels-last in memory), on
+        `device` (the uint8 pixels travel, a quarter of the floats' bytes)."""
+        import torch
+
+        pixels = torch.from_numpy(np.ascontiguousarray(self.images[rows]))  # N x S x S x 3 uint8
+        return pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def split_indices(self, split: str) -> np.ndarray:
         """Row numbers of one split ("train", "valid" or "test"), ascending."""

@@ -51,6 +51,8 @@ def read_attributes(path: str | Path) -> AttributeTable:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         header, fields = _read_csv(path)
+        _require_header(path, header[1:], "the attribute names (e.g. filename,Smiling,Eyeglasses)",
+                        lambda field: field in ("-1", "0", "1"))
         rows = [(number, row[0].strip(), " ".join(row[1:])) for number, row in fields]
         return _attribute_table(path, header[1:], rows, None)
     lines = _read_lines(path)
@@ -75,7 +77,9 @@ def read_partition(path: str | Path) -> tuple[list[str], np.ndarray]:
     """File names and their partition codes (uint8: 0 train, 1 valid, 2 test)."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        _, fields = _read_csv(path)
+        header, fields = _read_csv(path)
+        _require_header(path, header[-1:], "the column names (image_id,partition)",
+                        lambda field: field in ("0", "1", "2"))
         rows = [(number, ",".join(row)) for number, row in fields]
         names = [row[0].strip() if len(row) == 2 else "" for _, row in fields]
         code_text = [row[-1].strip() for _, row in fields]
@@ -105,16 +109,29 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the (line number, fields) of every non-blank row."""
+    reader = None
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             rows = [(reader.line_num, fields) for fields in reader if any(f.strip() for f in fields)]
     except UnicodeDecodeError:
         raise LabelError(f"{path} is not a text file") from None
+    except csv.Error as error:  # e.g. a field longer than csv.field_size_limit() (128 KB)
+        where = f" line {reader.line_num}" if reader is not None else ""
+        raise LabelError(f"{path}{where} is not a readable CSV row ({error}); a label file holds short file names "
+                         f"and numbers, so check that this is the right file") from None
     if not rows:
         raise LabelError(f"{path} is empty: expected a header row (file name column, then attribute columns)")
     header = [field.strip() for field in rows[0][1]]
     return header, rows[1:]
+
+
+def _require_header(path: Path, names: list[str], expected: str, is_value) -> None:
+    """Refuse a CSV whose first row is data: a header of label values means the header is missing
+    (reading on would take a data row as the names and lose that row)."""
+    if names and all(is_value(name) for name in names):
+        raise LabelError(f"{path} has no header row: its first line holds values ({', '.join(names[:4])}"
+                         f"{', ...' if len(names) > 4 else ''}), not names. Add a first line with {expected}")
 
 
 def _attribute_table(path: Path, attribute_names: list[str], rows: list[tuple[int, str, str]],
@@ -143,7 +160,7 @@ def _raise_first_bad_row(path: Path, attribute_names: list[str], rows: list[tupl
         tokens = rest.split()
         if len(tokens) != len(attribute_names):
             raise LabelError(f"{path} line {number}: expected a file name and {len(attribute_names)} values, "
-                             f"found {len(tokens) + 1} fields")
+                             f"found {len(tokens)} value{'' if len(tokens) == 1 else 's'} after the file name")
         for name, token in zip(attribute_names, tokens):
             if token not in ("-1", "0", "1"):
                 raise LabelError(f"{path} line {number}: attribute {name} is {token!r}; attributes must be "

@@ -18,18 +18,15 @@ number of images beyond the file-name list and the label arrays (a few tens of M
 from __future__ import annotations
 
 import hashlib
-import json
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -37,10 +34,12 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import Preprocessing, to_dict
 from ..errors import UserError
+from ..files import format_bytes, parse_json
 from .cache import CacheError, CacheWriter, ImageCache, is_cache
 from .decode import decode_chunk
 from .labels import CELEBA_ATTRIBUTES, read_attributes, read_partition
 from .layouts import Layout, detect_layout
+from .pool import available_cores, decoding_pool
 from .splits import CELEBA_IMAGE_COUNT, OFFICIAL_COUNTS, seeded_split, split_counts
 
 CACHE_SIZES = (32, 64, 128, 256)
@@ -142,7 +141,7 @@ def prepare(data_dir: str | Path, out: str | Path | None = None, preprocessing: 
                         f"(e.g. {examples}): check that the label files belong to these images")
     for note in layout.notes:
         say(f"note: {note}")
-    workers = workers or _available_cores()
+    workers = workers or available_cores()
     say(f"Preparing {target}: {len(chosen):,} images from {layout.describe()} {layout.data_dir}, "
         f"{spec.image_size}x{spec.image_size} ({cache_name(spec)}), "
         f"{workers} worker process{'es' if workers > 1 else ''}")
@@ -252,7 +251,7 @@ def _reusable(target: Path, key: dict[str, Any]) -> bool:
     if not is_cache(target):
         return False
     try:
-        meta = json.loads((target / "meta.json").read_text())
+        meta = parse_json((target / "meta.json").read_text())
         size = int(meta["count"]) * int(meta["image_size"]) ** 2 * 3
         return meta.get("reuse_key") == key and (target / "images.u8").stat().st_size == size
     except (OSError, ValueError, KeyError, TypeError):
@@ -266,7 +265,8 @@ def _open_writer(target: Path, count: int, spec: Preprocessing) -> CacheWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         needed, free = count * spec.image_size * spec.image_size * 3, shutil.disk_usage(target.parent).free
         if needed > free:
-            raise UserError(f"the cache needs {needed / 1e9:.1f} GB but {target.parent} has {free / 1e9:.1f} GB free. {fix}")
+            raise UserError(f"the cache needs {format_bytes(needed)} but {target.parent} has "
+                            f"{format_bytes(free)} free. {fix}")
         return CacheWriter(target, count, spec.image_size)  # published with normal permissions by replace_dir
     except OSError as error:
         raise UserError(f"cannot write the cache in {target.parent} ({error.strerror or error}). {fix}") from None
@@ -318,9 +318,7 @@ def _decode_chunks(paths: list[str], spec: Preprocessing, workers: int) -> Itera
         for start in starts:
             yield (start, *decode_chunk(paths[start:start + rows], spec))
         return
-    # fork: workers need only Pillow/simplejpeg, and a fresh interpreter would import torch again.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+    pool = decoding_pool(workers)  # its workers end with this process, even after kill -9
     try:
         pending = deque()
         for start in starts:
@@ -338,15 +336,6 @@ def _decode_chunks(paths: list[str], spec: Preprocessing, workers: int) -> Itera
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _ignore_sigint() -> None:
-    """Ctrl-C is handled by the parent, which stops the pool and deletes the partial cache."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def describe_cache(path: str | Path) -> str:
     """A few lines for people: what the cache holds and what went wrong on the way."""
     cache = ImageCache.open(path)
@@ -358,7 +347,7 @@ def describe_cache(path: str | Path) -> str:
     lines = [f"{cache.path}: {len(cache):,} images, {size}x{size} ({meta['preprocessing']['crop']}"
              + (f" {meta['preprocessing']['crop_size']}" if meta["preprocessing"]["crop"] == "center" else "") + "), "
              f"{len(cache.attribute_names)} attributes",
-             f"  split: train {counts.get('train', 0):,} / valid {counts.get('valid', 0):,} / test {counts.get('test', 0):,} ({how})"]
+             f"  split: {' / '.join(f'{name} {counts.get(name, 0):,}' for name in ('train', 'valid', 'test'))} ({how})"]
     prepared = meta.get("prepared", {})
     if prepared:
         lines.append(f"  decoded in {prepared['seconds']:.1f} s when first prepared "
@@ -389,8 +378,8 @@ def ensure_cache(path: str | Path, data_config: Any, image_size: int, progress: 
         return cache
     if not path.exists():
         raise UserError(f"--data {path} does not exist")
-    print(f"{path} is a raw data folder, not a prepared cache: preparing one first "
-          f"(later runs reuse it)", file=sys.stderr, flush=True)
+    print(f"{path} is a raw data folder, not a prepared cache: using its cache (prepared once, reused by "
+          f"later runs)", file=sys.stderr, flush=True)
     target = prepare(path, out=data_config.cache_dir or None, preprocessing=data_config.preprocessing(image_size),
                      workers=data_config.workers,
                      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,

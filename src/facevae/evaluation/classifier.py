@@ -20,7 +20,6 @@ present half the time: 0.5 means "as likely as not", whatever the attribute's fr
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,9 @@ from torch import nn
 
 from ..config import ConfigError, from_dict, to_dict
 from ..errors import UserError
+from ..files import read_json
+from ..limits import MAX_CLASSIFIER_PARAMETERS
+from ..model.checks import check_dimensions, check_finite, parameter_count
 
 CLASSIFIER_FORMAT = "facevae-attribute-classifier"
 CLASSIFIER_VERSION = 1
@@ -124,19 +126,30 @@ def read_config(folder: str | Path) -> tuple[ClassifierConfig, dict[str, Any]]:
     if not path.is_file():
         raise ClassifierError(f"{folder} is not a classifier folder (no {CONFIG_FILE}); train one with "
                               f"`facevae classifier train --data CELEBA_OR_CACHE --out {folder}`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ClassifierError(f"{path} is not valid JSON ({error}); train the classifier again") from None
-    if meta.get("format") != CLASSIFIER_FORMAT:
+    meta = read_json(path, ClassifierError, "train the classifier again")
+    if not isinstance(meta, dict) or meta.get("format") != CLASSIFIER_FORMAT:
+        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ClassifierError(f"{path} does not describe a facevae attribute classifier "
-                              f"(format {meta.get('format')!r}, expected {CLASSIFIER_FORMAT!r})")
-    if meta.get("version", 0) > CLASSIFIER_VERSION:
+                              f"(format {shown!r}, expected {CLASSIFIER_FORMAT!r})")
+    if not isinstance(meta.get("version", 0), int) or meta.get("version", 0) > CLASSIFIER_VERSION:
         raise ClassifierError(f"{path} has classifier format version {meta['version']}; upgrade facevae to read it")
     unknown = sorted(set(meta) - {"format", "version", "model", "train", "data"})
     if unknown:
         raise ClassifierError(f"{path} has unknown keys {unknown}; it was not written by this facevae")
-    return from_dict(ClassifierConfig, meta.get("model", {}), "model"), meta
+    check_dimensions(meta.get("model"), f"{path} model", ClassifierError)
+    config = from_dict(ClassifierConfig, meta.get("model", {}), "model")
+    check_classifier_size(config, str(path))
+    return config, meta
+
+
+def check_classifier_size(config: ClassifierConfig, source: str) -> None:
+    """Refuse a classifier too large to be one before anything is allocated for it."""
+    count = parameter_count(AttributeClassifier, config)
+    if count > MAX_CLASSIFIER_PARAMETERS:
+        raise ClassifierError(
+            f"{source} describes a classifier of {count:,} parameters ({count * 4 / 2**30:.1f} GiB), more than the "
+            f"{MAX_CLASSIFIER_PARAMETERS:,} facevae accepts (the default has about 0.4 million). Check its channels "
+            f"{list(config.channels)}: the file is damaged, or choose fewer channels")
 
 
 def load(folder: str | Path, device: str | torch.device = "cpu") -> AttributeClassifier:
@@ -155,12 +168,5 @@ def load(folder: str | Path, device: str | torch.device = "cpu") -> AttributeCla
         classifier.load_state_dict(state)
     except RuntimeError as error:
         raise ClassifierError(f"{weights} does not match {folder / CONFIG_FILE}: {error}") from None
+    check_finite(state, weights, ClassifierError)
     return classifier.to(device).eval()
-
-
-def read_metrics(folder: str | Path) -> dict[str, Any]:
-    """metrics.json of a classifier folder."""
-    path = Path(folder).expanduser() / METRICS_FILE
-    if not path.is_file():
-        raise ClassifierError(f"{path} is missing; run `facevae classifier evaluate {Path(folder)} --data ...`")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -8,7 +8,10 @@ The loss is binary cross-entropy per attribute with pos_weight = negatives / pos
 the training labels, so a rare attribute (Bald: 2% of CelebA) counts as much as a common one.
 Batches come from the cache through training/data.py (uint8 until the device; flips for
 training only); bf16 autocast where the CPU computes it natively (facevae.runtime.pick_runtime).
-TensorBoard event files go to OUT/tensorboard when TensorBoard is installed.
+TensorBoard event files go to OUT/tensorboard when TensorBoard is installed. OUT is checked
+(new, empty or an earlier classifier; writable, with room) before training, built in a
+temporary sibling and renamed into place complete, so a killed run never leaves new weights
+under an old config.
 """
 
 from __future__ import annotations
@@ -28,13 +31,23 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
+from ..atomic import staged_dir
 from ..config import ConfigError, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..imaging import write_atomic
 from ..runtime import pick_runtime, resolve_device
 from ..training.data import CacheBatches
-from .classifier import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, AttributeClassifier, ClassifierConfig, folder_config
+from .classifier import (
+    CLASSIFIER_FORMAT,
+    CONFIG_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    AttributeClassifier,
+    ClassifierConfig,
+    check_classifier_size,
+    folder_config,
+)
+from .output import check_replaceable, check_writable, writing
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ class ClassifierTrainConfig:
     seed: int = 0
     hflip: bool = True  # random horizontal flips of training images
     precision: str = "auto"  # auto (bf16 where native), fp32 or bf16
-    device: str = "cpu"
+    device: str = "auto"  # auto: a GPU if there is one, else the CPU
     attributes: tuple[str, ...] = ()  # () = every attribute with both classes in the training split
 
     def __post_init__(self) -> None:
@@ -105,8 +118,7 @@ def score_split(classifier: AttributeClassifier, cache: ImageCache, split: str, 
     parts = []
     for start in tqdm(range(0, len(rows), batch_size), desc=f"scoring {split}", unit="batch", disable=not progress,
                       leave=False):
-        pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows[start:start + batch_size]]))
-        images = pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # B x 3 x S x S
+        images = cache.float_images(rows[start:start + batch_size], device)  # B x 3 x S x S
         parts.append(classifier.probabilities(images).cpu().numpy())
     return SplitScores(np.concatenate(parts), cache.attributes[rows][:, columns].astype(np.int8))
 
@@ -132,17 +144,42 @@ def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
 
 def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrainConfig = ClassifierTrainConfig(),
                      channels: tuple[int, ...] = ClassifierConfig.channels, progress: bool = True) -> Path:
-    """Train on the train split, validate on the valid split, write the folder OUT; returns OUT."""
+    """Train on the train split, validate on the valid split, publish the folder OUT; returns OUT."""
     out = Path(out).expanduser()
+    check_replaceable(out, is_classifier_folder, "the classifier", "facevae classifier train")
     names, skipped = choose_attributes(cache, config.attributes)
     for name, why in skipped.items():
         warnings.warn(f"left out {name}: {why}", stacklevel=2)
     if len(cache.split_indices("valid")) == 0:
         raise UserError(f"the valid split of {cache.path} is empty; prepare the cache with a validation "
                         f"fraction (`facevae prepare --val-fraction 0.1`)")
+    try:
+        architecture = ClassifierConfig(cache.image_size, tuple(names), tuple(channels))
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    check_classifier_size(architecture, f"--channels {','.join(map(str, channels))}")
+    check_writable(out)
+    with writing(out), staged_dir(out) as folder:
+        _train_into(folder, architecture, cache, config, skipped, progress)
+    return out
+
+
+def is_classifier_folder(folder: Path) -> bool:
+    """Whether `folder` holds a classifier's config.json (an earlier `classifier train` output)."""
+    config = folder / CONFIG_FILE
+    try:
+        return config.is_file() and CLASSIFIER_FORMAT in config.read_text(encoding="utf-8")[:200]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache, config: ClassifierTrainConfig,
+                skipped: dict[str, str], progress: bool) -> None:
+    """Train and write config.json, classifier.safetensors and metrics.json into `folder`."""
+    names = list(architecture.attribute_names)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    model = AttributeClassifier(ClassifierConfig(cache.image_size, tuple(names), tuple(channels))).to(device)
+    model = AttributeClassifier(architecture).to(device)
     columns = [cache.attribute_names.index(name) for name in names]
     labels = torch.from_numpy(cache.attributes[cache.split_indices("train")][:, columns].astype(np.float32))
     positives = labels.sum(0)
@@ -150,7 +187,7 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
     batches = CacheBatches(cache, "train", config.batch_size, device, shuffle=True, seed=config.seed,
                            hflip=config.hflip, channels_last=False)
     started = time.perf_counter()
-    valid = _fit(model, batches, labels.to(device), pos_weight, cache, config, out, progress)
+    valid = _fit(model, batches, labels.to(device), pos_weight, cache, config, folder, progress)
     seconds = time.perf_counter() - started
     model.eval()
     train_info = {**to_dict(config), "attributes": names, "seconds": round(seconds, 1),
@@ -160,11 +197,10 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
                  "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
                  "train_images": int(len(labels)), "left_out": skipped}
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    write_atomic(out / WEIGHTS_FILE, safetensors_bytes(state))
-    write_atomic(out / CONFIG_FILE, _json(folder_config(model.config, train_info, data_info)))
-    write_atomic(out / METRICS_FILE, _json({"val_auc": valid["auc"], "val_accuracy": valid["accuracy"],
-                                            "images": valid["images"]}))
-    return out
+    (folder / WEIGHTS_FILE).write_bytes(safetensors_bytes(state))
+    (folder / CONFIG_FILE).write_bytes(_json(folder_config(model.config, train_info, data_info)))
+    (folder / METRICS_FILE).write_bytes(_json({"val_auc": valid["auc"], "val_accuracy": valid["accuracy"],
+                                               "images": valid["images"]}))
 
 
 def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, images: torch.Tensor,

@@ -2,8 +2,9 @@
 
 For each attribute that both the model (a vector) and the classifier (an output) know, and
 for the model's variants of it (NAME_fitted from `facevae attributes --from-classifier`,
-NAME_orthogonal from `--orthogonal`), judged by the classifier's NAME output, the same codes are decoded at each strength in STRENGTHS (offset from the pipeline's
-`resolve_attributes`) and scored. With P_s the N x A probabilities at strength s and
+NAME_orthogonal from `--orthogonal`), judged by the classifier's NAME output, the same codes
+are decoded at each strength in STRENGTHS (offset from the pipeline's `resolve_attributes`)
+and scored. With P_s the N x A probabilities at strength s and
 change = mean over faces of (P_+2 - P_-2), an A vector:
 
     success        change[target]: how much the edit raises its own attribute

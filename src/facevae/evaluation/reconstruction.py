@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.cache import ImageCache
 from ..errors import UserError
-from ..inference.inversion import DEFAULT_SETTINGS
+from ..inference.inversion import InversionSettings
 from ..inference.pipeline import FacePipeline
 from . import image_metrics
 
@@ -40,15 +40,14 @@ def split_images(cache: ImageCache, split: str, max_images: int | None) -> torch
     """The first max_images images of a split ("all": the whole cache) as N x 3 x S x S floats in [0, 1]."""
     rows = (np.arange(len(cache)) if split == "all" else cache.split_indices(split))[:max_images]
     if len(rows) == 0:
-        raise UserError(f"the {split} split of {cache.path} is empty; choose another with --split")
-    pixels = torch.from_numpy(np.ascontiguousarray(cache.images[rows]))  # N x S x S x 3 uint8
-    return pixels.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+        raise UserError(f"the {split} split of {cache.path} is empty; choose another ({{option}})", option="split")
+    return cache.float_images(rows).contiguous()
 
 
 def method(pipe: FacePipeline, invert_steps: int) -> str:
     if pipe.model.has_encoder:
         return "encoder mean"
-    settings = DEFAULT_SETTINGS
+    settings = InversionSettings()
     return (f"bounded inversion: no encoder, so each code is {invert_steps} Adam steps from the prior mean "
             f"(facevae edit's defaults: step size {settings.lr:g}, {settings.lr_schedule} schedule, "
             f"face weight {settings.face_weight:g}, prior weight {settings.prior_weight:g})")
@@ -66,7 +65,7 @@ def reconstruct(pipe: FacePipeline, images: torch.Tensor, invert_steps: int = 10
             mean, log_var = pipe.model.encode(batch)
             log_vars.append(log_var.float().cpu())
         else:
-            mean = pipe.encode(batch, refine_steps=invert_steps, progress=progress)  # an inner "refining" bar
+            mean = pipe.encode(batch, refine_steps=invert_steps, progress=progress).codes  # an inner "refining" bar
         encode_seconds += time.perf_counter() - started
         started = time.perf_counter()
         decoded = pipe.decode_tensor(mean).float().clamp(0, 1).cpu()

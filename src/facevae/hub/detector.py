@@ -78,19 +78,27 @@ def get(name: str) -> DetectorModel:
 
 def how_to_get(name: str = DEFAULT_DETECTOR) -> str:
     spec = get(name)
-    return (f"`facevae download {name}` (or download {spec.base_url}{spec.file.path} elsewhere and run "
-            f"`facevae download {name} --from DIR`; or set {DETECTOR_ENV}=PATH to an ONNX file)")
+    others = "".join(f" or {d.file.filename}" for d in DETECTORS.values() if d.name != name)
+    return (f"`facevae download {name}` (offline: put {spec.file.filename} from {_address(spec)}{others} in a "
+            f"folder DIR and run `facevae download {name} --from DIR`; or set {DETECTOR_ENV}=PATH to an ONNX file)")
+
+
+def _address(spec: DetectorModel) -> str:
+    return f"{spec.base_url}{spec.file.path}" if spec.base_url else spec.source
 
 
 def install(name: str = DEFAULT_DETECTOR, source_dir: str | Path | None = None, base_url: str | None = None,
             progress: bool = True, force: bool = False) -> Path:
     """Verify and place a detector file in FACEVAE_HOME/detectors; returns its path.
 
-    source_dir: a folder holding the file (flat or at its path); otherwise it is downloaded
-    from base_url (default FACEVAE_BASE_URL, else the entry's URL).
+    source_dir: a folder holding the file (flat or at its path), or, when it lacks that one,
+    another registered detector's file, which is installed instead (see installed_name);
+    otherwise it is downloaded from base_url (default FACEVAE_BASE_URL, else the entry's URL).
     """
     spec = get(name)
-    target = installed_path(name)
+    if source_dir is not None:
+        spec = _found_in(Path(source_dir).expanduser(), spec)
+    target = installed_path(spec.name)
     if target.is_file() and not force:
         return target
     if source_dir is not None:
@@ -107,13 +115,29 @@ def install(name: str = DEFAULT_DETECTOR, source_dir: str | Path | None = None, 
                               f"Get it another way: {how_to_get(name)}") from None
 
 
+def installed_name(path: Path) -> str | None:
+    """The registered detector installed at `path` (what `install` returned), if any."""
+    return next((name for name in DETECTORS if installed_path(name) == path), None)
+
+
+def _in_folder(folder: Path, spec: DetectorModel) -> Path | None:
+    return next((c for c in (folder / spec.file.filename, folder / spec.file.path) if c.is_file()), None)
+
+
+def _found_in(folder: Path, wanted: DetectorModel) -> DetectorModel:
+    """`wanted` if its file is in `folder`, else the first registered detector whose file is."""
+    if _in_folder(folder, wanted) is not None:
+        return wanted
+    return next((spec for spec in DETECTORS.values() if _in_folder(folder, spec) is not None), wanted)
+
+
 def _copy_verified(spec: DetectorModel, folder: Path, target: Path) -> Path:
     """Copy the file from a user's folder through a .part file, verified before the rename."""
-    candidates = [folder / spec.file.filename, folder / spec.file.path]
-    found = next((c for c in candidates if c.is_file()), None)
+    found = _in_folder(folder, spec)
     if found is None:
-        raise PretrainedError(f"{folder} has no {spec.file.filename} (nor {spec.file.path}). "
-                              f"Download it from {spec.base_url}{spec.file.path}")
+        files = ", ".join(d.file.filename for d in DETECTORS.values())
+        raise PretrainedError(f"{folder} holds no registered detector file ({files}). "
+                              f"Download {spec.file.filename} from {_address(spec)}")
     try:
         verify(spec.file, found)
     except ChecksumError as error:

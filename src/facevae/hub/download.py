@@ -156,7 +156,8 @@ def offline_instructions(spec: PretrainedModel) -> str:
     """Which files to fetch from where, and where to put them, for an offline install."""
     lines = [f"To install '{spec.name}' without network, download these files on a machine with internet access:"]
     for file in spec.files:
-        lines.append(f"  {spec.base_url}{file.path}" + ("" if file.required else "   (optional: encoder for reconstruction)"))
+        optional = "" if file.required else "   (optional: encoder for reconstruction)"
+        lines.append(f"  {spec.base_url}{file.path}{optional}")
     lines.append("put them in one folder DIR (flat, or at the paths above relative to DIR) and run")
     lines.append(f"  facevae download {spec.name} --from DIR")
     lines.append(f"or set {BASE_URL_ENV} to a mirror that serves them at these paths.")

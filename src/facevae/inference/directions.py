@@ -34,14 +34,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from ..edit_choices import GROUP_COSINE, KEEP_MODES
 from ..errors import UserError
 
-KEEP_MODES = ("auto", "orthogonal", "group", "decoded")
-GROUP_COSINE = 0.8  # the correlated group of a kept attribute: |cosine| at or above this
 # "group" refuses an edit that keeps less of its direction than this (cosine with the plain vector).
 GROUP_LEAST = 0.3
 CORRECTION_SAMPLES = 32  # faces the "decoded" mode averages over
@@ -111,9 +110,12 @@ def group_of(vectors: Mapping[str, torch.Tensor], keep: Sequence[str], edited: S
 
 
 def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[str, float],
-                       keep: Sequence[str], mode: str = "orthogonal", decode: Decode | None = None) -> torch.Tensor:
+                       keep: Sequence[str], mode: str = "orthogonal", decode: Decode | None = None,
+                       signatures: PixelSignatures | None = None) -> torch.Tensor:
     """Sum of strength x (edited vector made to keep the kept attributes): a D float32 vector.
-    Names must be valid keys of `vectors` (the pipeline checks them with a friendly message)."""
+    Names must be valid keys of `vectors` (the pipeline checks them with a friendly message).
+    "decoded" needs `decode`, or the kept attributes' `signatures` measured already (reused
+    across strengths)."""
     keep = check_keep(strengths, keep, mode)
     if mode == "auto":
         try:
@@ -133,9 +135,9 @@ def conditional_offset(vectors: Mapping[str, torch.Tensor], strengths: Mapping[s
                                    if len(kept) > len(keep) else "")
     offset = sum(float(strengths[n]) * project_out(vectors[n], basis, n, described, least) for n in edited)
     if mode == "decoded":
-        if decode is None:
+        if signatures is None and decode is None:
             raise UserError("keep mode 'decoded' needs the decoder; call it through FacePipeline")
-        offset = decoded_correction(offset, [vectors[name].double() for name in keep], decode)
+        offset = decoded_correction(offset, signatures or PixelSignatures([vectors[name] for name in keep], decode))
     return offset.float().to(reference.device)
 
 
@@ -168,11 +170,10 @@ class PixelSignatures:
         return torch.linalg.lstsq(self.signatures, self.mean_change(offset)[:, None]).solution[:, 0]
 
 
-def decoded_correction(offset: torch.Tensor, kept: Sequence[torch.Tensor], decode: Decode,
+def decoded_correction(offset: torch.Tensor, signatures: PixelSignatures,
                        steps: int = CORRECTION_STEPS) -> torch.Tensor:
     """The offset moved within span(kept) until the kept attributes' pixel readouts lie on the
     straight line they follow for small steps (see the module docstring)."""
-    signatures = PixelSignatures(kept, decode)
     offset = offset.double()
     small = LINEAR_STEP * offset
     target = (signatures.units(small) - signatures.units(-small)) / (2 * LINEAR_STEP)  # k: first-order readout

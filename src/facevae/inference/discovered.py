@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
 from ..model.vae import Decoder
 
@@ -60,7 +61,8 @@ def parse_names(specs: list[str], count: int) -> dict[int, str]:
         if not sep or not index.strip().isdigit() or not name.strip():
             raise UserError(f"'{spec}' is not INDEX=NAME, e.g. 3=Pose")
         if int(index) >= count:
-            raise UserError(f"--name {spec}: there are only {count} directions (0 to {count - 1})")
+            raise UserError(f"'{spec}' names direction {int(index)}, but there are only {count} directions "
+                            f"(0 to {count - 1})")
         names[int(index)] = name.strip()
     return names
 
@@ -71,13 +73,13 @@ def direction_names(count: int, names: dict[int, str]) -> list[str]:
 
 
 def direction_grid(pipeline: "FacePipeline", directions: torch.Tensor, names: list[str],
-                   strengths: tuple[float, ...] = (-3, -2, -1, 0, 1, 2, 3), seed: int = 0) -> "SynthesisResult":
+                   strengths: tuple[float, ...] = DEFAULT_STRENGTHS, seed: int = 0) -> "SynthesisResult":
     """One row per direction: the same face (from `seed`) moved by each strength along it."""
     base = pipeline.sample_latents(1, seed)[0]  # D
     steps = torch.tensor(strengths, dtype=torch.float32, device=base.device)  # S
     codes = base + steps[None, :, None] * directions.to(base.device)[:, None, :]  # K x S x D
     result = pipeline.decode(codes.reshape(-1, pipeline.latent_dim), columns=len(strengths))
     result.row_labels = list(names)
-    result.column_labels = [f"{s:+g}" if s else "0" for s in strengths]
+    result.column_labels = [strength_label(s) for s in strengths]
     result.marked_column = strengths.index(0) if 0 in strengths else None
     return result

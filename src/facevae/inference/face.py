@@ -18,8 +18,8 @@ decoder draws (box x 33.9, y 70.2, side 110.5 in the 178 x 218 frame; eyes at x 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +123,23 @@ def landmark_error(landmarks: np.ndarray) -> float:
 
 # --- YuNet -----------------------------------------------------------------------------
 
-@lru_cache(maxsize=2)
+# One detector per thread and file: a cv2.FaceDetectorYN keeps its input size and buffers between
+# setInputSize and detect, so threads sharing one (the server's inference threads) get each
+# other's faces. Per thread rather than behind a lock: the detectors are small and threads
+# then detect in parallel.
+_DETECTORS = threading.local()
+
+
 def _yunet(path: str):
+    if not hasattr(_DETECTORS, "by_path"):
+        _DETECTORS.by_path = {}
+    detectors = _DETECTORS.by_path
+    if path not in detectors:
+        detectors[path] = _load_yunet(path)
+    return detectors[path]
+
+
+def _load_yunet(path: str):
     cv2 = _cv2()
     if not hasattr(cv2, "FaceDetectorYN"):
         raise UserError("this OpenCV build has no FaceDetectorYN; pip install 'opencv-python-headless>=4.8'")
@@ -178,7 +193,7 @@ def _check_size(box, landmarks: np.ndarray, source: str, notes: list[str]) -> No
 def _no_face(source: str) -> FaceNotFoundError:
     return FaceNotFoundError(
         f"No face found in {source}. If it already shows just a face framed like a passport photo, "
-        f"use the whole image instead (`--whole-image`; in Python `whole_image=True`)")
+        f"use the whole image instead ({{option}})", option="whole_image", value=True)
 
 
 # --- Haar cascades (without the YuNet file) ----------------------------------------------
@@ -203,7 +218,8 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted((tuple(int(v) for v in f) for f in faces), key=lambda b: b[2] * b[3], reverse=True)
 
 
-def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+def detect_eyes(gray: np.ndarray, box: tuple[int, int, int, int]
+                ) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """The two eye centres inside a face box, or None when they are not found plausibly.
 
     The upper part of the box is equalised on its own (a photo's background would otherwise

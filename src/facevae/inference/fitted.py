@@ -15,14 +15,15 @@ on the model's own faces instead of labelled photos.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .attributes import AttributeVectors
 
 if TYPE_CHECKING:
     from .pipeline import FacePipeline
@@ -30,16 +31,6 @@ if TYPE_CHECKING:
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # N x 3 x S x S in [0, 1] -> N x A probabilities
 MIN_PER_SIDE = 10  # faces needed on each side of a boundary to fit it
 SCORE_BATCH = 64
-
-
-@dataclass
-class FittedDirections:
-    """Directions by name (D float32 each), counts [with, without] among the samples, and what
-    was left out and why."""
-
-    vectors: dict[str, torch.Tensor]
-    counts: dict[str, list[int]]
-    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def score_samples(pipeline: "FacePipeline", score: Scorer, samples: int, seed: int,
@@ -74,7 +65,7 @@ def fit_direction(codes: np.ndarray, has: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fit_directions(pipeline: "FacePipeline", score: Scorer, names: Sequence[str], samples: int = 2000,
-                   seed: int = 0, progress: bool = True) -> FittedDirections:
+                   seed: int = 0, progress: bool = True) -> AttributeVectors:
     """One fitted direction per attribute the scorer scores (column a of its output is names[a])."""
     codes, probabilities = score_samples(pipeline, score, samples, seed, progress)
     if probabilities.shape != (samples, len(names)):
@@ -86,8 +77,8 @@ def fit_directions(pipeline: "FacePipeline", score: Scorer, names: Sequence[str]
         positive = int(has.sum())
         if min(positive, samples - positive) < MIN_PER_SIDE:
             skipped[name] = (f"the classifier sees it in {positive} of {samples} sampled faces; fitting needs "
-                             f"{MIN_PER_SIDE} on each side (try more --samples)")
+                             f"{MIN_PER_SIDE} on each side (try more samples)")
             continue
         vectors[name] = torch.from_numpy(fit_direction(codes, has, seed)).float()
         counts[name] = [positive, samples - positive]
-    return FittedDirections(vectors, counts, skipped)
+    return AttributeVectors(vectors, counts, skipped)

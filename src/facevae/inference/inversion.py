@@ -14,27 +14,26 @@ w weights the pixels: 1 + face_weight on the face itself (FACE_REGION of the Cel
 ellipse with soft edges, put through the bundle's own preprocessing so it lands where the
 face is in the model's input), normalised to mean 1. Hair and background then matter less than
 the person. The step size follows a cosine from lr down to lr * final_lr_fraction, so the
-last steps settle instead of oscillating around the fit. With starts > 1, several starting
-codes (the usual one and random draws from the prior) are tried for probe_steps steps and
-each image keeps the one that fits best.
+last steps settle instead of oscillating around the fit.
 
-The defaults (DEFAULT_SETTINGS) were chosen with benchmarks/photos.py on real photos; BASELINE
-is the earlier fixed-step-size, unweighted, single-start optimisation.
+InversionSettings()'s defaults were chosen with benchmarks/photos.py on real photos, which
+also keeps the earlier fixed-step-size, unweighted optimisation (its BASELINE) and the
+experiments (several starting codes per photo) to compare against.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing
+from ..model.bundle import FaceModel, Preprocessing
 
 MAX_REFINE_STEPS = 5000
 # Decoder-only models have nothing to start from but the prior's mean, so they always refine.
@@ -45,32 +44,25 @@ DECODER_ONLY_STEPS = 60
 class InversionSettings:
     """How latents are fitted to images (see the module docstring)."""
 
-    lr: float = 0.1
-    prior_weight: float = 0.01
-    face_weight: float = 0.0  # extra weight on face pixels; 0 = every pixel alike
-    lr_schedule: str = "constant"  # "constant" or "cosine"
+    lr: float = 0.3
+    prior_weight: float = 0.001
+    face_weight: float = 10.0  # extra weight on face pixels; 0 = every pixel alike
+    lr_schedule: str = "cosine"  # "constant" or "cosine"
     final_lr_fraction: float = 0.05  # the cosine's end, as a fraction of lr
-    starts: int = 1  # starting codes tried per image
-    probe_steps: int = 10  # steps each start gets before the best one continues
-    start_scale: float = 1.0  # standard deviation of the random starts
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("constant", "cosine"):
             raise UserError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
-        if self.starts < 1 or self.probe_steps < 0 or self.lr <= 0 or self.face_weight < 0 or self.prior_weight < 0:
-            raise UserError("inversion settings need starts >= 1, probe_steps >= 0, lr > 0, face_weight >= 0 "
-                            "and prior_weight >= 0")
+        if self.lr <= 0 or self.face_weight < 0 or self.prior_weight < 0:
+            raise UserError("inversion settings need lr > 0, face_weight >= 0 and prior_weight >= 0")
 
-
-BASELINE = InversionSettings()
-DEFAULT_SETTINGS = InversionSettings(lr=0.3, prior_weight=0.001, face_weight=10.0, lr_schedule="cosine")
 # Called between refinement steps when set; it raises to abandon the work. The server sets it
 # around each job (facevae.app.server.batching), so refinement stops once its request has timed out.
 STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("facevae_stop_check", default=None)
 
 
 def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decoder: torch.nn.Module | None = None,
-           settings: InversionSettings = DEFAULT_SETTINGS, progress: bool = False) -> torch.Tensor:
+           settings: InversionSettings | None = None, progress: bool = False) -> torch.Tensor:
     """N x 3 x S x S images in [0, 1] -> N x D latent codes.
 
     decoder: the module to optimise through (e.g. the pipeline's FastDecoder); default the
@@ -87,6 +79,7 @@ def invert(model: FaceModel, images: torch.Tensor, refine_steps: int = 0, decode
         refine_steps = refine_steps or DECODER_ONLY_STEPS
     if refine_steps == 0:
         return start
+    settings = settings or InversionSettings()
     weights = face_weights(model.preprocessing, settings.face_weight).to(model.device)
     return refine(decoder or model.decoder, images, start, refine_steps, settings, weights, progress)
 
@@ -108,9 +101,11 @@ def face_weights(preprocessing: Preprocessing, face_weight: float) -> torch.Tens
 
 
 def refine(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, steps: int,
-           settings: InversionSettings = DEFAULT_SETTINGS, weights: torch.Tensor | None = None,
+           settings: InversionSettings | None = None, weights: torch.Tensor | None = None,
            progress: bool = False) -> torch.Tensor:
-    """Adam on the latents only; returns N x D codes (detached). weights: 1 x S x S or None."""
+    """Adam on the latents only; returns N x D codes (detached). weights: 1 x S x S or None;
+    settings: None for InversionSettings()'s defaults."""
+    settings = settings or InversionSettings()
     weights = torch.ones(1, *images.shape[2:], device=images.device) if weights is None else weights
     was_training = decoder.training
     decoder.eval()
@@ -120,41 +115,20 @@ def refine(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, 
     try:
         with torch.enable_grad(), tqdm(total=steps, desc="refining", unit="step", disable=not progress,
                                        leave=False) as bar:
-            probe = min(settings.probe_steps, steps) if settings.starts > 1 else 0
-            if probe:
-                start = _best_start(decoder, images, start, probe, steps, settings, weights, bar)
-            return _optimise(decoder, images, start, range(probe, steps), steps, settings, weights, bar)[0]
+            return _optimise(decoder, images, start, steps, settings, weights, bar)
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
         decoder.train(was_training)
 
 
-def _best_start(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, probe: int, total: int,
-                settings: InversionSettings, weights: torch.Tensor, bar) -> torch.Tensor:
-    """Fit `starts` candidate codes per image for `probe` steps; N x D, each image's best one.
-
-    Candidates: the given start and starts - 1 draws from N(0, start_scale^2), seeded so the
-    same photo gets the same code every time.
-    """
-    n, k = len(start), settings.starts
-    generator = torch.Generator().manual_seed(0)
-    draws = torch.randn(n, k - 1, start.shape[1], generator=generator).to(start) * settings.start_scale
-    candidates = torch.cat([start[:, None], draws], 1).flatten(0, 1)  # (N*K) x D, image-major
-    repeated = images.repeat_interleave(k, 0)  # (N*K) x 3 x S x S
-    fitted, losses = _optimise(decoder, repeated, candidates, range(probe), total, settings, weights, bar)
-    best = losses.view(n, k).argmin(1)  # N
-    return fitted.view(n, k, -1)[torch.arange(n), best]
-
-
-def _optimise(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, steps: range, total: int,
-              settings: InversionSettings, weights: torch.Tensor, bar) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adam over the step indices `steps` of a `total`-step schedule -> (codes, per-image loss), detached."""
+def _optimise(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tensor, total: int,
+              settings: InversionSettings, weights: torch.Tensor, bar) -> torch.Tensor:
+    """Adam for `total` steps -> N x D codes, detached."""
     latent = start.detach().clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([latent], lr=_lr(settings, steps.start, total))
-    losses = torch.zeros(len(latent))
+    optimiser = torch.optim.Adam([latent], lr=_lr(settings, 0, total))
     stop_check = STOP_CHECK.get()
-    for step in steps:
+    for step in range(total):
         if stop_check is not None:
             stop_check()
         for group in optimiser.param_groups:
@@ -166,7 +140,7 @@ def _optimise(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tenso
         losses.sum().backward()
         optimiser.step()
         bar.update(1)
-    return latent.detach(), losses.detach()
+    return latent.detach()
 
 
 def _lr(settings: InversionSettings, step: int, total: int) -> float:

@@ -19,23 +19,24 @@ from __future__ import annotations
 import difflib
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .. import imaging
+from ..edit_choices import DEFAULT_STRENGTHS, strength_label
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from ..model.fast_decoder import FastDecoder
 from ..runtime import pick_runtime, resolve_device
+from .encoded import EncodedPhoto
 
 MAX_FACES = 1024  # per call: a grid larger than this is not something anyone looks at
-# Faces per decoder call: small chunks keep the 64 x 64 x 128 feature maps in the CPU's caches.
-DECODE_BATCH = 8
 GRID_COLUMNS = 10
 
 
@@ -139,8 +140,8 @@ class FacePipeline:
              precision: str = "auto") -> "FacePipeline":
         """A registry name (default celeba64-original), a bundle folder or a training run, on
         `device` ("auto": a GPU if there is one, else the CPU; see facevae.runtime)."""
-        from ..hub.loading import load
         from ..hub.registry import DEFAULT_MODEL
+        from ..interop.loading import load
 
         return cls(load(name_or_path or DEFAULT_MODEL, device=resolve_device(device)), fast=fast, precision=precision)
 
@@ -167,23 +168,33 @@ class FacePipeline:
         decoded pixels ("decoded"); "auto" is "group" where that leaves enough of every edit,
         else "orthogonal". See facevae.inference.directions.
         """
-        from .directions import check_keep, conditional_offset
+        return self._offsets([dict(strengths or {})], keep, keep_mode)[0]
 
-        strengths = dict(strengths or {})
-        check_keep(strengths, keep, keep_mode)
-        for name in [*strengths, *keep]:
-            if name not in self.model.attributes:
-                raise self.unknown_attribute(name)
-        if not strengths:
-            return torch.zeros(self.latent_dim, device=self.model.device)
-        return conditional_offset(self.model.attributes, strengths, keep, keep_mode, decode=self.decode_tensor)
+    def _offsets(self, strength_sets: Sequence[Mapping[str, float]], keep: Sequence[str],
+                 keep_mode: str) -> torch.Tensor:
+        """resolve_attributes for several sets of strengths with the same keep: S x D. The
+        "decoded" mode's pixel signatures of the kept attributes are measured once for all."""
+        from .directions import PixelSignatures, check_keep, conditional_offset
 
-    def unknown_attribute(self, name: str) -> UnknownAttributeError:
+        for strengths in strength_sets:
+            check_keep(strengths, keep, keep_mode)
+            for name in [*strengths, *keep]:
+                if name not in self.model.attributes:
+                    raise self._unknown_attribute(name)
+        vectors = self.model.attributes
+        signatures = None
+        if keep_mode == "decoded" and keep and any(any(float(s) for s in st.values()) for st in strength_sets):
+            signatures = PixelSignatures([vectors[name] for name in dict.fromkeys(keep)], self.decode_tensor)
+        zero = torch.zeros(self.latent_dim, device=self.model.device)
+        return torch.stack([conditional_offset(vectors, strengths, keep, keep_mode, signatures=signatures)
+                            if strengths else zero for strengths in strength_sets])
+
+    def _unknown_attribute(self, name: str) -> UnknownAttributeError:
         valid = self.attribute_names
         if not valid:
             return UnknownAttributeError(
-                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them with "
-                f"`facevae attributes --model MODEL --data CELEBA_OR_CACHE`")
+                f"This model has no attribute vectors, so '{name}' cannot be applied. Compute them from a "
+                f"labelled dataset (`facevae attributes`, docs/usage.md)")
         folded = {v.lower(): v for v in valid}
         close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.5)
         hint = f" Did you mean '{folded[close[0]]}'?" if close else ""
@@ -216,25 +227,40 @@ class FacePipeline:
 
     # --- decoding and encoding -------------------------------------------------------
 
-    @torch.inference_mode()
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
-        """N x D codes -> N x 3 x S x S images in [0, 1], in batches of DECODE_BATCH."""
-        parts = [self.decoder(chunk) for chunk in latents.split(DECODE_BATCH)]
+        """N x D codes -> N x 3 x S x S images in [0, 1]: the one way codes are drawn for inference."""
+        return self._draw(latents, self.decoder)
+
+    @torch.inference_mode()
+    def _draw(self, latents: torch.Tensor, decoder: torch.nn.Module) -> torch.Tensor:
+        """decode_tensor with a given decoder (an EncodedPhoto's own), in the device's decode batches."""
+        parts = [decoder(chunk) for chunk in latents.split(self.runtime.decode_batch)]
         return torch.cat(parts).contiguous()
 
-    def encode(self, images: torch.Tensor, refine_steps: int = 0, progress: bool = False) -> torch.Tensor:
-        """N x 3 x S x S images in [0, 1] -> N x D codes (encoder mean, optionally refined;
-        decoder-only models optimise from the prior mean). See facevae.inference.inversion."""
+    def _draw_encoded(self, photo: EncodedPhoto, latents: torch.Tensor) -> torch.Tensor:
+        """Codes drawn as the photo's own decoder draws them (a tuned one), else as decode_tensor."""
+        return self.decode_tensor(latents) if photo.decoder is None else self._draw(latents, photo.decoder)
+
+    def encode(self, photos: Any, refine_steps: int = 0, whole_image: bool = False,
+               progress: bool = False) -> EncodedPhoto:
+        """Photos -> EncodedPhoto (framed model input, codes, notes), the input of edit and reconstruct.
+
+        photos: a path, bytes or PIL image, a list of these (each face found and framed like
+        CelebA's aligned images; whole_image=True uses the pictures as they are), or an
+        N x 3 x S x S tensor in [0, 1], model input already. Codes are the encoder's mean,
+        refined by `refine_steps` optimisation steps (decoder-only models always optimise;
+        see facevae.inference.inversion).
+        """
         from .inversion import invert
 
-        return invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
+        if isinstance(photos, EncodedPhoto):
+            return photos
+        images, notes = self._frame(photos, whole_image)
+        self._check_count(len(images))
+        codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
+        return EncodedPhoto(images, codes, notes)
 
-    def prepare_images(self, images: Any) -> torch.Tensor:
-        """Images as N x 3 x S x S tensor: from a tensor, a PIL image, a path/bytes, or a list of these,
-        each used whole (no face framing; see frame_photos)."""
-        return self.frame_photos(images, whole_image=True)[0]
-
-    def frame_photos(self, images: Any, whole_image: bool = False) -> tuple[torch.Tensor, list[str]]:
+    def _frame(self, images: Any, whole_image: bool = False) -> tuple[torch.Tensor, list[str]]:
         """Photos -> (N x 3 x S x S model input, notes): every picture goes through the one
         framing, facevae.inference.face.align_face (the face found and framed like CelebA's
         aligned images, or the whole picture with whole_image=True). A tensor is model input
@@ -249,6 +275,7 @@ class FacePipeline:
             return images.float().to(self.model.device), []
         if not isinstance(images, (list, tuple)):
             images = [images]
+        self._check_count(len(images))
         tensors, notes = [], []
         for item in images:
             source = "the photo" if isinstance(item, Image.Image) else (
@@ -281,51 +308,43 @@ class FacePipeline:
         codes = codes + self.resolve_attributes(attributes, keep, keep_mode)
         return self._result(codes, columns or min(len(codes), GRID_COLUMNS))
 
-    def reconstruct(self, images: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS,
+    def reconstruct(self, photos: Any, refine_steps: int = 0, columns: int = GRID_COLUMNS,
                     whole_image: bool = False) -> SynthesisResult:
         """Framed photos above their reconstructions, `columns` pairs per row.
 
-        images: paths, bytes or PIL images (each face found and framed like CelebA's aligned
-        images; whole_image=True uses the pictures as they are), or an N x 3 x S x S tensor.
+        photos: an EncodedPhoto, or what `encode` takes (paths, bytes, PIL images, an
+        N x 3 x S x S tensor), encoded first with refine_steps and whole_image.
         """
-        self._check_count(len(images) if isinstance(images, (list, tuple)) else 1)
-        originals, notes = self.frame_photos(images, whole_image)
-        self._check_count(len(originals))
-        latents = self.encode(originals, refine_steps=refine_steps)
-        recon = self.decode_tensor(latents)
+        encoded = self.encode(photos, refine_steps, whole_image)
+        originals, recon = encoded.images, self._draw_encoded(encoded, encoded.codes)
         columns = min(columns, len(originals))
-        rows_in, rows_out, labels = [], [], []
+        ordered, labels = [], []
         for start in range(0, len(originals), columns):
-            rows_in.append(originals[start:start + columns])
-            rows_out.append(recon[start:start + columns])
-        ordered = []
-        for top, bottom in zip(rows_in, rows_out):
-            pad = columns - len(top)  # a short last row is padded with blank tiles
-            blank = torch.ones((pad, *top.shape[1:]), device=top.device)
+            top, bottom = originals[start:start + columns], recon[start:start + columns]
+            blank = torch.ones((columns - len(top), *top.shape[1:]), device=top.device)  # pads a short last row
             ordered += [top, blank, bottom, blank]
             labels += ["original", "reconstruction"]
         images = imaging.to_uint8(torch.cat(ordered))
-        return SynthesisResult(images, latents.cpu().numpy().astype(np.float32), columns, row_labels=labels,
-                               faces=imaging.to_uint8(recon), notes=notes)
+        return SynthesisResult(images, encoded.codes.cpu().numpy().astype(np.float32), columns, row_labels=labels,
+                               faces=imaging.to_uint8(recon), notes=encoded.notes)
 
     def arithmetic(self, attribute: str, n: int = 5, seed: int = 0,
-                   strengths: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3), temperature: float = 1.0,
+                   strengths: Sequence[float] = DEFAULT_STRENGTHS, temperature: float = 1.0,
                    latents: Any = None, attributes: Mapping[str, float] | None = None,
                    keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
         """The same n faces (rows) with one attribute at each strength (columns); the
         unmodified column (strength 0) is marked. `attributes` are applied to every face first;
         `keep` holds for the walked attribute too."""
         if attribute not in self.model.attributes:
-            raise self.unknown_attribute(attribute)
+            raise self._unknown_attribute(attribute)
         base = self.as_latents(latents) if latents is not None else self.sample_latents(n, seed, temperature)
         fixed = dict(attributes or {})
-        offsets = torch.stack([  # S x D: one offset per column ("decoded" keep depends on the strength)
-            self.resolve_attributes({**fixed, attribute: fixed.get(attribute, 0.0) + float(s)}, keep, keep_mode)
-            for s in strengths])
+        columns = [{**fixed, attribute: fixed.get(attribute, 0.0) + float(s)} for s in strengths]
+        offsets = self._offsets(columns, keep, keep_mode)  # S x D: "decoded" keep depends on the strength
         codes = (base[:, None, :] + offsets[None]).reshape(-1, self.latent_dim)  # (n*S) x D
         self._check_count(len(codes))
         zero = [i for i, s in enumerate(strengths) if float(s) == 0.0]
-        return self._result(codes, len(strengths), column_labels=[f"{float(s):+g}" if s else "0" for s in strengths],
+        return self._result(codes, len(strengths), column_labels=[strength_label(s) for s in strengths],
                             marked_column=zero[0] if zero else None)
 
     def morph(self, n_pairs: int = 5, steps: int = 10, seed: int = 0, method: str = "linear",
@@ -358,31 +377,21 @@ class FacePipeline:
         if value is None:
             return self.sample_latents(n, seed, temperature)
         is_codes = (torch.is_tensor(value) or isinstance(value, np.ndarray)) and np.ndim(value) <= 2
-        return self.as_latents(value) if is_codes else self.encode(self.frame_photos(value, whole_image)[0])
-
-    def encode_photo(self, photo: Any, refine_steps: int = 0,
-                     whole_image: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """A photo's face -> (1 x 3 x S x S aligned model input, its 1 x D code, notes).
-
-        photo: a path, bytes or PIL image. The face is found and framed like CelebA's aligned
-        images (facevae.inference.face); `whole_image=True` skips detection and uses the whole picture.
-        """
-        original, notes = self.frame_photos([photo], whole_image)
-        return original, self.encode(original, refine_steps=refine_steps), notes
-
-    def edit_codes(self, latent: torch.Tensor, attributes: Mapping[str, float] | None, keep: Sequence[str] = (),
-                   keep_mode: str = "auto") -> torch.Tensor:
-        """A photo's 1 x D code -> 2 x D codes: [reconstruction, edited]."""
-        return torch.cat([latent, latent + self.resolve_attributes(attributes, keep, keep_mode)])
+        return self.as_latents(value) if is_codes else self.encode(value, whole_image=whole_image).codes
 
     def edit(self, photo: Any, attributes: Mapping[str, float] | None = None, refine_steps: int = 0,
              whole_image: bool = False, keep: Sequence[str] = (), keep_mode: str = "auto") -> SynthesisResult:
-        """Your photo with attribute edits: [aligned photo, reconstruction, edited] (see encode_photo).
-        result.faces and result.latents are the reconstruction and the edited face."""
-        self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
-        original, latent, notes = self.encode_photo(photo, refine_steps, whole_image)
-        codes = self.edit_codes(latent, attributes, keep, keep_mode)
-        faces = self.decode_tensor(codes)
-        return SynthesisResult(imaging.to_uint8(torch.cat([original, faces])), codes.cpu().numpy().astype(np.float32),
-                               3, column_labels=["photo", "reconstruction", "edited"], notes=notes,
+        """A photo with attribute edits: [framed photo, reconstruction, edited], a row per photo.
+
+        photo: an EncodedPhoto (from `encode`; refine_steps and whole_image then do nothing), or
+        what `encode` takes. result.faces and result.latents are the reconstruction and the
+        edited face, photo by photo. The attribute offset is resolved once, before any image work.
+        """
+        offset = self.resolve_attributes(attributes, keep, keep_mode)  # unknown names fail before any work
+        encoded = self.encode(photo, refine_steps, whole_image)
+        codes = torch.stack([encoded.codes, encoded.codes + offset], 1).reshape(-1, self.latent_dim)  # 2N x D
+        faces = self._draw_encoded(encoded, codes)  # reconstruction, edited; photo by photo
+        tiles = torch.cat([encoded.images[:, None], faces.reshape(len(encoded), 2, *faces.shape[1:])], 1)
+        return SynthesisResult(imaging.to_uint8(tiles.flatten(0, 1)), codes.cpu().numpy().astype(np.float32), 3,
+                               column_labels=["photo", "reconstruction", "edited"], notes=encoded.notes,
                                faces=imaging.to_uint8(faces))

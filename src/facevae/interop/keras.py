@@ -13,7 +13,6 @@ HDF5, read and written with zipfile and h5py.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from typing import Any
 import torch
 
 from ..config import MODEL_PRESETS, ModelConfig, Preprocessing
-from ..hub.bundle import FaceModel, check_model_size
+from ..files import parse_json
+from ..model.bundle import FaceModel, check_model_size
 from ..model.vae import Decoder, Encoder
 from .keras_weights import (
     KerasFileError,
@@ -115,17 +115,20 @@ def read_attribute_vectors(path: str | Path, latent_dim: int) -> dict[str, torch
     """The original's attributes_embedings.json: {attribute name: [latent_dim floats]}."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise KerasFileError(f"{path}: no such attribute-vector file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's attributes_embedings.json") from None
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad or too deeply nested JSON
+        raise KerasFileError(f"{path} is not JSON ({error}); expected the original's "
+                             f"attributes_embedings.json") from None
     if not isinstance(data, dict) or not data:
         raise KerasFileError(f"{path} must map attribute names to lists of {latent_dim} numbers")
     vectors: dict[str, torch.Tensor] = {}
     for name, values in data.items():
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
             raise KerasFileError(f"{path}: attribute '{name}' is not a list of numbers")
+        if not all(math.isfinite(v) for v in values):
+            raise KerasFileError(f"{path}: attribute '{name}' holds NaN or infinite values; the file is damaged")
         if len(values) != latent_dim:
             raise KerasFileError(
                 f"{path}: attribute '{name}' has {len(values)} numbers but the model's latent size is "
@@ -149,7 +152,7 @@ def import_keras(model_file: str | Path, encoder_file: str | Path | None = None,
     if kind == "encoder":
         raise KerasFileError(
             f"{model_file} is an encoder; a model needs a decoder. Pass the decoder (or the whole "
-            f"vae.keras) first and the encoder with --encoder"
+            f"vae.keras) first and the encoder as {{option}}", option="encoder"
         )
     prefix = "dec/" if kind == "vae" else ""
     config = decoder_config_from_h5(weights, prefix)
@@ -162,7 +165,8 @@ def import_keras(model_file: str | Path, encoder_file: str | Path | None = None,
     if kind == "vae" or encoder_file is not None:
         if kind == "vae":
             if encoder_file is not None:
-                raise KerasFileError(f"{model_file} is a whole VAE that already has an encoder; drop --encoder")
+                raise KerasFileError(f"{model_file} is a whole VAE that already has an encoder; leave out {{option}}",
+                                     option="encoder")
             enc_file, enc_weights, enc_prefix = model_file, weights, "enc/"
         else:
             enc_file = Path(encoder_file)

@@ -38,7 +38,7 @@ from .. import __version__
 from ..atomic import staged_dir
 from ..config import MODEL_PRESETS, ModelConfig
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 from .keras_weights import decoder_layer_map, encoder_layer_map
 
 KERAS_MODULE = "variational_autoencoder"
@@ -65,8 +65,9 @@ def check_exportable(config: ModelConfig, with_encoder: bool) -> None:
         raise KerasExportError(
             "This model cannot be written in the original Keras project's layout: "
             + "; ".join(problems)
-            + ". Models of the 'original' preset export exactly (the default for new training, 'celeba64', "
-              "has linear encoder heads, which the original's encoder cannot express); others can use --format onnx"
+            + ". Models of the 'original' preset export exactly (the default for new training, 'celeba64', has "
+              "linear encoder heads, which the original's encoder cannot express); others can be exported to ONNX "
+              "({option}; in Python facevae.interop.onnx)", option="format", value="onnx"
         )
 
 

@@ -14,7 +14,6 @@ BatchNormalization stores gamma, beta, moving mean, moving variance.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..hub.bundle import MAX_PARAMETERS
+from ..files import parse_json
+from ..model.bundle import MAX_PARAMETERS
 
 
 class KerasFileError(UserError):
@@ -30,7 +30,7 @@ class KerasFileError(UserError):
 
 
 # What an archive member may unpack to: the weights of the largest model facevae loads
-# (hub.bundle.MAX_PARAMETERS float32 numbers) plus room for HDF5's own structures.
+# (model.bundle.MAX_PARAMETERS float32 numbers) plus room for HDF5's own structures.
 MAX_MEMBER_BYTES = {"config.json": 16 * 2**20, "model.weights.h5": MAX_PARAMETERS * 4 + 64 * 2**20}
 
 
@@ -95,9 +95,9 @@ def read_keras_archive(path: str | Path) -> tuple[dict, "h5py.File"]:  # noqa: F
                 f"(has: {', '.join(sorted(names)) or 'nothing'})"
             )
         _check_declared_sizes(archive, path)
-        config = json.loads(archive.read("config.json"))
+        config = parse_json(archive.read("config.json"))
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:  # ValueError: bad JSON, bad text
         raise KerasFileError(
             f"{path} is not a readable .keras file ({error}); was the download interrupted? "
             f"Fetch it again or point to an intact copy"

@@ -22,7 +22,7 @@ import torch
 from ..atomic import staged_dir
 from ..config import to_dict
 from ..errors import UserError
-from ..hub.bundle import FaceModel
+from ..model.bundle import FaceModel
 
 OPSET = 18
 # Largest accepted difference relative to max(1, largest output): ONNX Runtime may fuse and

@@ -34,15 +34,12 @@ import torch
 
 from ..config import MODEL_PRESETS, ModelConfig
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing
+from ..model.bundle import FaceModel, Preprocessing
 from ..model.vae import Decoder, Encoder
 
 
 class SeedFileError(UserError):
     """A file that is not a state dict of the seed's PyTorch port."""
-
-
-_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def _reason(error: Exception) -> str:
@@ -175,7 +172,7 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
     sources: dict[str, str] = {}
     if vae is not None:
         if encoder is not None or decoder is not None:
-            raise SeedFileError("Give either vae.pth or --encoder/--decoder, not both")
+            raise SeedFileError("Give either vae.pth or the encoder and decoder files, not both")
         file = Path(vae)
         state = _read_state(file)
         dec = decoder_from_seed(_take(state, "dec.", file), file)
@@ -183,7 +180,8 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
         sources["vae"] = str(file)
     else:
         if decoder is None:
-            raise SeedFileError("A model needs a decoder: give vae.pth, or --decoder decoder.pth (and --encoder)")
+            raise SeedFileError("A model needs a decoder: give vae.pth, or decoder.pth as {option} (and encoder.pth)",
+                                option="decoder")
         file = Path(decoder)
         state = _read_state(file)
         dec = decoder_from_seed(_take(state, "dec.", file) if any(k.startswith("dec.") for k in state) else state, file)
@@ -197,7 +195,8 @@ def import_seed(vae: str | Path | None = None, encoder: str | Path | None = None
             enc = encoder_from_seed(enc_state, enc_file)
             sources["encoder"] = str(enc_file)
     if enc is not None and enc.config != dec.config:
-        raise SeedFileError(f"The encoder and decoder have different sizes (encoder {enc.config}, decoder {dec.config})")
+        raise SeedFileError(f"The encoder and decoder have different sizes (encoder {enc.config}, "
+                            f"decoder {dec.config})")
     info = {"source": "imported from the seed's PyTorch port (.pth state dicts)", "imported_files": sources,
             "note": "the seed's decoder skipped bn_dense for a batch of one; facevae always applies it"}
     return FaceModel(dec.config, dec, enc, {}, {}, Preprocessing(image_size=dec.config.image_size, crop="squash"),

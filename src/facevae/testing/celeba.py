@@ -115,14 +115,15 @@ def make_celeba(root: str | Path, layout: str = "official", count: int = 300, *,
     stems = [f"{index:06d}" for index in range(1, count + 1)]
     if layout == "folder":  # nested groups, three formats
         suffixes = [(".jpg", ".jpg", ".png", ".jpg", ".webp")[index % 5] for index in range(count)]
-        files = [Path(f"group{index % 3}") / f"{stem}{suffix}" for index, (stem, suffix) in enumerate(zip(stems, suffixes))]
+        files = [Path(f"group{index % 3}") / f"{stem}{suffix}"
+                 for index, (stem, suffix) in enumerate(zip(stems, suffixes))]
     else:
         files = [Path(f"{stem}.jpg") for stem in stems]
     label_names = [str(file.as_posix()) if layout == "folder" else file.name for file in files]
 
     labels = (rng.random((count, len(CELEBA_ATTRIBUTES))) < 0.3).astype(np.int8)
     split = rng.choice(np.array([0, 1, 2], np.uint8), size=count, p=[0.8, 0.1, 0.1])
-    for index, file in enumerate(files):
+    for file in files:
         path = image_dir / file
         path.parent.mkdir(parents=True, exist_ok=True)
         picture = face_image(rng)

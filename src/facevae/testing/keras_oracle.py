@@ -56,7 +56,8 @@ class Encoder(keras.Model):
 
     def call(self, inputs):
         x = inputs
-        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3), (self.conv4, self.bn4)):
+        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3),
+                         (self.conv4, self.bn4)):
             x = self.activation(bn(conv(x)))
         self.shape_before_flattening = tuple(x.shape[1:])
         x = self.flattening(x)
@@ -94,7 +95,8 @@ class Decoder(keras.Model):
     def call(self, inputs):
         x = self.activation(self.bn_dense(self.dense1(inputs)))
         x = self.reshape(x)
-        for conv, bn in ((self.convtr1, self.bn1), (self.convtr2, self.bn2), (self.convtr3, self.bn3), (self.convtr4, self.bn4)):
+        for conv, bn in ((self.convtr1, self.bn1), (self.convtr2, self.bn2), (self.convtr3, self.bn3),
+                         (self.convtr4, self.bn4)):
             x = self.activation(bn(conv(x)))
         return self.conv1(x)
 

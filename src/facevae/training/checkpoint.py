@@ -14,7 +14,7 @@ values only:
 
 Writing goes to a temporary file in the same folder that is renamed over the old one, so a
 crash (even SIGKILL) leaves either the old or the new checkpoint, never half of one.
-Checkpoints are for resuming; bundles (facevae.hub.bundle) are for inference.
+Checkpoints are for resuming; bundles (facevae.model.bundle) are for inference.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a facevae training checkpoint (a bundle or another program's file?)")
     if state.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer facevae ({state.get('facevae_version')}); upgrade to resume it")
+        raise CheckpointError(f"{path} was written by a newer facevae ({state.get('facevae_version')}); "
+                              f"upgrade to resume it")
     return state
 
 

@@ -121,7 +121,8 @@ class CacheBatches:
         """This rank's batches of `epoch`, leaving out the first `skip` (for resuming)."""
         positions, flips = self.epoch_positions(epoch)
         end = self.usable
-        spans = [(start, min(start + self.batch_size, end)) for start in range(skip * self.batch_size, end, self.batch_size)]
+        spans = [(start, min(start + self.batch_size, end))
+                 for start in range(skip * self.batch_size, end, self.batch_size)]
         if self.resident is not None:  # the epoch's order goes to the GPU once; batches are gathered there
             order = torch.from_numpy(positions[:end]).to(self.device)
             for start, stop in spans:

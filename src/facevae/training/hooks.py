@@ -9,8 +9,8 @@ time they took, so images/s counts training time only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tqdm.auto import tqdm
 

@@ -18,9 +18,9 @@ import dataclasses
 import errno
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -28,8 +28,8 @@ import torch.distributed as dist
 from ..config import RunConfig, from_dict, to_dict
 from ..data.cache import ImageCache, is_cache
 from ..errors import UserError
-from ..hub.bundle import FaceModel, Preprocessing, save_bundle
 from ..imaging import write_atomic
+from ..model.bundle import FaceModel, Preprocessing, save_bundle
 from ..model.losses import beta_vae_equivalent
 from ..model.vae import FaceVAE
 from ..runtime import resolve_device
@@ -155,7 +155,8 @@ def _summary(trainer: Trainer, run_dir: Path, resume: bool) -> str:
         f"  batch {tc.batch_size} x {tc.grad_accum} accumulation x {trainer.context.world_size} process(es), "
         f"{trainer.steps_per_epoch:,} steps per epoch, {tc.epochs} epochs, lr {tc.lr:g} ({tc.lr_schedule})",
         f"  loss = {tc.recon_weight:g} x {tc.recon_loss.upper()} + {tc.kl_weight:g} x KL (the reconstruction weight is "
-        f"the original's 'beta'; as a beta-VAE: beta = {beta_vae_equivalent(tc.recon_weight, tc.kl_weight, pixels):.3g})",
+        f"the original's 'beta'; as a beta-VAE: "
+        f"beta = {beta_vae_equivalent(tc.recon_weight, tc.kl_weight, pixels):.3g})",
         f"  device: {trainer.runtime.describe()}; TensorBoard: tensorboard --logdir {run_dir}",
     ] + ([f"  budget: stop {trainer.budget.describe()} (as Ctrl-C does), then write the bundle"]
          if trainer.budget.describe() else []))

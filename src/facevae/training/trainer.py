@@ -279,7 +279,8 @@ class Trainer:
         batches = tqdm(self.val_batches.batches(0), total=len(self.val_batches), desc="validation", unit="batch",
                        disable=not self.show_progress, leave=False, dynamic_ncols=True)
         for images in batches:
-            meter.add(self._losses(self.model, images, self.progress.step, noise=noise), len(images), self.progress.step)
+            losses = self._losses(self.model, images, self.progress.step, noise=noise)
+            meter.add(losses, len(images), self.progress.step)
         self.model.train()
         return meter.global_means() or dict.fromkeys(TERMS, 0.0)
 

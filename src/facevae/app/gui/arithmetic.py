@@ -10,9 +10,10 @@ import numpy as np
 import streamlit as st
 
 from facevae.app.gui import common
+from facevae.edit_choices import DEFAULT_STRENGTHS, strength_label
 from facevae.inference.pipeline import FacePipeline
 
-STRENGTHS = (-3, -2, -1, 0, 1, 2, 3)
+STRENGTHS = DEFAULT_STRENGTHS
 EXPLANATION = (
     "Latent arithmetic: each row is one random face; each column adds the chosen attribute's "
     "vector times the strength written above it. The red-framed middle column (0) is the face "
@@ -25,7 +26,7 @@ def arithmetic_grid(_pipeline: FacePipeline, model_ref: str, attribute: str, row
                     keep: tuple[str, ...] = (), keep_mode: str = "auto") -> tuple[bytes, np.ndarray]:
     """(PNG of the grid, latents in grid order); model_ref stands for the unhashed pipeline."""
     result = _pipeline.arithmetic(attribute, n=rows, seed=seed, strengths=STRENGTHS, keep=keep, keep_mode=keep_mode)
-    result.column_labels = [f"{s:+d}" if s else "0 (original)" for s in STRENGTHS]
+    result.column_labels = [strength_label(s) if s else "0 (original)" for s in STRENGTHS]
     return common.result_png(result, _pipeline.image_size), result.latents
 
 
@@ -46,7 +47,8 @@ def _grid(pipeline: FacePipeline, model_ref: str) -> None:
     with common.Timer() as timer:
         png, latents = arithmetic_grid(pipeline, model_ref, attribute, rows, seed, keep, keep_mode)
     common.show_png(png, name=f"arithmetic-{attribute}-seed{seed}",
-                    caption=f"{common.attribute_label(attribute)} from -3 to +3; seed {seed}",
+                    caption=f"{common.attribute_label(attribute)} from {strength_label(STRENGTHS[0])} to "
+                            f"{strength_label(STRENGTHS[-1])}; seed {seed}",
                     latents=latents, seconds=timer.seconds)
 
 

@@ -2,7 +2,7 @@
 discovered directions (SeFa) of any model, labelled or not.
 
 Attributes whose vectors point the same way move together when you edit: adding
-"Eyeglasses" may also add age or change gender. facevae.inference.attributes computes the matrix and
+"Eyeglasses" may also add age or change gender. facevae.evaluation.similarity computes the matrix and
 draws the heatmap; this page only shows them.
 """
 
@@ -32,11 +32,11 @@ DISCOVERED_HELP = "Name and store them with `facevae directions --name 0=Pose --
 @st.cache_data(max_entries=4, show_spinner=False)
 def heatmap(_pipeline: FacePipeline, model_ref: str) -> tuple[bytes, list[tuple[str, str, float]]]:
     """(heatmap PNG, the most similar pairs)."""
-    from facevae.inference import attributes
+    from facevae.evaluation import similarity
 
     names = _pipeline.attribute_names
-    matrix = attributes.cosine_matrix(_pipeline.model.attributes)
-    png = encode_png(attributes.heatmap(names, matrix, cell=HEATMAP_CELL))
+    matrix = similarity.cosine_matrix(_pipeline.model.attributes)
+    png = encode_png(similarity.heatmap(names, matrix, cell=HEATMAP_CELL))
     pairs = [(names[i], names[j], float(matrix[i, j])) for i in range(len(names)) for j in range(i + 1, len(names))]
     pairs.sort(key=lambda pair: -abs(pair[2]))
     return png, pairs
@@ -71,7 +71,8 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
         discovered_section(pipeline, model_ref)
         return
     png, pairs = heatmap(pipeline, model_ref)
-    st.image(png, output_format="PNG", caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
+    st.image(png, output_format="PNG",
+             caption=f"Cosine similarity between the {len(pipeline.attribute_names)} attribute vectors")
     st.download_button("Download PNG", png, file_name="attribute-similarities.png", mime="image/png",
                        key="attributes-png", on_click="ignore")
     st.subheader("Most related pairs")

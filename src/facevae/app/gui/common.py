@@ -11,13 +11,16 @@ import io
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
+from facevae import edit_choices
+from facevae.errors import UserError
 from facevae.imaging import encode_png
 
 if TYPE_CHECKING:
@@ -49,8 +52,8 @@ class Settings:
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def load_pipeline(model_ref: str) -> "FacePipeline":
     """The pipeline for a registry name or folder; downloads a registry model on first use."""
-    from facevae.hub.loading import load
     from facevae.inference.pipeline import FacePipeline
+    from facevae.interop.loading import load
 
     return FacePipeline(load(model_ref, download=True))
 
@@ -68,7 +71,7 @@ def load_dataset(path: str, image_size: int, crop: str, crop_size: int) -> "Imag
 
 def find_runs(runs_dir: str) -> list[Path]:
     """Training runs (folders with a bundle/) and bundles directly under runs_dir."""
-    from facevae.hub.bundle import is_bundle
+    from facevae.model.bundle import is_bundle
 
     root = Path(runs_dir).expanduser()
     if not runs_dir or not root.is_dir():
@@ -125,10 +128,8 @@ def load_problem(error: Exception) -> str:
     """What the page says about a model that failed to load: a UserError's own message; for
     anything else (a malformed file the loader did not anticipate) its kind and first line only,
     never a traceback (the terminal that runs `facevae gui` logs it)."""
-    from facevae.errors import UserError
-
     if isinstance(error, UserError):
-        return str(error)
+        return message(error)
     first_line = (str(error).strip().splitlines() or [""])[0][:200]
     return f"it is not a valid facevae bundle or training run ({type(error).__name__}: {first_line})"
 
@@ -299,14 +300,32 @@ def attribute_sliders(names: Sequence[str], key: str) -> dict[str, float]:
     return strengths
 
 
-KEEP_MODES = {"auto": "Automatic", "orthogonal": "Orthogonal (exact, instant)", "group": "Orthogonal to the kept group",
-              "decoded": "Corrected on decoded faces (slower)"}
+# The GUI's names for the settings library messages ask users to change (UserError.option).
+CONTROL_LABELS = {"whole_image": "*Use the whole picture*", "refine_steps": "*Refinement steps*",
+                  "keep": "*Keep unchanged*", "keep_mode": "*Keep mode*"}
+
+
+def control_name(option: str, value: object) -> str:
+    """A UserError's option as the page names it: "tick *Use the whole picture*"."""
+    label = CONTROL_LABELS.get(option, option.replace("_", " "))
+    return f"tick {label}" if value is True else label
+
+
+def message(error: UserError) -> str:
+    """A library error in the page's own words (its controls, never the CLI's flags)."""
+    return error.render(control_name)
+
+
+# The GUI's names for facevae.edit_choices.KEEP_MODES (every mode has one: tests/app/test_gui.py).
+KEEP_MODE_LABELS = {"auto": "Automatic", "orthogonal": "Orthogonal (exact, instant)",
+                    "group": "Orthogonal to the kept group", "decoded": "Corrected on decoded faces (slower)"}
+KEEP_MODE_HELP = "; ".join(f"{KEEP_MODE_LABELS[mode]}: {text}" for mode, text in edit_choices.KEEP_MODES.items())
 
 
 def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -> tuple[tuple[str, ...], str]:
     """A "keep unchanged" multiselect of the attributes not being edited, and the keep mode."""
     if not strengths:
-        return (), "auto"
+        return (), edit_choices.DEFAULT_KEEP_MODE
     options = [n for n in names if n not in strengths]
     if f"{key}-keep" in st.session_state:  # an attribute kept earlier may be the one edited now
         st.session_state[f"{key}-keep"] = [n for n in st.session_state[f"{key}-keep"] if n in options]
@@ -315,7 +334,7 @@ def keep_controls(names: Sequence[str], strengths: dict[str, float], key: str) -
                             format_func=attribute_label,
                             help="The edits are made orthogonal to these attributes' directions, so they "
                                  "change them as little as possible (docs/usage.md, Conditional edits)")
-    mode = right.selectbox("Keep mode", list(KEEP_MODES), format_func=KEEP_MODES.get, key=f"{key}-keep-mode",
-                           disabled=not kept, help="Automatic: also keeps the kept attributes' correlated group "
-                           "where the edit survives that, else orthogonal (docs/usage.md, Conditional edits)")
+    mode = right.selectbox("Keep mode", list(edit_choices.KEEP_MODES), format_func=KEEP_MODE_LABELS.get,
+                           key=f"{key}-keep-mode", disabled=not kept,
+                           help=KEEP_MODE_HELP + " (docs/usage.md, Conditional edits)")
     return tuple(kept), mode

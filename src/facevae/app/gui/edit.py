@@ -6,12 +6,12 @@ The photo is encoded once (cached); each slider move only decodes two faces.
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from facevae.app.gui import common, uploads
 from facevae.errors import UserError
-from facevae.imaging import encode_png, make_grid, to_uint8
+from facevae.imaging import encode_png, make_grid
+from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline
 
 EDIT_FACE_SIZE = 192  # pixels per face in the before/after row
@@ -24,26 +24,23 @@ EXPLANATION = (
 
 
 @st.fragment
-def _editor(pipeline: FacePipeline, framed: np.ndarray, latent: np.ndarray) -> None:
-    """framed: 1 x S x S x 3 uint8 model input; latent: its 1 x D code. Draws
-    [photo, reconstruction, edited] from FacePipeline.edit_codes, as FacePipeline.edit does."""
+def _editor(pipeline: FacePipeline, photo: EncodedPhoto) -> None:
+    """[photo, reconstruction, edited] from FacePipeline.edit on the cached encoding: a slider move only decodes."""
     strengths = common.attribute_sliders(pipeline.attribute_names, "edit")
     keep, keep_mode = common.keep_controls(pipeline.attribute_names, strengths, "edit")
     common.set_url(attrs=common.format_attributes(strengths))
     with common.Timer() as timer:
         try:
-            codes = pipeline.edit_codes(pipeline.as_latents(latent), strengths, keep, keep_mode)  # [reconstruction, edited]
+            result = pipeline.edit(photo, strengths, keep=keep, keep_mode=keep_mode)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             return
-        faces = to_uint8(pipeline.decode_tensor(codes))
         scale = max(common.display_scale(pipeline.image_size, 3), EDIT_FACE_SIZE // pipeline.image_size)
-        png = encode_png(make_grid(np.concatenate([framed, faces]), 3, scale=scale,
+        png = encode_png(make_grid(result.images, 3, scale=scale,
                                    column_labels=["your photo", "reconstruction", "edited"]))
-    edited_latent = codes[1:].cpu().numpy()
-    common.show_png(png, name="edit-before-after", caption="Before and after", latents=edited_latent,
+    common.show_png(png, name="edit-before-after", caption="Before and after", latents=result.latents[1:],
                     seconds=timer.seconds)
-    st.download_button("Download the edited face (PNG)", encode_png(make_grid(faces[1:], 1, scale=scale)),
+    st.download_button("Download the edited face (PNG)", encode_png(make_grid(result.faces[1:], 1, scale=scale)),
                        file_name="edited-face.png", mime="image/png", key="edit-result-png", on_click="ignore")
 
 
@@ -64,7 +61,7 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
         try:
             photo = uploads.prepare_photo(file.name, file.getvalue(), whole)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             if not whole:
                 st.caption("If the picture is already a cropped face, tick *Use the whole picture*.")
             return
@@ -76,9 +73,8 @@ def render(pipeline: FacePipeline, settings: common.Settings, model_ref: str) ->
     with edit_column:
         with st.spinner("Encoding your photo..."):
             try:
-                framed, latent = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image,
-                                                             steps)
+                encoded = uploads.encode_framed_photo(pipeline, model_ref, (file.file_id, whole), photo.image, steps)
             except UserError as error:
-                st.error(str(error))
+                st.error(common.message(error))
                 return
-        _editor(pipeline, framed, latent)
+        _editor(pipeline, encoded)

@@ -42,8 +42,9 @@ def validation_faces(_pipeline: FacePipeline, model_ref: str, data: str, count: 
 @st.cache_data(max_entries=16, show_spinner=False)
 def reconstruction_grid(_pipeline: FacePipeline, model_ref: str, key: tuple, _images: object,
                         refine_steps: int) -> tuple[bytes, np.ndarray]:
-    """(PNG, latents) for images (N x 3 x S x S); `key` identifies the images for the cache."""
-    result = _pipeline.reconstruct(_images, refine_steps=refine_steps, columns=COLUMNS)
+    """(PNG, latents) for images (N x 3 x S x S, or photos framed by uploads.prepare_photo); `key`
+    identifies the images for the cache."""
+    result = _pipeline.reconstruct(_images, refine_steps=refine_steps, columns=COLUMNS, whole_image=True)
     return common.result_png(result, _pipeline.image_size), result.latents
 
 
@@ -93,7 +94,7 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
     try:
         picked = _source_images(pipeline, model_ref, source, settings)
     except UserError as error:
-        st.error(str(error))
+        st.error(common.message(error))
         return
     if picked is None:
         return
@@ -101,11 +102,9 @@ def _grid(pipeline: FacePipeline, model_ref: str, settings: common.Settings) -> 
     steps = uploads.refine_steps_control(pipeline, "reconstruct-steps", len(images))
     with common.Timer() as timer, st.spinner("Encoding and decoding..."):
         try:
-            if isinstance(images, list):  # framed photos: to model inputs
-                images = pipeline.prepare_images(images)
             png, latents = reconstruction_grid(pipeline, model_ref, key, images, steps)
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
             return
     common.show_png(png, name=f"reconstruct-{source}", caption="Originals (upper rows) and reconstructions "
                     "(lower rows)", latents=latents, seconds=timer.seconds)

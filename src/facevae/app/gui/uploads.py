@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
+from facevae.app.gui import common
 from facevae.errors import UserError
-from facevae.imaging import to_uint8
+from facevae.inference.encoded import EncodedPhoto
 from facevae.inference.pipeline import FacePipeline
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -36,14 +36,8 @@ def prepare_photo(name: str, data: bytes, whole_image: bool) -> PreparedPhoto:
         picture = read_image(data)
         aligned = align_face(picture, whole_image=whole_image)
     except UserError as error:
-        raise UserError(f"{name}: {in_gui_terms(str(error))}") from None
+        raise UserError(f"{name}: {error.message}", error.option, error.value) from None
     return PreparedPhoto(name, aligned.image, list(aligned.notes))
-
-
-def in_gui_terms(message: str) -> str:
-    """A library message as GUI users should read it: the checkbox's name instead of the CLI flag."""
-    message = message.replace("(`--whole-image`; in Python `whole_image=True`)", "(tick *Use the whole picture*)")
-    return message.replace("--whole-image", "*Use the whole picture*")
 
 
 def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
@@ -53,17 +47,16 @@ def prepare_uploads(files: list, whole_image: bool) -> list[PreparedPhoto]:
         try:
             photos.append(prepare_photo(file.name, file.getvalue(), whole_image))
         except UserError as error:
-            st.error(str(error))
+            st.error(common.message(error))
     return photos
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def encode_framed_photo(_pipeline: FacePipeline, model_ref: str, key: tuple[str, ...], _framed: Image.Image,
-                        refine_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(1 x S x S x 3 uint8 model input, its 1 x latent_dim code) for a photo already framed by
-    prepare_photo, through FacePipeline.encode_photo as `facevae edit` does; `key` stands for the photo."""
-    original, latent, _ = _pipeline.encode_photo(_framed, refine_steps, whole_image=True)
-    return to_uint8(original), latent.cpu().numpy()
+                        refine_steps: int) -> EncodedPhoto:
+    """A photo already framed by prepare_photo, encoded by FacePipeline.encode as `facevae edit`
+    encodes it; `key` stands for the photo. Kept as is (never copied): edits only read it."""
+    return _pipeline.encode(_framed, refine_steps, whole_image=True)
 
 
 def refine_steps_control(pipeline: FacePipeline, key: str, images: int) -> int:

@@ -16,10 +16,11 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import torch
 from fastapi import FastAPI
@@ -29,10 +30,12 @@ from ...hub.registry import DEFAULT_MODEL
 from ...inference.pipeline import FacePipeline
 from .backends import make_decoder
 from .batching import MicroBatcher
+from .connections import limit_accept_error_logs
 from .docs import add_offline_docs
 from .editing import editing
 from .errors import add_error_handlers
 from .limits import BodyLimitMiddleware
+from .requests import RequestGuard
 from .routes import health, synthesis
 from .settings import ENV_SETTINGS, ServerSettings
 from .uploads import UploadDecoder
@@ -44,6 +47,7 @@ log = logging.getLogger("facevae.server")
 
 async def _start(app: FastAPI, model: str | Path | FacePipeline, settings: ServerSettings) -> MicroBatcher:
     """Load the model, build the decoder, warm it up and start the inference threads."""
+    limit_accept_error_logs(asyncio.get_running_loop())
     if settings.compute_threads:  # process-wide: a server process serves one model
         torch.set_num_threads(settings.compute_threads)
     # The ONNX decoder is float32, so the other endpoints use float32 too: one model, one set of pixels.
@@ -89,6 +93,7 @@ def create_app(model: str | Path | FacePipeline = DEFAULT_MODEL, settings: Serve
     app.add_middleware(BodyLimitMiddleware, limits={"/v1/edit": settings.max_upload_bytes + 64 * 1024,
                                                     "/v1/reconstruct": settings.max_request_bytes},
                        default=settings.max_json_bytes)
+    app.add_middleware(RequestGuard, read_timeout_s=settings.timeout_s)  # outermost: sees the body arrive
     add_error_handlers(app)
     for router in (health, synthesis, editing):
         app.include_router(router)

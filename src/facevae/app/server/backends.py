@@ -4,9 +4,9 @@ Both map chunk x D float32 codes to chunk x H x W x 3 uint8 faces through
 facevae.imaging.to_uint8. The ONNX backend runs the float32 decoder exported by
 facevae.interop.onnx (BUNDLE-onnx/decoder.onnx beside the bundle, as `facevae export`
 writes it; `facevae serve --backend onnx` makes it once). Which is faster depends on the CPU
-(benchmarks/serve_load.py compares them; docs/benchmarks.md has the figures). Pixels differ between backends and precisions by float
-rounding (at most a level or so of 255); within one backend the same seed always gives the
-same bytes.
+(benchmarks/serve_load.py compares them; docs/benchmarks.md has the figures). Pixels differ
+between backends and precisions by float rounding (at most a level or so of 255); within one
+backend the same seed always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def ensure_onnx_export(bundle: Path) -> Path | None:
     there; None if that folder cannot be written (each worker then exports for itself)."""
     if (found := fresh_onnx_decoder(bundle)) is not None:
         return found
-    from ...hub.bundle import load_bundle
     from ...interop.onnx import export_onnx
+    from ...model.bundle import load_bundle
 
     try:
         export_onnx(load_bundle(bundle), onnx_export_dir(bundle), verify=True)

@@ -16,7 +16,9 @@ the same at any batch size, so chunk = 1 wastes nothing; on a GPU chunk = max_ba
 full batch run as one call.
 
 Backpressure: at most `queue_size` requests wait; one more gets QueueFullError (the server
-answers 503 with a Retry-After estimated from the recent decode speed). Each request has a
+answers 503 with a Retry-After estimated from the measured service times). /readyz says
+ready only while the expected wait (queued and running work at those service times, shared by
+the threads) fits the time limit. Each request has a
 deadline: one still waiting when it passes is dropped without being decoded
 (DeadlineExceededError, a 504).
 
@@ -36,9 +38,10 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,6 +85,7 @@ class _Work:
     latents: torch.Tensor | None = None  # decode work: n x D
     job: Callable[[], Any] | None = None  # anything else, run alone
     cost: int = 0  # a job's weight against the batcher's cost budget
+    started: float = 0.0  # time.monotonic() when an inference thread took it
     abandoned: threading.Event = field(default_factory=threading.Event)  # its request stopped waiting
 
     @property
@@ -120,7 +124,8 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closing = False
-        self._seconds_per_row = 0.0  # moving average, for Retry-After
+        self._seconds_per_row = 0.0  # moving averages of measured service times, for /readyz and Retry-After
+        self._seconds_per_job_unit = 0.0  # per unit of a job's cost (jobs without one count as one unit)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -146,7 +151,8 @@ class MicroBatcher:
 
     def saturated(self) -> str | None:
         """Why a new request would not be served in time now, or None: the queue is full, the
-        oldest waiting work is past its deadline, or every thread runs work past its deadline."""
+        oldest waiting work is past its deadline, or the expected wait (the queued and running
+        work at its measured service time, shared by the threads) does not fit the time limit."""
         now = time.monotonic()
         with self._cond:
             if len(self._pending) >= self.queue_size:
@@ -155,7 +161,21 @@ class MicroBatcher:
                 return "queued work has waited longer than the time limit"
             if len(self._running) >= self.workers and all(work.deadline < now for work in self._running):
                 return "every inference thread is busy with work past its time limit"
+            wait = self._expected_wait(now)
+        if wait >= self.timeout_s:
+            return f"the work in hand would take about {wait:.1f} s, beyond the time limit of {self.timeout_s:g} s"
         return None
+
+    def _expected_wait(self, now: float) -> float:
+        """Seconds until a new request would start (call with _cond held)."""
+        queued = sum(self._service_time(work) for work in self._pending)
+        running = sum(max(self._service_time(work) - (now - work.started), 0.0) for work in self._running)
+        return (queued + running) / self.workers
+
+    def _service_time(self, work: _Work) -> float:
+        if work.job is not None:
+            return max(work.cost, 1) * self._seconds_per_job_unit
+        return max(work.rows, self.chunk) * self._seconds_per_row
 
     # --- submitting ----------------------------------------------------------------------
 
@@ -192,7 +212,7 @@ class MicroBatcher:
     async def _wait(self, work: _Work) -> Any:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(work.future), max(work.deadline - time.monotonic(), 0))
-        except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
+        except (TimeoutError, asyncio.CancelledError) as stopped:
             work.abandoned.set()  # running: it stops at its next check; queued: it is skipped
             work.future.cancel()
             if isinstance(stopped, asyncio.CancelledError):  # the client went away
@@ -201,8 +221,7 @@ class MicroBatcher:
                                         f"{self.timeout_s:g} s") from None
 
     def _retry_after(self) -> int:
-        queued_rows = sum(max(work.rows, self.chunk) for work in self._pending)
-        return max(1, math.ceil(queued_rows * self._seconds_per_row / self.workers))
+        return max(1, math.ceil(self._expected_wait(time.monotonic())))
 
     # --- the inference threads -----------------------------------------------------------
 
@@ -263,7 +282,8 @@ class MicroBatcher:
         """Mark work as running; False if it was cancelled or its deadline has passed."""
         if not work.future.set_running_or_notify_cancel():
             return False
-        if time.monotonic() > work.deadline:
+        work.started = time.monotonic()
+        if work.started > work.deadline:
             work.future.set_exception(DeadlineExceededError("the request waited longer than its time limit"))
             return False
         return True
@@ -272,6 +292,8 @@ class MicroBatcher:
         token = STOP_CHECK.set(work.stop_if_given_up)
         try:
             work.future.set_result(work.job())  # type: ignore[misc]
+            per_unit = (time.monotonic() - work.started) / max(work.cost, 1)
+            self._seconds_per_job_unit = _moving_average(self._seconds_per_job_unit, per_unit)
         except BaseException as error:  # handed to the waiting request, which reports it
             work.future.set_exception(error)
         finally:
@@ -287,7 +309,7 @@ class MicroBatcher:
                 work.future.set_exception(error)
             return
         per_row = (time.perf_counter() - started) / len(latents)
-        self._seconds_per_row = per_row if not self._seconds_per_row else 0.8 * self._seconds_per_row + 0.2 * per_row
+        self._seconds_per_row = _moving_average(self._seconds_per_row, per_row)
         self.batch_sizes[len(latents)] += 1
         start = 0
         for work in batch:
@@ -307,3 +329,7 @@ class MicroBatcher:
                 raise DeadlineExceededError("every request in the batch was abandoned after its time limit")
             parts.append(self.decode_fn(part))
         return np.concatenate(parts)[:count]
+
+
+def _moving_average(average: float, value: float) -> float:
+    return value if not average else 0.8 * average + 0.2 * value

@@ -9,14 +9,16 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
+from ...edit_choices import DEFAULT_KEEP_MODE
 from ...errors import UserError
 from ...inference.pipeline import SynthesisResult
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
+from .encodings import EncodingCache
 from .errors import clipped
 from .responses import result_response
 from .routes import PNG
@@ -34,6 +36,28 @@ def _parse_attributes(text: str) -> dict[str, float]:
                         f"[-{schemas.MAX_STRENGTH:g}, {schemas.MAX_STRENGTH:g}] ({problems})") from None
 
 
+def _parse_keep(text: str) -> list[str]:
+    """The comma-separated `keep` field, within schemas.Keep's bounds (as /v1/generate's JSON list)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        return TypeAdapter(schemas.Keep).validate_python(names)
+    except ValidationError as error:
+        problems = "; ".join(clipped(e["msg"]) for e in error.errors()[:10])
+        raise UserError(f"'keep' must list at most {schemas.MAX_ATTRIBUTES} attribute names of at most "
+                        f"{schemas.MAX_NAME_LENGTH} characters, separated by commas ({problems})") from None
+
+
+def get_encodings(request: Request) -> EncodingCache:
+    """The app's cache of encoded photos, made on first use."""
+    state = request.app.state
+    if getattr(state, "encodings", None) is None:
+        state.encodings = EncodingCache()
+    return state.encodings
+
+
+Encodings = Annotated[EncodingCache, Depends(get_encodings)]
+
+
 def refine_cost(photos: int, refine_steps: int) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
     return photos * (refine_steps + 1)
@@ -43,11 +67,11 @@ def refine_cost(photos: int, refine_steps: int) -> int:
               responses={200: {"content": {"image/png": {}}, "description": "The edited face, or "
                                "[aligned photo, reconstruction, edited] with view=grid"}})
 async def edit(
-    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads,
+    pipeline: Pipeline, batcher: Batcher, settings: Settings, uploads: Uploads, encodings: Encodings,
     image: Annotated[UploadFile, File(description="A face photo: PNG, JPEG, WebP, BMP or GIF")],
     attributes: Annotated[str, Form(description='JSON object, e.g. {"Smiling": 1.5}')] = "{}",
     keep: Annotated[str, Form(description="Comma-separated attributes to keep unchanged, e.g. Male,Young")] = "",
-    keep_mode: Annotated[Literal["auto", "orthogonal", "group"], Form()] = "auto",
+    keep_mode: Annotated[schemas.KeepModeName, Form(description=schemas.KEEP_MODE_HELP)] = DEFAULT_KEEP_MODE,
     refine_steps: Annotated[int, Form(ge=0, le=schemas.MAX_REFINE_STEPS,
                                       description="Optimisation steps after encoding (slower, closer)")] = 0,
     whole_image: Annotated[bool, Form(description="Skip face detection; use the whole picture")] = False,
@@ -58,12 +82,14 @@ async def edit(
 ) -> Response:
     deadline = time.monotonic() + settings.timeout_s
     strengths = _parse_attributes(attributes)
-    kept = [name.strip() for name in keep.split(",") if name.strip()]
-    pipeline.resolve_attributes(strengths, kept)  # unknown names: 422 before any image work
-    picture = await uploads.read(image, deadline)
-    result = await batcher.run(lambda: pipeline.edit(picture, strengths, refine_steps=refine_steps,
-                                                     whole_image=whole_image, keep=kept, keep_mode=keep_mode),
-                               cost=refine_cost(1, refine_steps), deadline=deadline)
+    kept = _parse_keep(keep)
+    pipeline.resolve_attributes(strengths, kept, keep_mode)  # unknown names: 422 before any image work
+    async with uploads.decoded([image], deadline) as pictures:
+        def edit_photo() -> SynthesisResult:  # the photo encoded once per picture, framing and refinement
+            photo = encodings.encode(pipeline, pictures[0], refine_steps, whole_image)
+            return pipeline.edit(photo, strengths, keep=kept, keep_mode=keep_mode)
+
+        result = await batcher.run(edit_photo, cost=refine_cost(1, refine_steps), deadline=deadline)
     options = schemas.OutputOptions(format=format, scale=scale, include_images=include_images)
     if view == "edited":  # the edited face alone: the last of the faces the codes draw
         result = SynthesisResult(result.faces[-1:], result.latents[-1:], 1, notes=result.notes)
@@ -85,9 +111,9 @@ async def reconstruct(
     deadline = time.monotonic() + settings.timeout_s
     if not 1 <= len(images) <= schemas.MAX_UPLOAD_FILES:
         raise UserError(f"send 1 to {schemas.MAX_UPLOAD_FILES} images, got {len(images)}")
-    pictures = [await uploads.read(upload, deadline) for upload in images]
-    result = await batcher.run(lambda: pipeline.reconstruct(pictures, refine_steps=refine_steps,
-                                                            whole_image=whole_image),
-                               cost=refine_cost(len(pictures), refine_steps), deadline=deadline)
+    async with uploads.decoded(images, deadline) as pictures:
+        result = await batcher.run(lambda: pipeline.reconstruct(list(pictures), refine_steps=refine_steps,
+                                                                whole_image=whole_image),
+                                   cost=refine_cost(len(images), refine_steps), deadline=deadline)
     return await result_response(result, schemas.OutputOptions(format=format, scale=scale,
                                                                include_images=include_images))

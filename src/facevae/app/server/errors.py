@@ -7,6 +7,7 @@ client never reuses a connection whose state the failure may have left unknown.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -69,9 +70,14 @@ async def unknown_attribute(request: Request, error: UnknownAttributeError) -> J
                           valid_attributes=pipeline.attribute_names if pipeline else [])
 
 
+def api_name(option: str, value: object) -> str:
+    """How the API names a setting in messages: its request field, with the value that fixes it."""
+    return f"the `{option}` field" + (f" set to {json.dumps(value)}" if value is not None else "")
+
+
 async def user_error(request: Request, error: UserError) -> JSONResponse:
     status, code = _user_error_status(error)
-    return error_response(status, code, str(error))
+    return error_response(status, code, error.render(api_name))
 
 
 async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:

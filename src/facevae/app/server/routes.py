@@ -40,17 +40,33 @@ async def readyz(pipeline: Pipeline, batcher: Batcher) -> Any:
 async def model_info(pipeline: Pipeline, settings: Settings) -> schemas.ModelInfo:
     face_model = pipeline.model
     provenance = dict(face_model.provenance)
+    counts, notes = _well_formed_counts(face_model.attribute_counts)
+    licence = provenance.get("licence") or provenance.get("license")
     return schemas.ModelInfo(
         config=to_dict(face_model.config), latent_dim=face_model.latent_dim,
         image_size=face_model.config.image_size, has_encoder=face_model.has_encoder,
-        attributes=pipeline.attribute_names, attribute_counts=face_model.attribute_counts,
+        attributes=pipeline.attribute_names, attribute_counts=counts,
         preprocessing=to_dict(face_model.preprocessing), provenance=provenance,
-        licence=provenance.get("licence") or provenance.get("license"), backend=settings.backend,
+        licence=None if licence is None else str(licence), notes=notes, backend=settings.backend,
         precision="fp32" if settings.backend == "onnx" else pipeline.precision,
         limits={"max_faces": schemas.MAX_FACES, "max_strength": schemas.MAX_STRENGTH,
-                "max_temperature": schemas.MAX_TEMPERATURE, "max_upload_bytes": settings.max_upload_bytes,
+                "max_temperature": schemas.MAX_TEMPERATURE, "max_latent_value": schemas.MAX_LATENT_VALUE,
+                "max_upload_bytes": settings.max_upload_bytes,
                 "max_upload_pixels": settings.max_upload_pixels, "max_upload_files": schemas.MAX_UPLOAD_FILES,
                 "max_refine_steps": schemas.MAX_REFINE_STEPS, "timeout_s": settings.timeout_s})
+
+
+def _well_formed_counts(counts: Any) -> tuple[dict[str, list[int]], list[str]]:
+    """A bundle's attribute counts (name -> [with, without]) that are whole numbers, and a note
+    naming those that are not (a hand-edited bundle): they are left out rather than failing."""
+    if not isinstance(counts, dict):
+        return {}, [f"the bundle's attribute counts are a {type(counts).__name__}, not a mapping; left out"]
+    good = {str(name): value for name, value in counts.items()
+            if isinstance(value, list) and all(type(number) is int for number in value)}
+    bad = [str(name)[:80] for name in counts if str(name) not in good]
+    if not bad:
+        return good, []
+    return good, [f"the bundle's attribute counts for {', '.join(bad[:5])} are not lists of whole numbers; left out"]
 
 
 @synthesis.post("/generate", tags=["synthesis"], summary="Faces from the prior, with attribute strengths",
@@ -66,7 +82,8 @@ async def generate(body: schemas.GenerateRequest, pipeline: Pipeline, batcher: B
 
 @synthesis.post("/decode", tags=["synthesis"], summary="Faces for given latent codes", responses=FACES)
 async def decode(body: schemas.DecodeRequest, pipeline: Pipeline, batcher: Batcher) -> Response:
-    latents = pipeline.as_latents(body.latents) + pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
+    offset = pipeline.resolve_attributes(body.attributes, body.keep, body.keep_mode)
+    latents = pipeline.as_latents(body.latents) + offset
     decoded = await batcher.decode(latents)
     return await faces_response(decoded, latents, body)
 

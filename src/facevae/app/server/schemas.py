@@ -1,8 +1,9 @@
 """Request and response models of the REST API, with their bounds.
 
 Every request model refuses unknown fields (a typo such as `temprature` is a 422, not a
-silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1 or 2). Attribute names are checked against the loaded model by the
-server, since only it knows them; latent sizes likewise.
+silently ignored value) and is strict about types (`"n": true` or `"n": "2"` is a 422, not 1
+or 2). Attribute names are checked against the loaded model by the server, since only it
+knows them; latent sizes likewise.
 """
 
 from __future__ import annotations
@@ -11,16 +12,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_FACES = 64  # faces per request: a grid of 8 x 8
-MAX_STRENGTH = 10.0  # attribute strengths beyond +-10 only produce noise
-MAX_TEMPERATURE = 5.0
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
-MAX_SCALE = 8  # integer enlargement of PNG output (64 px faces -> 512 px)
-MAX_LATENT_DIM = 4096  # bounds a latent row before the model checks its exact size
-MAX_ATTRIBUTES = 64  # entries in one attribute mapping
-MAX_REFINE_STEPS = 500  # optimisation steps per uploaded photo: seconds of CPU each
-MAX_UPLOAD_FILES = 16  # photos in one /v1/reconstruct request
-MAX_NAME_LENGTH = 100  # characters of an attribute name (the longest real one is far shorter)
+from ...edit_choices import DEFAULT_KEEP_MODE, SERVER_KEEP_MODES, keep_mode_help
+
+# The bounds, shared with the command line (facevae.limits: one definition).
+from ...limits import (  # noqa: F401 - re-exported: the server and its tests read them from here
+    MAX_ATTRIBUTES,
+    MAX_FACES,
+    MAX_LATENT_DIM,
+    MAX_LATENT_VALUE,
+    MAX_NAME_LENGTH,
+    MAX_REFINE_STEPS,
+    MAX_SCALE,
+    MAX_SEED,
+    MAX_STRENGTH,
+    MAX_TEMPERATURE,
+    MAX_UPLOAD_FILES,
+)
 
 Strength = Annotated[float, Field(ge=-MAX_STRENGTH, le=MAX_STRENGTH, allow_inf_nan=False)]
 Attributes = Annotated[
@@ -29,15 +36,15 @@ Attributes = Annotated[
           examples=[{"Smiling": 1.5, "Eyeglasses": -1.0}]),
 ]
 Keep = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=100)]],
+    list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]],
     Field(max_length=MAX_ATTRIBUTES, description="Attributes to keep unchanged while editing (names as in "
           "GET /v1/model); an attribute cannot be both edited and kept", examples=[["Male", "Young"]]),
 ]
-# The pipeline's third mode, "decoded", decodes ~200 faces per request: CLI, Python and GUI only.
-KeepMode = Annotated[Literal["auto", "orthogonal", "group"], Field(
-    description="auto (default): group where the edit survives it, else orthogonal; orthogonal: edits made "
-                "orthogonal to the kept vectors; group: also to vectors within cosine 0.8 of a kept one")]
-Latent = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
+# edit_choices.SERVER_KEEP_MODES: all but "decoded", which decodes ~200 faces per request.
+KeepModeName = Literal[SERVER_KEEP_MODES]  # type: ignore[valid-type]  # Literal of a tuple: its members
+KEEP_MODE_HELP = keep_mode_help(SERVER_KEEP_MODES)
+KeepMode = Annotated[KeepModeName, Field(description=KEEP_MODE_HELP)]
+Latent = Annotated[list[Annotated[float, Field(ge=-MAX_LATENT_VALUE, le=MAX_LATENT_VALUE, allow_inf_nan=False)]],
                    Field(min_length=1, max_length=MAX_LATENT_DIM)]
 OutputFormat = Literal["png", "json"]
 
@@ -65,7 +72,7 @@ class GenerateRequest(OutputOptions):
                                description="Standard deviation of the sampled codes (1 = the prior)")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "auto"
+    keep_mode: KeepMode = DEFAULT_KEEP_MODE
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"n": 1, "seed": 42}, {"n": 16, "seed": 7, "attributes": {"Smiling": 2.0}, "columns": 4}]})
@@ -77,7 +84,7 @@ class DecodeRequest(OutputOptions):
     latents: list[Latent] = Field(min_length=1, max_length=MAX_FACES, description="N x latent_dim codes")
     attributes: Attributes = Field(default_factory=dict)
     keep: Keep = Field(default_factory=list)
-    keep_mode: KeepMode = "auto"
+    keep_mode: KeepMode = DEFAULT_KEEP_MODE
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DecodeRequest":
@@ -136,6 +143,7 @@ class ModelInfo(BaseModel):
     backend: str
     precision: str = Field(description="Of the generate/decode decoder: fp32 or bf16")
     limits: dict[str, Any]
+    notes: list[str] = Field(default_factory=list, description="Parts of the bundle left out, and why")
 
 
 class ErrorResponse(BaseModel):

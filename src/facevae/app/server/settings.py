@@ -32,5 +32,8 @@ class ServerSettings:
     # photos with a longer side of twice this or more are shrunk by an integer factor as they are
     # decoded (the face finder searches 800 pixels, the model sees 64); None: decoded at full size
     upload_max_side: int | None = 1024
+    # decoded photo pixels held by all requests at once (64 MP: about 190 MB as RGB); a request
+    # waits for room, and one always fits when no other holds any
+    max_decoded_pixels: int = 64_000_000
     # refinement work (photos x (steps + 1)) queued or running at once; one request always fits
     refine_budget: int = 16 * 501

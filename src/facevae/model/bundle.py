@@ -31,7 +31,9 @@ from .. import __version__
 from ..atomic import staged_dir
 from ..config import ConfigError, ModelConfig, Preprocessing, from_dict, to_dict
 from ..errors import UserError
-from ..model.vae import Decoder, Encoder
+from ..files import read_json, require_regular_file
+from .checks import check_dimensions, check_finite
+from .vae import Decoder, Encoder
 
 BUNDLE_FORMAT = "facevae-bundle"
 BUNDLE_VERSION = 1
@@ -52,7 +54,8 @@ class EncoderMissingError(BundleError):
 class FaceModel:
     """A loaded bundle: decoder, optional encoder, attribute vectors, metadata.
 
-    encode(images N x 3 x H x W in [0, 1]) -> (mean, log_var); decode(latents) -> images.
+    encode(images N x 3 x H x W in [0, 1]) -> (mean, log_var). Codes are drawn for inference
+    by FacePipeline.decode_tensor (its fast decoder), the one way to decode.
     """
 
     config: ModelConfig
@@ -104,15 +107,10 @@ class FaceModel:
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.encoder is None:
             raise EncoderMissingError(
-                "This model has no encoder, so it cannot encode images directly. Use the "
-                "optimisation-based inversion (`facevae reconstruct --invert`, `refine_steps`) or a "
-                "bundle with an encoder (a facevae training run, or `facevae import-keras encoder.keras`)"
-            )
+                "This model has no encoder, so it cannot encode images directly. Encode by optimisation-based "
+                "inversion ({option} above 0) or use a bundle with an encoder (a facevae training run, or the "
+                "original's encoder.keras imported with `facevae import-keras`)", option="refine_steps")
         return self.encoder(images.to(self.device, torch.float32))
-
-    @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.decoder(latents.to(self.device, torch.float32))
 
 
 def _bundle_config(model: FaceModel) -> dict[str, Any]:
@@ -127,7 +125,7 @@ def _bundle_config(model: FaceModel) -> dict[str, Any]:
             **model.provenance,
             "facevae_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     }
 
@@ -153,8 +151,8 @@ def save_bundle(model: FaceModel, path: str | Path) -> Path:
 
 def _read_json(file: Path) -> Any:
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return read_json(file)
+    except UserError:
         return None
 
 
@@ -178,7 +176,8 @@ _JSON_NAMES = {dict: "object", list: "list", int: "whole number"}
 def _read_bundle_meta(path: Path) -> tuple[ModelConfig, Preprocessing, dict]:
     """config.json checked section by section: (model config, preprocessing, the whole dict)."""
     file = path / "config.json"
-    meta = _read_json(file)
+    meta = read_json(file, BundleError, "restore the file from the bundle's source or save the bundle again") \
+        if file.is_file() else None
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a facevae bundle (no config.json with format '{BUNDLE_FORMAT}')")
     version = _section(meta, "format_version", int, file, 0)
@@ -190,6 +189,8 @@ def _read_bundle_meta(path: Path) -> tuple[ModelConfig, Preprocessing, dict]:
     if not all(isinstance(name, str) for name in attributes.get("names", [])):
         raise BundleError(f"{file}: attributes.names must be a list of names (strings)")
     _section(meta, "provenance", dict, file, {})
+    for name in ("model", "preprocessing"):
+        check_dimensions(meta.get(name), f"{file} {name}", BundleError)
     try:
         config = from_dict(ModelConfig, _section(meta, "model", dict, file, None), "model")
         default = {"image_size": config.image_size}
@@ -230,7 +231,7 @@ def _header_shapes(file: Path) -> dict[str, tuple[int, ...]]:
 def _load_weights(module: torch.nn.Module, file: Path) -> None:
     """Load a safetensors file into a module, naming every missing, extra or misshapen tensor
     (checked on the file's header, before any tensor is read)."""
-    found = _header_shapes(file)
+    found = _header_shapes(require_regular_file(file, BundleError))
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
@@ -243,16 +244,18 @@ def _load_weights(module: torch.nn.Module, file: Path) -> None:
         ]))
         raise BundleError(f"{file} does not match the model config in config.json ({details})")
     try:
-        module.load_state_dict(load_file(file))
+        state = load_file(file)
+        module.load_state_dict(state)
     except Exception as error:  # noqa: BLE001 - a header that lies about its data
         raise BundleError(f"{file} is damaged ({error}); copy it again") from None
+    check_finite(state, file, BundleError)
 
 
 def _load_attributes(file: Path, names: list[str], latent_dim: int) -> dict[str, torch.Tensor]:
     """The attribute vectors listed in config.json, each checked to be latent_dim long."""
     if not file.is_file():
         raise BundleError(f"{file.parent}/config.json lists attributes but {file.name} is missing")
-    shapes = _header_shapes(file)
+    shapes = _header_shapes(require_regular_file(file, BundleError))
     for name in names:
         if name not in shapes:
             raise BundleError(f"{file} lacks the vector for attribute '{name}' listed in config.json")
@@ -261,9 +264,11 @@ def _load_attributes(file: Path, names: list[str], latent_dim: int) -> dict[str,
                               f"but the model's latent size is {latent_dim}")
     try:
         with safe_open(file, framework="pt") as handle:
-            return {name: handle.get_tensor(name).float() for name in names}
+            vectors = {name: handle.get_tensor(name).float() for name in names}
     except Exception as error:  # noqa: BLE001
         raise BundleError(f"{file} is damaged ({error}); copy it again") from None
+    check_finite(vectors, file, BundleError)
+    return vectors
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> FaceModel:
