@@ -149,7 +149,7 @@ def generated_faces(run: Path, count: int = 16) -> tuple[bytes, float]:
     model = facevae.load(run)
     codes = torch.randn(count, model.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        faces = model.decode(codes).float()  # count x 3 x S x S in [0, 1]
+        faces = model.decoder(codes).float()  # count x 3 x S x S in [0, 1], eval mode
     flat = faces.flatten(1)
     spread = float((torch.cdist(flat, flat, p=1) / flat.shape[1]).sum() / (count * (count - 1)))
     return encode_png(make_grid(to_uint8(faces), columns=8, scale=2)), spread
