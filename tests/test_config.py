@@ -1,5 +1,6 @@
 """Strict configs: unknown keys are errors, the original project's config.json is accepted."""
 
+import dataclasses
 import json
 
 import pytest
@@ -17,12 +18,24 @@ from facevae.config import (
 )
 
 
-def test_defaults_are_the_original_recipe():
+def test_defaults_are_the_original_recipe_without_the_relu_heads():
     config = RunConfig()
-    assert config.model == MODEL_PRESETS["original"]
+    assert config.model == MODEL_PRESETS["celeba64"]
     train = config.train
     assert (train.recon_weight, train.lr, train.batch_size, train.epochs) == (2000.0, 5e-4, 128, 12)
     assert config.model.bottom_size == 4 and config.model.flat_features == 2048
+    # New models: the original architecture, linear heads (ReLU heads collapse, issue 18), Keras's init.
+    assert config.model.head_activation == "none" and config.train.init == "keras"
+    assert dataclasses.replace(config.model, head_activation="relu") == MODEL_PRESETS["original"]
+    assert config.train.collapse_patience_steps > 0
+
+
+def test_the_original_preset_keeps_the_relu_heads_of_the_published_weights():
+    assert MODEL_PRESETS["original"].head_activation == "relu"
+    assert load_run_config(preset="original").model == MODEL_PRESETS["original"]
+    assert load_run_config(overrides=["train.init=pytorch"]).train.init == "pytorch"
+    with pytest.raises(ConfigError, match="train.init must be one of keras, pytorch"):
+        load_run_config(overrides=["train.init=glorot"])
 
 
 def test_unknown_key_names_the_key_the_suggestion_and_the_valid_keys():
@@ -53,7 +66,7 @@ def test_original_projects_config_json_is_accepted_as_is(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(original))
     config = load_run_config(path)
-    assert config.model == MODEL_PRESETS["original"]
+    assert config.model == MODEL_PRESETS["celeba64"]  # new training: the original's sizes, linear heads
     assert config.train.recon_weight == 2000 and config.train.epochs == 12 and config.train.lr == 5e-4
     assert config.data.path == "data/celeba" and config.train.out_dir == "model_weights"
 

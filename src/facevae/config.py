@@ -48,9 +48,11 @@ class ModelConfig:
     padding: Literal["tf_same", "symmetric"] = "tf_same"
     # Order in which the smallest feature map is flattened into the dense layers.
     flatten_order: Literal["channels_last", "channels_first"] = "channels_last"
-    # The original applied ReLU to both encoder heads (mean and log-variance); kept for
-    # exactness, "none" is the usual choice for new models.
-    head_activation: Literal["relu", "none"] = "relu"
+    # The original applied ReLU to both encoder heads (mean and log-variance): the "original"
+    # preset keeps it, for its published weights. New models default to "none": with ReLU,
+    # heads pushed below zero give mean = log_var = 0 exactly, KL 0 and no gradient to revive
+    # them, and training collapses to one average face (docs/training.md).
+    head_activation: Literal["relu", "none"] = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -108,8 +110,11 @@ class Preprocessing:
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    # The original TensorFlow/Keras project's architecture, exactly.
-    "original": ModelConfig(),
+    # The original TensorFlow/Keras project's architecture, exactly (ReLU on the encoder heads):
+    # for its published weights, their import, export and decoding.
+    "original": ModelConfig(head_activation="relu"),
+    # The default for new training: the original architecture with linear encoder heads.
+    "celeba64": ModelConfig(),
     # The seed document's PyTorch port: PyTorch defaults everywhere, no ReLU on the heads.
     "seed": ModelConfig(
         leaky_slope=0.01, bn_eps=1e-5, padding="symmetric", flatten_order="channels_first", head_activation="none"
@@ -160,7 +165,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """The training recipe. Defaults are the original project's: beta 2000, Adam 5e-4,
-    batch 128, 12 epochs."""
+    batch 128, 12 epochs, Keras's initialisation."""
 
     # The original's "beta" multiplies the reconstruction term: it is a reconstruction
     # weight, not beta-VAE's KL weight. loss = recon_weight * recon + kl_weight * KL.
@@ -168,6 +173,9 @@ class TrainConfig:
     kl_weight: float = 1.0
     recon_loss: Literal["mse", "l1"] = "mse"
     kl_warmup_steps: int = 0  # KL weight ramps linearly from 0 over this many steps
+    # Initial weights: "keras" = glorot_uniform kernels and zero biases, as the original's
+    # Keras layers; "pytorch" = PyTorch's layer defaults.
+    init: Literal["keras", "pytorch"] = "keras"
     lr: float = 5e-4
     weight_decay: float = 0.0
     batch_size: int = 128
@@ -191,6 +199,9 @@ class TrainConfig:
     out_dir: str = "runs/facevae"
     log_every_steps: int = 50
     sample_count: int = 64  # faces in the per-epoch sample grids
+    # Warn once when KL stays near 0 or faces from different codes stay nearly identical for
+    # this many steps (a collapsed VAE, training/collapse.py); 0 = never check.
+    collapse_patience_steps: int = 200
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "grad_accum"):

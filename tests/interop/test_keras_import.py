@@ -199,7 +199,7 @@ def test_wrong_shapes_and_missing_layers(tmp_path: Path) -> None:
 
 def test_encoder_given_as_the_model_and_mismatched_pairs(tmp_path: Path) -> None:
     export_keras(small_model(), tmp_path / "a")
-    other = ModelConfig(image_size=32, channels=(4, 4, 4, 4), latent_dim=16)
+    other = ModelConfig(image_size=32, channels=(4, 4, 4, 4), latent_dim=16, head_activation="relu")
     export_keras(small_model(other), tmp_path / "b")
     with pytest.raises(KerasFileError, match="is an encoder; a model needs a decoder"):
         import_keras(tmp_path / "a" / "model_weights" / "encoder.keras")

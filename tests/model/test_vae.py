@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from facevae.config import MODEL_PRESETS, ModelConfig
 from facevae.model.tf_same import DownConv, SameConv, UpConv, conv_transpose_stride2
-from facevae.model.vae import DownStage, FaceVAE, UpStage
+from facevae.model.vae import DownStage, FaceVAE, UpStage, init_like_keras
 from support.models import randomise_batchnorm
 
 
@@ -103,7 +103,7 @@ def test_mirrored_tf_same_model_equals_the_literal_computation(kernel_size, trai
     """The model's mirrored formulation (see tf_same.py) gives the literal TF-'same' outputs and
     the same gradients, in training mode (batch statistics) and in eval mode."""
     torch.manual_seed(0)
-    config = ModelConfig(image_size=16, channels=(4, 6), latent_dim=5, kernel_size=kernel_size)
+    config = ModelConfig(image_size=16, channels=(4, 6), latent_dim=5, kernel_size=kernel_size, head_activation="relu")
     model = FaceVAE(config).train(training)
     randomise_batchnorm(model)  # non-trivial running statistics for eval mode
     images, noise = torch.rand(3, 3, 16, 16), torch.randn(3, 5)
@@ -236,3 +236,38 @@ def test_state_dict_keys_are_the_stored_format():
     assert shapes["encoder.stages.0.conv.weight"] == (2, 3, 3, 3)  # out x in x k x k (Conv2d)
     assert shapes["decoder.stages.0.conv.weight"] == (2, 2, 3, 3)  # in x out x k x k (ConvTranspose2d)
     assert shapes["decoder.to_rgb.weight"] == (3, 2, 3, 3)
+
+
+def test_keras_initialisation_is_glorot_uniform_with_zero_biases():
+    """Keras's defaults, with fans from Keras's kernel layouts: Conv2D (k, k, in, out),
+    Conv2DTranspose (k, k, out, in), Dense (in, out); glorot bound sqrt(6 / (fan_in + fan_out))."""
+    torch.manual_seed(0)
+    model = init_like_keras(FaceVAE(MODEL_PRESETS["celeba64"]))
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+    assert len(layers) == 4 + 2 + 1 + 4 + 1  # down convs, two heads, dense, up convs, to_rgb
+    for layer in layers:
+        if isinstance(layer, torch.nn.Linear):
+            fan_in, fan_out = layer.in_features, layer.out_features
+        else:
+            area = layer.kernel_size[0] * layer.kernel_size[1]
+            fan_in, fan_out = layer.in_channels * area, layer.out_channels * area
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        weight = layer.weight.detach()
+        assert weight.abs().max() <= bound
+        if weight.numel() >= 1000:  # uniform on [-bound, bound]: std bound / sqrt(3)
+            assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.1)
+        assert torch.count_nonzero(layer.bias) == 0
+    # PyTorch's own defaults are narrower and have random biases: the re-initialisation changed them
+    assert torch.count_nonzero(FaceVAE(MODEL_PRESETS["celeba64"]).encoder.mean.bias) > 0
+
+
+def test_new_models_have_linear_heads_and_the_original_preset_keeps_relu():
+    images = torch.rand(3, 3, 64, 64)
+    torch.manual_seed(0)
+    linear = FaceVAE(MODEL_PRESETS["celeba64"]).eval()
+    torch.manual_seed(0)
+    relu = FaceVAE(MODEL_PRESETS["original"]).eval()
+    relu.load_state_dict(linear.state_dict())  # the same weights: only the heads' activation differs
+    (mean, log_var), (relu_mean, relu_log_var) = linear.encode(images), relu.encode(images)
+    assert (mean < 0).any() and (log_var < 0).any()
+    assert torch.equal(relu_mean, mean.clamp(min=0)) and torch.equal(relu_log_var, log_var.clamp(min=0))

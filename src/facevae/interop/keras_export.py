@@ -65,8 +65,9 @@ def check_exportable(config: ModelConfig, with_encoder: bool) -> None:
         raise KerasExportError(
             "This model cannot be written in the original Keras project's layout: "
             + "; ".join(problems)
-            + ". Models trained with the 'original' preset (the default) export exactly; others can "
-              "be exported to ONNX ({option}; in Python facevae.interop.onnx)", option="format", value="onnx"
+            + ". Models of the 'original' preset export exactly (the default for new training, 'celeba64', has "
+              "linear encoder heads, which the original's encoder cannot express); others can be exported to ONNX "
+              "({option}; in Python facevae.interop.onnx)", option="format", value="onnx"
         )
 
 

@@ -92,6 +92,23 @@ class Decoder(nn.Module):
         return torch.sigmoid(mirror(self.to_rgb(x), self.mirrored))
 
 
+def init_like_keras(module: nn.Module) -> nn.Module:
+    """Re-initialise every convolution, transposed convolution and dense layer of `module` as
+    Keras does by default: glorot_uniform kernels, U(-a, a) with a = sqrt(6 / (fan_in + fan_out)),
+    and zero biases. Batch norm already starts as in Keras (scale 1, shift 0). Returns `module`.
+
+    PyTorch's defaults draw kernels about half as wide (kaiming_uniform with a = sqrt(5)) and
+    random biases. xavier_uniform_ is glorot_uniform for every layer here: for a transposed
+    convolution PyTorch and Keras swap fan_in and fan_out, and the bound only uses their sum."""
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+    return module
+
+
 class FaceVAE(nn.Module):
     """Encoder + decoder. Sampling is a separate step; the trainer owns the loop."""
 

@@ -2,6 +2,7 @@
 
     RUN_DIR/tensorboard/   event files (`tensorboard --logdir RUN_DIR`)
     RUN_DIR/samples/       epoch_001_generated.png, epoch_001_reconstructions.png, ...
+    RUN_DIR/metrics.jsonl  the same scalars, one JSON line per logging step, epoch or validation
 
 TensorBoard is in the `train` extra; without it the run goes on with a warning and
 still writes the PNG grids.
@@ -9,6 +10,7 @@ still writes the PNG grids.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -24,6 +26,8 @@ from ..model.vae import FaceVAE
 class RunMonitor:
     def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
         self.samples_dir = run_dir / "samples"
+        self.metrics = run_dir / "metrics.jsonl"
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -35,10 +39,21 @@ class RunMonitor:
             self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        """values: tag -> number, e.g. {"train/total": 61.9, "train/lr": 5e-4}."""
+        """values: tag -> number, e.g. {"train/total": 61.9, "train/lr": 5e-4}; also one line of
+        RUN_DIR/metrics.jsonl, {"step": step, **values}, for scripts (benchmarks/train_curve.py)."""
         if self.writer is not None:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, step)
+        with open(self.metrics, "a", encoding="utf-8") as log:  # appended: a log, read line by line
+            log.write(json.dumps({"step": step, **values}) + "\n")
+
+    def text(self, tag: str, message: str, step: int) -> None:
+        """A message in TensorBoard's Text tab (the collapse warning) and in metrics.jsonl."""
+        if self.writer is not None:
+            self.writer.add_text(tag, message, step)
+            self.writer.flush()
+        with open(self.metrics, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"step": step, tag: message}) + "\n")
 
     def image_grid(self, name: str, images: torch.Tensor, epoch: int, columns: int) -> Path:
         """Tile N x 3 x H x W images in [0, 1] into samples/epoch_EEE_NAME.png and TensorBoard."""

@@ -34,6 +34,7 @@ from ..model.losses import beta_vae_equivalent
 from ..model.vae import FaceVAE
 from ..runtime import resolve_device
 from . import distributed
+from .budget import Budget
 from .checkpoint import CheckpointError, load_checkpoint, write_failure
 from .trainer import Trainer
 
@@ -67,12 +68,14 @@ def _open_cache(data: str | Path, config: RunConfig, context: distributed.Distri
     return cache if context.is_main else ImageCache.open(path[0])
 
 
-def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = False, progress: bool = True,
+          budget: Budget | None = None) -> Path:
     """Train on a prepared cache (or a raw folder, prepared first) into the run folder `out`.
 
     resume=True continues from out/checkpoints/last.pt with its optimiser, schedule, step
     and RNG states; the model config must be the checkpoint's. Raises TrainingInterrupted
-    (a KeyboardInterrupt) after saving when stopped by Ctrl-C.
+    (a KeyboardInterrupt) after saving when stopped by Ctrl-C. A spent `budget` (--max-steps,
+    --minutes) stops the same way, saving last.pt, then writes the bundle and returns.
     """
     run_dir = Path(out).expanduser()
     last = run_dir / CHECKPOINTS / "last.pt"
@@ -85,20 +88,23 @@ def train(config: RunConfig, data: str | Path, out: str | Path, resume: bool = F
     device = distributed.init(context, resolve_device(config.train.device))
     try:
         with _disk_errors_explained(last):
-            _train(config, data, run_dir, resume, progress, context, device)
+            _train(config, data, run_dir, resume, progress, context, device, budget or Budget())
     finally:
         distributed.shutdown()
     return run_dir
 
 
 def _train(config: RunConfig, data: str | Path, run_dir: Path, resume: bool, progress: bool,
-           context: distributed.DistributedContext, device: torch.device) -> None:
+           context: distributed.DistributedContext, device: torch.device, budget: Budget) -> None:
     last = run_dir / CHECKPOINTS / "last.pt"
     cache = _open_cache(data, config, context, progress)
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
-    trainer = Trainer(config, cache, run_dir, device=device, context=context, progress=progress)
+    trainer = Trainer(config, cache, run_dir, device=device, context=context, progress=progress, budget=budget)
     if resume:
         trainer.restore(load_checkpoint(last, device), last)
+    if budget.steps_spent(trainer.progress.step):
+        raise UserError(f"--max-steps {budget.max_steps} is spent already: {run_dir} is at step "
+                        f"{trainer.progress.step}. Pass a larger --max-steps to train further")
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for partial in (run_dir / CHECKPOINTS).glob(".*.partial"):  # left by a killed process
@@ -112,8 +118,12 @@ def _train(config: RunConfig, data: str | Path, run_dir: Path, resume: bool, pro
             f"saved {last}. Continue with: facevae train --out {run_dir} --resume")
     if context.is_main:
         bundle = make_bundle(run_dir, device=device, progress=progress)
-        _say(f"Training {result.status.replace('_', ' ')} at step {result.progress.step}; best validation "
-             f"loss {result.progress.best_val:.4f}. Bundle: {bundle}  (facevae.load('{run_dir}'))")
+        ended = (f"stopped by its budget ({budget.describe()}) at step {result.progress.step} (epoch "
+                 f"{result.progress.epoch + 1}); saved {last}, continue with: facevae train --out {run_dir} --resume"
+                 if result.status == "budget" else f"{result.status.replace('_', ' ')} at step {result.progress.step}")
+        best = result.progress.best_val
+        _say(f"Training {ended}. " + (f"Best validation loss {best:.4f}. " if best != float("inf") else "")
+             + f"Bundle: {bundle}  (facevae.load('{run_dir}'))")
     distributed.barrier()
 
 
@@ -148,7 +158,8 @@ def _summary(trainer: Trainer, run_dir: Path, resume: bool) -> str:
         f"the original's 'beta'; as a beta-VAE: "
         f"beta = {beta_vae_equivalent(tc.recon_weight, tc.kl_weight, pixels):.3g})",
         f"  device: {trainer.runtime.describe()}; TensorBoard: tensorboard --logdir {run_dir}",
-    ])
+    ] + ([f"  budget: stop {trainer.budget.describe()} (as Ctrl-C does), then write the bundle"]
+         if trainer.budget.describe() else []))
 
 
 def make_bundle(run_dir: str | Path, checkpoint: str = "best", out: str | Path | None = None, *,

@@ -1,7 +1,7 @@
 """The training loop: the trainer owns it, the model only computes.
 
     trainer = Trainer(config, cache, run_dir, device=torch.device("cpu"))
-    result = trainer.fit()          # "finished", "early_stopped" or "interrupted"
+    result = trainer.fit()          # "finished", "early_stopped", "interrupted" or "budget"
 
 Speed: uint8 batches from the cache normalised on the device (training/data.py), bf16
 autocast where the hardware has bf16 arithmetic (facevae.runtime), channels_last, fused Adam,
@@ -9,11 +9,14 @@ optional torch.compile, and no host-device synchronisation inside a step: the lo
 summed on the device (training/meters.py) and read every `log_every_steps` steps.
 
 After each optimiser step the periodic actions run as StepHooks (training/hooks.py): log the
-running losses, validate, checkpoint. The learning rate comes from training/schedule.py.
+running losses (and watch for a collapsed VAE, training/collapse.py), validate, checkpoint.
+The learning rate comes from training/schedule.py. New models start from Keras's
+initialisation (train.init), as the original's did.
 
 Nothing lost: `checkpoints/last.pt` every `checkpoint_every_steps` steps, at the end of
-every epoch and on Ctrl-C (SIGINT) or SIGTERM; `checkpoints/best.pt` at each new best
-validation loss. A NaN or infinite loss stops the run before anything is overwritten.
+every epoch, on Ctrl-C (SIGINT) or SIGTERM and when the budget (training/budget.py) is
+spent; `checkpoints/best.pt` at each new best validation loss. A NaN or infinite loss
+stops the run before anything is overwritten.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,12 @@ from ..config import RunConfig, to_dict
 from ..data.cache import ImageCache
 from ..errors import UserError
 from ..model.losses import VAELoss, kl_weight_at, vae_loss
-from ..model.vae import FaceVAE
+from ..model.vae import FaceVAE, init_like_keras
 from ..runtime import fused_adam_supported, pick_runtime
 from . import distributed
+from .budget import Budget
 from .checkpoint import check_same_model, rng_state, save_checkpoint, set_rng_state
+from .collapse import CollapseWatch
 from .data import CacheBatches
 from .distributed import DistributedContext
 from .failures import TrainingDivergedError, diverged_error, out_of_memory_error
@@ -45,31 +50,15 @@ from .meters import TERMS, LossMeter
 from .monitor import RunMonitor, SampleGrids
 from .schedule import LRSchedule
 from .signals import StopRequest
+from .state import FitResult, Progress
 
 DDP_STOP_CHECK = 10  # steps between the ranks' checks for a stop request
 
 
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint."""
-
-    epoch: int = 0  # the epoch in progress (0-based)
-    batch_in_epoch: int = 0  # batches of that epoch already trained on (at a step boundary)
-    step: int = 0  # optimiser steps so far
-    best_val: float = math.inf
-    bad_validations: int = 0  # validations in a row without a new best (early stopping)
-    images_seen: int = 0  # over all ranks
-
-
-@dataclass
-class FitResult:
-    status: str  # "finished", "early_stopped", "interrupted"
-    progress: Progress
-
-
 class Trainer:
     def __init__(self, config: RunConfig, cache: ImageCache, run_dir: Path | None, *, device: torch.device,
-                 context: DistributedContext = DistributedContext(), progress: bool = True) -> None:
+                 context: DistributedContext = DistributedContext(), progress: bool = True,
+                 budget: Budget | None = None) -> None:
         tc = self.train_config = config.train
         self.config, self.cache, self.run_dir, self.device, self.context = config, cache, run_dir, device, context
         self.runtime = pick_runtime(device, tc.precision)
@@ -79,6 +68,7 @@ class Trainer:
         self.show_progress = progress and context.is_main
         self.progress = Progress()
         self.stop = StopRequest(announce=context.is_main)
+        self.budget = budget or Budget()
         self.last_images_per_second = 0.0  # of the latest logging window
         self.last_validation: dict[str, float] | None = None
         self.history: list[dict[str, Any]] = []  # per epoch: mean train (and validation) loss terms
@@ -95,7 +85,10 @@ class Trainer:
                                          **train_kwargs) if has_valid else None)
 
         torch.manual_seed(tc.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-        self.model = FaceVAE(config.model).to(device)
+        self.model = FaceVAE(config.model)
+        if tc.init == "keras":
+            init_like_keras(self.model)
+        self.model.to(device)
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if context.rank:  # a different sampling-noise stream per rank
@@ -118,6 +111,7 @@ class Trainer:
 
         self.samples = SampleGrids(cache, "valid" if has_valid else "train", tc.sample_count,
                                    config.model.latent_dim, tc.seed, device)
+        self.collapse = CollapseWatch(config, self.samples.latents, enabled=context.is_main)
 
     # --- resume ------------------------------------------------------------------------
 
@@ -137,9 +131,10 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------
 
     def fit(self) -> FitResult:
-        """Train until train.epochs, early stopping or an interrupt; returns why it ended."""
+        """Train until train.epochs, early stopping, an interrupt or the budget; returns why it ended."""
         if self.run_dir is not None and self.context.is_main:
             self.monitor = RunMonitor(self.run_dir, purge_step=self.progress.step or None)
+        self.budget.start()
         try:
             with self.stop.installed():
                 while self.progress.epoch < self.train_config.epochs:
@@ -198,10 +193,11 @@ class Trainer:
     def _after_step(self, state: EpochState) -> str | None:
         """The periodic hooks, then a stop request or a hook's status ends the epoch early."""
         status = run_due_hooks(self.step_hooks, self.progress.step, state)
-        if self._should_stop():
+        stop = self._stop_reason()
+        if stop is not None:
             self._log_window(state)
             self._save_last()
-            return "interrupted"
+            return stop
         if status is not None:
             self._save_last()
         return status
@@ -222,14 +218,20 @@ class Trainer:
     def _save_last(self) -> None:
         self.save("last")
 
-    def _should_stop(self) -> bool:
-        """Whether Ctrl-C / SIGTERM arrived (on any rank). Ranks agree every DDP_STOP_CHECK
-        steps: each check is a collective with a host sync, too costly for every GPU step."""
+    def _stop_reason(self) -> str | None:
+        """"interrupted" when Ctrl-C / SIGTERM arrived (on any rank), "budget" when --max-steps or
+        --minutes is spent, else None. Ranks agree on signals and time every DDP_STOP_CHECK steps:
+        each check is a collective with a host sync, too costly for every GPU step."""
+        if self.budget.steps_spent(self.progress.step):
+            return "budget"  # the same step on every rank: no collective needed
         if not self.context.enabled:
-            return self.stop.requested
-        if self.progress.step % DDP_STOP_CHECK:
-            return False
-        return distributed.any_rank(self.stop.requested, self.device)
+            signalled, timed_out = self.stop.requested, self.budget.time_spent()
+        elif self.progress.step % DDP_STOP_CHECK:
+            return None
+        else:
+            signalled = distributed.any_rank(self.stop.requested, self.device)
+            timed_out = distributed.any_rank(self.budget.time_spent(), self.device)
+        return "interrupted" if signalled else "budget" if timed_out else None
 
     def _forward_backward(self, images: torch.Tensor, group_len: int, meters: tuple[LossMeter, ...]) -> None:
         try:
@@ -324,6 +326,7 @@ class Trainer:
                        "train/lr": self.schedule.lr_at(self.progress.step), "train/images_per_s": rate,
                        "train/kl_weight": kl_weight_at(self.progress.step, self.train_config.kl_weight,
                                                        self.train_config.kl_warmup_steps)})
+        self.collapse.check(self.progress.step, means["kl"], self.model, self.monitor)
         state.bar.set_postfix(loss=f"{means['total']:.3f}", recon=f"{means['weighted_recon']:.3f}",
                               kl=f"{means['kl']:.3f}", img_s=f"{rate:,.0f}", refresh=False)
         self.last_images_per_second = rate
