@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 
 import facevae
+from _machine import machine_line  # benchmarks/_machine.py (the script's folder is on sys.path)
 from facevae.evaluation.plots import Axes, _canvas, _legend, colour, nice_range
 from facevae.imaging import encode_png, make_grid, to_uint8, write_atomic
 from facevae.training.run import make_bundle

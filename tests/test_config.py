@@ -12,6 +12,7 @@ from facevae.config import (
     RunConfig,
     TrainConfig,
     from_dict,
+    load_config_file,
     load_run_config,
     run_config_from_dict,
     to_dict,
@@ -82,6 +83,15 @@ def test_toml_file_preset_and_overrides_compose(tmp_path):
         load_run_config(overrides=["train.lr"])
     with pytest.raises(ConfigError, match="Unknown key 'huge'"):
         load_run_config(preset="huge")
+
+
+@pytest.mark.parametrize("name, text", [("deep.json", "[" * 100_000 + "]" * 100_000),
+                                        ("deep.toml", "a = " + "[" * 100_000 + "]" * 100_000)])
+def test_deeply_nested_config_files_are_refused_with_a_message(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="Cannot parse .*nested too deeply"):
+        load_config_file(path)
 
 
 def test_round_trip_through_a_dict_is_identical():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import UserError
+from .files import parse_json
 
 
 class ConfigError(UserError):
@@ -341,8 +342,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         if path.suffix.lower() == ".toml":
             return tomllib.loads(text)
-        return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        return parse_json(text)
+    except RecursionError:  # tomllib on lists nested thousands deep
+        raise ConfigError(f"Cannot parse {path}: lists or tables nested too deeply") from None
+    except (tomllib.TOMLDecodeError, ValueError) as error:  # ValueError: bad or too deeply nested JSON
         raise ConfigError(f"Cannot parse {path}: {error}") from None
 
 
@@ -354,8 +357,8 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise ConfigError(f"Override '{item}' must look like section.key=value, e.g. train.lr=1e-3")
         dotted, raw = item.split("=", 1)
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
+            value = parse_json(raw)
+        except ValueError:  # not JSON (or nested too deeply): the text itself
             value = raw
         parts = dotted.strip().split(".")
         if len(parts) == 1:  # a bare key: `preset=NAME`

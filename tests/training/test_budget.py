@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.training import tiny_config, write_config
 
 import facevae
 from facevae.cli.main import main
@@ -15,6 +14,7 @@ from facevae.errors import UserError
 from facevae.training.budget import Budget
 from facevae.training.checkpoint import load_checkpoint
 from facevae.training.run import train
+from support.training import tiny_config, write_config
 
 RECIPE = dict(epochs=2, warmup_steps=2, kl_warmup_steps=4, grad_clip=5.0)  # 5 steps per epoch
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.training import tiny_config
 
 from facevae.data.cache import ImageCache
 from facevae.model.vae import FaceVAE, init_like_keras
 from facevae.training.collapse import SAMPLES_NEAR_IDENTICAL, CollapseWatch, sample_spread
 from facevae.training.trainer import Trainer
+from support.training import tiny_config
 
 CPU = torch.device("cpu")
 

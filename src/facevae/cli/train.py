@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -47,12 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="continue RUN_DIR from checkpoints/last.pt (its config.json unless --config/--preset)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (faster on GPUs after warm-up)")
-    parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--max-steps", type=options.whole(1, 10**9), default=None, metavar="N",
                         help="stop at optimiser step N of the run (counting steps before a --resume), saving "
                              "last.pt as Ctrl-C does, then write the bundle; --resume continues exactly")
-    parser.add_argument("--minutes", type=float, default=None, metavar="M",
+    parser.add_argument("--minutes", type=options.number(0.0, 10**6, low_open=True), default=None, metavar="M",
                         help="stop after M minutes of training in this invocation, as --max-steps does")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=options.THREADS, default=None, metavar="N",
                         help="CPU threads (default: the cores not busy with other work, from the load average; "
                              "on a loaded machine two threads wait on each other and train several times slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (warnings are still shown)")
