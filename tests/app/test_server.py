@@ -252,6 +252,24 @@ def test_edits_of_one_photo_encode_it_once(client: TestClient, pipe: FacePipelin
     assert encoded == [(2, True), (2, True), (3, True)]
 
 
+def test_a_tuned_decoder_serves_one_request_only(client: TestClient, pipe: FacePipeline,
+                                                 monkeypatch: pytest.MonkeyPatch):
+    calls = []  # (what was encoded, tune_steps) of every encode call that works (not an EncodedPhoto passed on)
+    encode = pipe.encode
+
+    def counted(photo, *args, **kwargs):
+        if not isinstance(photo, EncodedPhoto) or kwargs.get("tune_steps"):
+            calls.append(("encoded photo" if isinstance(photo, EncodedPhoto) else "picture", kwargs.get("tune_steps")))
+        return encode(photo, *args, **kwargs)
+
+    monkeypatch.setattr(pipe, "encode", counted)
+    data = {"whole_image": "true", "format": "json", "tune_steps": "1", "attributes": json.dumps({"Smiling": 1})}
+    answers = [client.post("/v1/edit", files=upload(png_bytes()), data=data) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    # The picture is encoded once (untuned, cached); each request tunes its own decoder copy.
+    assert calls == [("picture", 0), ("encoded photo", 1), ("encoded photo", 1)]
+
+
 def test_a_photo_without_a_face_names_the_api_field_not_the_cli_flag(client: TestClient):
     sky = png_bytes(np.full((120, 120, 3), 128, np.uint8))  # one flat colour: no face
     body = assert_error(client.post("/v1/edit", files=upload(sky), data={"attributes": "{}"}), 422, "invalid_input")

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tests.support.models import make_tiny_model
 
 from facevae.errors import UserError
 from facevae.inference.pipeline import FacePipeline
 from facevae.inference.tuned_photo import load_tuned_photo, save_tuned_photo
+from support.models import make_tiny_model
 
 
 def _picture(seed: int) -> Image.Image:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.support.models import make_tiny_model, torch_threads
 
 from facevae.errors import UserError
 from facevae.inference.inversion import STOP_CHECK, face_weights
 from facevae.inference.tuning import TuningSettings, tune
+from support.models import make_tiny_model, torch_threads
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PHOTO = SHARED / "photos" / "obama.jpg"
@@ -183,6 +183,20 @@ def test_photos_are_tuned_by_default_and_edits_use_the_same_directions():
     assert torch.equal(torch.as_tensor(edited.latents), torch.as_tensor(plain.latents))  # same codes, same offset
     assert not torch.equal(torch.as_tensor(edited.faces), torch.as_tensor(plain.faces))  # drawn by the tuned copy
     assert _weight_bytes(pipe.model.decoder) == before
+
+
+def test_an_untuned_encoded_photo_is_tuned_when_asked_and_a_tuned_one_is_passed_on():
+    from facevae.inference.pipeline import FacePipeline
+
+    pipe = FacePipeline(make_tiny_model())
+    photo = _photos(1)[0]
+    untuned = pipe.encode(photo, whole_image=True, tune_steps=0)
+    assert pipe.encode(untuned) is untuned  # nothing asked: passed on as it is
+    tuned = pipe.encode(untuned, tune_steps=3)
+    assert tuned.decoder is not None and torch.equal(tuned.codes, untuned.codes)
+    direct = pipe.encode(photo, whole_image=True, tune_steps=3)  # the same as tuning in one call
+    assert torch.equal(torch.as_tensor(pipe.reconstruct(tuned).faces), torch.as_tensor(pipe.reconstruct(direct).faces))
+    assert pipe.encode(tuned, tune_steps=5) is tuned  # already tuned: never tuned twice
 
 
 def test_each_photo_is_drawn_by_its_own_tuned_decoder():

@@ -183,13 +183,16 @@ class FacePipeline:
         refined by `refine_steps` optimisation steps (decoder-only models always optimise;
         see facevae.inference.inversion). Photos then get a decoder copy tuned to each for
         `tune_steps` steps (None: DEFAULT_TUNING's for photos, 0 for tensors; 0: none; see
-        facevae.inference.tuning), which edit and reconstruct draw them with.
+        facevae.inference.tuning), which edit and reconstruct draw them with. An EncodedPhoto is
+        returned as it is, unless it has no decoder of its own and `tune_steps` asks for one.
         """
         from .inversion import invert
         from .tuning import DEFAULT_TUNING, tune_photos
 
         if isinstance(photos, EncodedPhoto):
-            return photos
+            if photos.decoder is not None or not tune_steps:
+                return photos
+            return tune_photos(self.model, photos, tune_steps, self._drawing, self.decoder, progress=progress)
         images, notes = self._frame(photos, whole_image)
         self._check_count(len(images))
         codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)

@@ -1,14 +1,13 @@
-"""The server's cache of encoded photos (FacePipeline.encode's EncodedPhoto).
+"""The server's cache of encoded photos (FacePipeline.encode's EncodedPhoto), untuned.
 
 A client that edits one photo again and again (a slider in a web page) pays for finding,
 framing and encoding the face (with refinement, seconds) once; every later /v1/edit of the
-same picture with the same framing, refinement and tuning only decodes. Entries are keyed by the
-SHA-256 of the decoded pixels, so the same picture re-encoded as another file still hits (its
-tuned decoder is a function of those pixels and the settings alone, and tuning is
-deterministic, so a hit returns what tuning again would). An EncodedPhoto is a 1 x 3 x S x S
-image, a code and, when tuned, its decoder copy (2-4 MB for the pretrained model); at most
-MAX_ENTRIES are kept, least recently used first out, which bounds the tuned decoders alive at
-once and frees the oldest.
+same picture with the same framing and refinement starts from the cached code. Entries are
+keyed by the SHA-256 of the decoded pixels, so the same picture re-encoded as another file still
+hits. A tuned decoder is never cached: each request tunes its own copy from the cached
+encoding, and the copy is dropped with the request (so no tuned decoder outlives its job or
+serves another request; the batcher's threads bound how many exist at once). An entry is a
+1 x 3 x S x S image and a code; at most MAX_ENTRIES are kept, least recently used first out.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ from PIL import Image
 
 from ...inference.encoded import EncodedPhoto
 from ...inference.pipeline import FacePipeline
+from ...inference.tuning import DEFAULT_TUNING
 
-MAX_ENTRIES = 32
+MAX_ENTRIES = 64
 
 
 class EncodingCache:
@@ -35,25 +35,28 @@ class EncodingCache:
         self.hits = 0
 
     @staticmethod
-    def key(picture: Image.Image, refine_steps: int, whole_image: bool, tune_steps: int | None = None) -> tuple:
+    def key(picture: Image.Image, refine_steps: int, whole_image: bool) -> tuple:
         digest = hashlib.sha256(picture.tobytes()).hexdigest()
-        return digest, picture.size, picture.mode, refine_steps, whole_image, tune_steps
+        return digest, picture.size, picture.mode, refine_steps, whole_image
 
     def encode(self, pipeline: FacePipeline, picture: Image.Image, refine_steps: int,
                whole_image: bool, tune_steps: int | None = None) -> EncodedPhoto:
-        """The cached EncodedPhoto of the picture, else pipeline.encode's, remembered."""
-        key = self.key(picture, refine_steps, whole_image, tune_steps)
+        """The picture's EncodedPhoto, its code cached, with a decoder tuned for this request alone
+        (tune_steps None: the library's default steps; 0: untuned)."""
+        key = self.key(picture, refine_steps, whole_image)
         with self._lock:
-            if key in self._entries:
+            encoded = self._entries.get(key)
+            if encoded is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return self._entries[key]
-        encoded = pipeline.encode(picture, refine_steps, whole_image, tune_steps=tune_steps)  # outside the lock
-        with self._lock:
-            self._entries[key] = encoded
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return encoded
+        if encoded is None:
+            encoded = pipeline.encode(picture, refine_steps, whole_image, tune_steps=0)  # outside the lock
+            with self._lock:
+                self._entries[key] = encoded
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        steps = DEFAULT_TUNING.steps if tune_steps is None else tune_steps
+        return pipeline.encode(encoded, tune_steps=steps)
 
     def __len__(self) -> int:
         return len(self._entries)
