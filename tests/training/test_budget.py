@@ -14,6 +14,7 @@ from facevae.errors import UserError
 from facevae.training.budget import Budget
 from facevae.training.checkpoint import load_checkpoint
 from facevae.training.run import train
+from support.models import torch_threads
 from support.training import tiny_config, write_config
 
 RECIPE = dict(epochs=2, warmup_steps=2, kl_warmup_steps=4, grad_clip=5.0)  # 5 steps per epoch
@@ -25,8 +26,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def straight(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
-    """The weights of the run that is never stopped."""
-    return _weights(train(tiny_config(**RECIPE), tiny_cache, tmp_path_factory.mktemp("straight"), progress=False))
+    """The weights of the run that is never stopped, on the two threads the tests run on
+    (a module fixture is set up before the autouse _deterministic_threads of conftest.py)."""
+    with torch_threads(2):
+        return _weights(train(tiny_config(**RECIPE), tiny_cache, tmp_path_factory.mktemp("straight"), progress=False))
 
 
 @pytest.mark.parametrize(("budget", "stops_at"), [(Budget(max_steps=3), 3), (Budget(max_steps=5), 5),
