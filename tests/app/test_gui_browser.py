@@ -32,7 +32,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS_ENV = "FACEVAE_GUI_SCREENSHOTS"
 IMAGES = "[data-testid='stImage'] img"
-STEP_TIMEOUT_MS = 60_000  # a step on a busy 2-core machine; the photo's optimisation takes longest
+STEP_TIMEOUT_MS = 180_000  # a step on a busy 2-core machine; the photo's optimisation and decoder tuning take longest
 
 
 @pytest.fixture
