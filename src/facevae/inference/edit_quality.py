@@ -14,6 +14,7 @@ Models without stored figures have no weak attributes (nothing is claimed about 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,13 @@ WEAK_SUCCESS = 0.25
 def stored_quality(model: Any) -> dict[str, Any]:
     """The stored record of a model ({} when it has none): judge, faces and per-attribute figures."""
     name = (getattr(model, "provenance", None) or {}).get("registry_name")
-    path = QUALITY_DIR / f"{name}.json"
-    if not name or not path.is_file():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _read_record(QUALITY_DIR / f"{name}.json") if name else {}
+
+
+@functools.lru_cache(maxsize=16)
+def _read_record(path: Path) -> dict[str, Any]:
+    """A record file, read once per process: package data, and the GUI asks on every rerun."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def weak_attributes(model: Any) -> dict[str, str]:
