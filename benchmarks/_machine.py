@@ -3,7 +3,7 @@
 Speed figures depend on the CPU's vector instructions (AVX2 vs AVX-512, bf16 and AMX
 support), on how many threads ran and on what else the machine was doing, so every
 benchmark prints this line: the CPU's model name, its instruction-set flags that matter
-to oneDNN and MLAS, the ISA PyTorch dispatches to, any ONEDNN_MAX_CPU_ISA cap, the core
+to oneDNN and MLAS, the ISA PyTorch dispatches to, any ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY cap, the core
 count and the load average.
 """
 
@@ -45,7 +45,8 @@ def machine_line() -> str:
     torch = sys.modules.get("torch")
     if torch is not None:
         parts.append(f"torch ISA: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} torch threads")
-    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
-        parts.append(f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}")
+    for cap in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):  # an emulated smaller CPU (e.g. AVX2 only)
+        if os.environ.get(cap):
+            parts.append(f"{cap}={os.environ[cap]}")
     parts.append(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     return "; ".join(parts)

@@ -6,7 +6,8 @@ whether an independent attribute classifier (trained on ../shared/celeba-sample 
 `facevae classifier train`, never the model's own vectors) gives photo and reconstruction the
 same gender (Male > 0.5) and the same Pale_Skin verdict, the face's mean colour distance
 (0-255 RGB), and the edit strength: (P(+2) - P(-2)) / 2 of the classifier's Smiling and Male
-probability for the pivot moved by +-2 times the attribute vector. Seconds are photo file ->
+probability for the pivot moved by +-2 times the attribute vector, drawn as FacePipeline.edit
+draws a tuned photo's edits (redrawn where they act, the setting's redraw_change). Seconds are photo file ->
 tuned decoder (framing, inversion, tuning); memory is the process's peak RSS after the photo.
 """
 
@@ -25,7 +26,8 @@ from facevae import imaging
 from facevae.inference.face import align_face
 from facevae.inference.inversion import InversionSettings, face_weights, invert
 from facevae.inference.pipeline import FacePipeline
-from facevae.inference.tuning import DEFAULT_TUNING, TuningSettings, tune
+from facevae.inference.tuning import DEFAULT_TUNING, TuningSettings, redrawn, tune
+from facevae.model.fast_decoder import FastDecoder
 
 EDITED = ("Smiling", "Male")
 STRENGTH = 2.0
@@ -56,14 +58,18 @@ def _scores(classifier, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, photo: torch.Tensor, classifier,
-             masks: tuple[np.ndarray, np.ndarray], psnr, ssim) -> dict[str, float]:
+             masks: tuple[np.ndarray, np.ndarray], psnr, ssim, redraw_change: float = 0.0) -> dict[str, float]:
     """One decoder's likeness and edit strength for one photo. masks: the face region, and the
-    face without the mouth (where the Smiling +2 edit is compared with the photo)."""
+    face without the mouth (where the Smiling +2 edit is compared with the photo). Edits are
+    redrawn where they act, as FacePipeline.edit draws a tuned photo's (redraw_change > 0)."""
     mask, unchanged = masks
     vectors = [pipe.model.attributes[name] for name in EDITED]
     codes = torch.cat([pivot] + [pivot + s * STRENGTH * v for v in vectors for s in (1, -1)])  # 5 x D
     with torch.inference_mode():
         drawn = decoder(codes).float()
+        if redraw_change > 0:
+            untouched = pipe.decoder(codes).float()
+            drawn = torch.cat([drawn[:1], redrawn(drawn[1:], untouched[1:], untouched[:1], redraw_change)])
     photo_scores, drawn_scores = _scores(classifier, photo), _scores(classifier, drawn)
     original, recon = photo[0].permute(1, 2, 0).numpy(), drawn[0].permute(1, 2, 0).numpy()
     row = {"psnr": psnr(original, recon, mask), "ssim": ssim(original, recon, mask),
@@ -92,9 +98,11 @@ def tuning_rows(pipe: FacePipeline, photos: list[Path], detector: Path, settings
                                 "seconds": inverted, "memory": _peak_rss_mib()})
         for name, setting in settings.items():
             start = time.perf_counter()
-            tuned = tune(pipe.model.decoder, pivot, photo, weights, directions, setting, seed=0)
+            tuned = tune(pipe.model.decoder, pivot, photo, weights, directions, setting, seed=0, reference=pipe.decoder,
+                         autocast=pipe.runtime.autocast_dtype)
             seconds = inverted + time.perf_counter() - start
-            row = _measure(pipe, tuned, pivot, photo, classifier, masks, psnr, ssim)
+            drawing = FastDecoder(tuned, pipe.precision).eval()  # drawn as the pipeline draws a tuned photo
+            row = _measure(pipe, drawing, pivot, photo, classifier, masks, psnr, ssim, setting.redraw_change)
             rows[name].append({**row, "seconds": seconds, "memory": _peak_rss_mib()})
         print(f"  {path.name}: " + " | ".join(f"{name} {r[-1]['psnr']:.1f} dB, smile {r[-1]['Smiling edit']:+.2f}"
                                                 for name, r in rows.items()), flush=True)

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from _machine import machine_line
 from facevae.config import MODEL_PRESETS
 from facevae.data.splits import OFFICIAL_COUNTS
 from facevae.evaluation.classifier_training import train_step
@@ -36,17 +35,6 @@ from facevae.model.losses import kl_divergence
 from facevae.model.vae import FaceVAE
 from facevae.runtime import cpu_has_native_bf16
 from facevae.testing.celeba import CELEBA_ATTRIBUTES
-
-
-def cpu_description() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    shown = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
-    return (f"{name}, {torch.get_num_threads()} threads, flags: {' '.join(shown) or 'none of avx2/avx512/amx'}, "
-            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), native bf16: "
-            f"{cpu_has_native_bf16()}")
 
 
 def measure(step: Callable[[], None], batch: int, warmup: int, steps: int) -> float:
@@ -115,7 +103,7 @@ def main() -> None:
             rates[name].append(measure(step, args.batch_size, args.warmup if round_ == 0 else 0, args.steps))
             print(f"round {round_ + 1}: {name}: {rates[name][-1]:,.1f} images/s", file=sys.stderr, flush=True)
     epoch = OFFICIAL_COUNTS["train"]
-    print(f"CPU: {cpu_description()}")
+    print(f"{machine_line()}")
     print(f"batch {args.batch_size}, 64x64, {len(CELEBA_ATTRIBUTES)} attributes; median of {args.rounds} round(s) "
           f"of {args.steps} steps; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
     baseline = statistics.median(rates[next(iter(rows))])

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _machine import machine_line
 from facevae import imaging
 from facevae.inference.face import CELEBA_LANDMARKS, FACE_REGION, align_face, detect_landmarks, landmark_error
 from facevae.inference.inversion import DECODER_ONLY_STEPS, InversionSettings, face_weights, invert, refine
@@ -46,21 +46,6 @@ from facevae.model.bundle import load_bundle
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 MOUTH_REGION = (62, 140, 116, 170)  # the mouth in the CelebA frame, where a Smiling edit acts
-
-
-def cpu_description() -> str:
-    """Model name, the vector-instruction flags that matter to torch, threads and load."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                    platform.processor())
-        flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    except OSError:
-        name, flags = platform.processor() or platform.machine(), set()
-    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"]
-    return (f"{name}; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ','.join(wanted)}; "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 @dataclass(frozen=True)
@@ -171,7 +156,7 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
     """Mean face-region PSNR / SSIM per setting, all photos in one batch (each image's loss is its own)."""
     framed = [align_face(imaging.read_image(p), source=p.name, detector=detector).image for p in photos]
     originals = torch.stack([imaging.preprocess(image, pipe.model.preprocessing) for image in framed])
-    print(f"CPU: {cpu_description()}\nquality only: face-region PSNR dB / SSIM, mean over {len(photos)} photos")
+    print(f"{machine_line()}\nquality only: face-region PSNR dB / SSIM, mean over {len(photos)} photos")
     for name, variant in variants.items():
         recon = pipe.decode_tensor(invert_variant(pipe, originals, variant))
         pairs = [(o.permute(1, 2, 0).numpy(), r.permute(1, 2, 0).numpy()) for o, r in zip(originals, recon)]
@@ -181,7 +166,7 @@ def quality_sweep(pipe: FacePipeline, photos: list[Path], detector: Path, varian
 
 def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Namespace, mask: np.ndarray) -> None:
     from _photo_tuning import parse_tune, print_table, tuning_rows
-    from facevae.evaluation import classifier as attribute_classifier
+    from facevae.model import classifier as attribute_classifier
 
     if args.classifier is None:
         raise SystemExit("--tune needs --classifier DIR (an attribute classifier with Male, Smiling and Pale_Skin)")
@@ -191,7 +176,7 @@ def tuning_benchmark(pipe: FacePipeline, photos: list[Path], args: argparse.Name
     unchanged = mask & ~face_mask(pipe, MOUTH_REGION)  # what a Smiling edit should leave alone
     rows = tuning_rows(pipe, photos, args.detector, settings, classifier, (mask, unchanged), psnr, ssim)
     print(f"\nfacevae photos benchmark, pivotal tuning: {len(photos)} photos in {args.photos}; "
-          f"{cpu_description()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+          f"{machine_line()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print_table(rows, settings)
 
 
@@ -244,7 +229,7 @@ def main() -> None:
         rows.append((row, notes))
         print("  " + " | ".join(row), flush=True)  # progress: a busy machine makes this slow
     print(f"\nfacevae photos benchmark: {len(photos)} photos in {args.photos}, {DECODER_ONLY_STEPS} steps "
-          f"(decoder-only model), precision {pipe.precision}\nCPU: {cpu_description()}; load average "
+          f"(decoder-only model), precision {pipe.precision}\n{machine_line()}; load average "
           f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print("\nlandmarks: YuNet again on the framed 178 x 218 crop, mean distance from CelebA's positions (px)")
     print("cells: face-region PSNR dB / SSIM / seconds photo file -> reconstruction")

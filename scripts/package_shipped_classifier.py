@@ -15,8 +15,8 @@ from pathlib import Path
 PROVENANCE = {
     "trained_on": "the 8,000-face CelebA sample (../shared/celeba-sample: aligned faces 000001-008000, all from "
                   "CelebA's official train partition, half resolution, squashed to 64 x 64) with its 40 labels",
-    "split": "seeded split of the sample (facevae prepare --val-fraction 0.1 --test-fraction 0.2 --split-seed 0): "
-             "5,600 train, 800 validation (early stopping), 1,600 test (never seen in training)",
+    "split": "seeded split of the sample (facevae prepare --val-fraction 0.075 --test-fraction 0.125 --split-seed 0): "
+             "6,400 train, 600 validation (early stopping), 1,000 test (never seen in training)",
     "terms": "CelebA is for non-commercial research purposes only (see its agreement: "
              "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html); these weights were trained on it, so the same "
              "terms apply to them",

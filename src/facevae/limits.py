@@ -27,3 +27,4 @@ MAX_NAME_LENGTH = 100  # characters of an attribute name (the longest real one i
 MAX_IMAGE_SIZE = 1024  # pixels per side; the largest preset is 256
 MAX_LAYER_WIDTH = 2**20  # channels or latent size; the parameter count then refuses far smaller models
 MAX_CLASSIFIER_PARAMETERS = 64 * 2**20  # the default classifier has about 0.4 million
+MAX_CLASSIFIER_MEMBERS = 8  # networks averaged by one classifier (an ensemble)

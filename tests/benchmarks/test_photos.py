@@ -23,9 +23,13 @@ def photos():
     spec = importlib.util.spec_from_file_location("benchmark_photos", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    sys.path.insert(0, str(SCRIPT.parent))  # its helpers (_machine), as when run as a script
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+        del sys.modules[spec.name]
 
 
 def _decoder_only(tiny_bundle: Path) -> FacePipeline:

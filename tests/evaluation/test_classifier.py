@@ -62,7 +62,8 @@ def test_loaded_interface(planted_classifier: Path) -> None:
     images = torch.rand(5, 3, 32, 32)
     logits = model(images)
     assert logits.shape == (5, 4)
-    torch.testing.assert_close(model.probabilities(images), torch.sigmoid(logits))
+    mirrored = model(images.flip(-1))  # probabilities average the face and its mirror image
+    torch.testing.assert_close(model.probabilities(images), torch.sigmoid((logits + mirrored) / 2))
     with pytest.raises(clf.ClassifierError, match="32"):
         model(torch.rand(2, 3, 64, 64))
     config = json.loads((planted_classifier / "config.json").read_text())
@@ -138,3 +139,26 @@ def test_schedule_adapts_to_the_data_size() -> None:
     assert plan_schedule(600, ClassifierTrainConfig(epochs=4, batch_size=32)) == (4, 32)
     with pytest.raises(ConfigError):
         ClassifierTrainConfig(noise=0.9)
+
+
+@pytest.mark.slow
+def test_an_ensemble_averages_members_that_each_learn(planted_cache: ImageCache, tmp_path: Path) -> None:
+    out = train_classifier(planted_cache, tmp_path / "ensemble", TINY_TRAINING, TINY_CHANNELS, progress=False,
+                           members=2)
+    model = clf.load(out)
+    assert model.config.members == 2 and json.loads((out / "config.json").read_text())["model"]["members"] == 2
+    first, second = (member.head.weight for member in model.members)
+    assert not torch.equal(first, second)  # initialised differently
+    images = torch.rand(4, 3, 32, 32)
+    each = model.member_logits(images)  # 2 x 4 x A
+    torch.testing.assert_close(model(images), each.mean(0))
+    rows = planted_cache.split_indices("test")
+    labels = planted_cache.attributes[rows][:, [planted_cache.attribute_names.index(n) for n in model.attribute_names]]
+    with torch.no_grad():
+        logits = model.member_logits(planted_cache.float_images(rows, "cpu"))  # 2 x N x A
+    for member in range(2):  # each member ranks the planted attributes on its own
+        scores = SplitScores(torch.sigmoid(logits[member]).numpy(), labels.astype(np.int8))
+        auc = split_metrics(scores, model.attribute_names)["auc"]
+        assert all(auc[name] >= 0.9 for name in PLANTED), (member, auc)
+    with pytest.raises(ConfigError, match="between 1 and 8 members"):
+        clf.ClassifierConfig(attribute_names=("Smiling",), members=9)

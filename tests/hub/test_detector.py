@@ -90,6 +90,16 @@ def test_the_environment_chooses_a_file_or_the_cascades(monkeypatch: pytest.Monk
     monkeypatch.setenv(detector.DETECTOR_ENV, str(tmp_path / "missing.onnx"))
     with pytest.raises(detector.UserError, match="no such file"):
         detector.find_detector()
+    folder = tmp_path / "face-detector"
+    folder.mkdir()
+    monkeypatch.setenv(detector.DETECTOR_ENV, str(folder))
+    with pytest.raises(detector.UserError, match="a folder with 0 .onnx files"):
+        detector.find_detector()
+    (folder / "yunet.onnx").write_bytes(b"onnx")
+    assert detector.find_detector() == (folder / "yunet.onnx", None)  # the one file in the folder
+    (folder / "other.onnx").write_bytes(b"onnx")
+    with pytest.raises(detector.UserError, match=r"2 .onnx files \(other.onnx, yunet.onnx\); give the YuNet"):
+        detector.find_detector()
 
 
 @pytest.mark.skipif(not (SHARED_DETECTOR / "face_detection_yunet_2026may.onnx").is_file(),

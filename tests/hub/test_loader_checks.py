@@ -108,10 +108,20 @@ def test_nan_classifier_weights_are_refused(tmp_path: Path) -> None:
     model = {"image_size": 16, "attribute_names": ["Smiling"], "channels": [4, 8]}
     folder = _classifier_folder(tmp_path / "c", model)
     state = clf.AttributeClassifier(clf.from_dict(clf.ClassifierConfig, model)).state_dict()
-    state["head.weight"] = state["head.weight"].clone().fill_(float("-inf"))
+    state["members.0.head.weight"] = state["members.0.head.weight"].clone().fill_(float("-inf"))
     save_file({k: v.contiguous() for k, v in state.items()}, folder / clf.WEIGHTS_FILE)
-    with pytest.raises(clf.ClassifierError, match="NaN or infinite values \\(in head.weight\\)"):
+    with pytest.raises(clf.ClassifierError, match="NaN or infinite values \\(in members.0.head.weight\\)"):
         clf.load(folder)
+
+
+def test_a_folder_from_before_ensembles_loads_as_one_member(tmp_path: Path) -> None:
+    model = {"image_size": 16, "attribute_names": ["Smiling"], "channels": [4, 8]}
+    folder = _classifier_folder(tmp_path / "c", model)
+    network = clf.AttributeClassifier(clf.from_dict(clf.ClassifierConfig, model)).eval()
+    old_names = {name.removeprefix("members.0."): value for name, value in network.state_dict().items()}
+    save_file({k: v.contiguous() for k, v in old_names.items()}, folder / clf.WEIGHTS_FILE)
+    images = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(clf.load(folder)(images), network(images))
 
 
 def test_a_deeply_nested_cache_meta_is_not_a_cache(tmp_path: Path) -> None:

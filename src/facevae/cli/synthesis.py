@@ -184,7 +184,7 @@ TUNE_OPTIONS = (
     _arg("--no-tune", action="store_true",
          help="do not tune a decoder copy to each photo (faster; the face is then a look-alike, not the person)"),
     _arg("--tune-steps", type=bounded.TUNE_STEPS, default=None, metavar="N",
-         help="steps of the per-photo decoder tuning (default 30, the library's TuningSettings)"),
+         help="steps of the per-photo decoder tuning (default: the library's TuningSettings().steps)"),
 )
 
 

@@ -178,7 +178,7 @@ def plan_schedule(train_images: int, config: ClassifierTrainConfig) -> tuple[int
 
 def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrainConfig = ClassifierTrainConfig(),
                      channels: tuple[int, ...] = ClassifierConfig.channels, progress: bool = True,
-                     convs_per_stage: int = 1) -> Path:
+                     convs_per_stage: int = 1, members: int = 1) -> Path:
     """Train on the train split, validate on the valid split, publish the folder OUT; returns OUT."""
     out = Path(out).expanduser()
     check_replaceable(out, is_classifier_folder, "the classifier", "facevae classifier train")
@@ -189,7 +189,7 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
         raise UserError(f"the valid split of {cache.path} is empty; prepare the cache with a validation "
                         f"fraction (`facevae prepare --val-fraction 0.1`)")
     try:
-        architecture = ClassifierConfig(cache.image_size, tuple(names), tuple(channels), convs_per_stage)
+        architecture = ClassifierConfig(cache.image_size, tuple(names), tuple(channels), convs_per_stage, members)
     except ConfigError as error:
         raise UserError(str(error)) from None
     check_classifier_size(architecture, f"--channels {','.join(map(str, channels))}")
@@ -245,11 +245,12 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
 
 def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, images: torch.Tensor,
                targets: torch.Tensor, pos_weight: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """One optimiser step on B x 3 x S x S images and B x A {0, 1} targets; returns the loss.
+    """One optimiser step on B x 3 x S x S images and B x A {0, 1} targets; returns the loss
+    (averaged over the ensemble's members: each learns the labels, not the ensemble's mean).
     The forward pass runs under autocast when dtype is set; the loss is computed in fp32."""
     with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits = model(images)
-    loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
+        logits = model.member_logits(images)  # M x B x A: each member fits the labels on its own
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.expand_as(logits), pos_weight=pos_weight)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()

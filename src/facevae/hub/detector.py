@@ -149,6 +149,22 @@ def _copy_verified(spec: DetectorModel, folder: Path, target: Path) -> Path:
     return target
 
 
+def detector_file(path: str | Path, named: str) -> Path:
+    """The YuNet ONNX file at `path`, or the one .onnx file in the folder `path` (named: how the
+    user gave it, for the message)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.onnx"))
+        if len(found) == 1:
+            return found[0]
+        listed = ", ".join(f.name for f in found) or "none"
+        raise UserError(f"{named} is a folder with {len(found)} .onnx files ({listed}); give the YuNet ONNX file "
+                        f"itself, or use {how_to_get()}")
+    if not path.is_file():
+        raise UserError(f"{named}: no such file. Point it at a YuNet ONNX file, or unset it to use {how_to_get()}")
+    return path
+
+
 _download_failed: dict[str, str] = {}  # name -> why, so a server process does not retry on every request
 
 
@@ -162,11 +178,7 @@ def find_detector(download_missing: bool = True, progress: bool = False) -> tupl
     if chosen.lower() == HAAR:
         return None, f"framed with OpenCV's Haar cascades ({DETECTOR_ENV}=haar)"
     if chosen:
-        path = Path(chosen).expanduser()
-        if not path.is_file():
-            raise UserError(f"{DETECTOR_ENV}={chosen}: no such file. Point it at a YuNet ONNX file, "
-                            f"or unset it to use {how_to_get()}")
-        return path, None
+        return detector_file(chosen, f"{DETECTOR_ENV}={chosen}"), None
     for name in [DEFAULT_DETECTOR, *(n for n in DETECTORS if n != DEFAULT_DETECTOR)]:
         if installed_path(name).is_file():
             return installed_path(name), None

@@ -309,15 +309,16 @@ def align_face(image: Image.Image, whole_image: bool = False, source: str = "the
                detector: str | Path | None = None) -> AlignedFace:
     """Find the largest face and frame it like CelebA; whole_image=True uses the picture as is.
 
-    detector: a YuNet ONNX file; default facevae.hub.detector.find_detector() (FACEVAE_DETECTOR,
-    the installed file, or a first-use download; without one, the Haar cascades and a note).
+    detector: a YuNet ONNX file (or a folder holding one); default
+    facevae.hub.detector.find_detector() (FACEVAE_DETECTOR, the installed file, or a first-use
+    download; without one, the Haar cascades and a note).
     """
-    from ..hub.detector import find_detector
+    from ..hub.detector import detector_file, find_detector
 
     image = image.convert("RGB")
     if whole_image:
         return AlignedFace(image, notes=["used the whole image without face detection"])
-    model_path, note = (Path(detector), None) if detector else find_detector()
+    model_path, note = (detector_file(detector, f"the detector {detector}"), None) if detector else find_detector()
     if model_path is not None:
         return _frame_landmarks(image, model_path, source)
     aligned = _frame_with_cascades(image, source)

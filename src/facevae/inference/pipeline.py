@@ -167,11 +167,22 @@ class FacePipeline:
 
     def _draw_encoded(self, photo: EncodedPhoto, latents: torch.Tensor) -> torch.Tensor:
         """Codes drawn as the photo's own decoder draws them (a tuned one), else as decode_tensor.
-        A ModuleList holds one decoder per photo: latents come photo by photo, as many for each."""
-        if not isinstance(photo.decoder, torch.nn.ModuleList):
-            return self.decode_tensor(latents) if photo.decoder is None else self._draw(latents, photo.decoder)
-        groups = latents.reshape(len(photo.decoder), -1, self.latent_dim)
-        return torch.cat([self._draw(codes, decoder) for codes, decoder in zip(groups, photo.decoder)])
+        A ModuleList holds one decoder per photo: latents come photo by photo, as many for each.
+        Edits of a tuned photo are redrawn where they act (facevae.inference.tuning.redrawn)."""
+        if photo.decoder is None:
+            return self.decode_tensor(latents)
+        from .tuning import redrawn
+
+        decoders = list(photo.decoder) if isinstance(photo.decoder, torch.nn.ModuleList) else [photo.decoder]
+        change = float(photo.decoder_settings.get("redraw_change", 0.0))
+        faces = []
+        for codes, decoder, pivot in zip(latents.reshape(len(decoders), -1, self.latent_dim), decoders, photo.codes):
+            tuned = self._draw(codes, decoder)  # K x 3 x S x S
+            if change > 0 and not torch.equal(codes, pivot.expand_as(codes)):
+                untouched = self._draw(torch.cat([pivot[None], codes]), self.decoder)  # (1 + K) x 3 x S x S
+                tuned = redrawn(tuned, untouched[1:], untouched[:1], change)
+            faces.append(tuned)
+        return torch.cat(faces)
 
     def encode(self, photos: Any, refine_steps: int = 0, whole_image: bool = False, progress: bool = False,
                tune_steps: int | None = None) -> EncodedPhoto:
@@ -192,7 +203,8 @@ class FacePipeline:
         if isinstance(photos, EncodedPhoto):
             if photos.decoder is not None or not tune_steps:
                 return photos
-            return tune_photos(self.model, photos, tune_steps, self._drawing, self.decoder, progress=progress)
+            return tune_photos(self.model, photos, tune_steps, self._drawing, self.decoder, progress=progress,
+                               autocast=self.runtime.autocast_dtype)
         images, notes = self._frame(photos, whole_image)
         self._check_count(len(images))
         codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
@@ -200,7 +212,8 @@ class FacePipeline:
         encoded = EncodedPhoto(images, codes, notes)
         if not steps:
             return encoded
-        return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress)
+        return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress,
+                           autocast=self.runtime.autocast_dtype)
 
     def _drawing(self, decoder: Decoder) -> torch.nn.Module:
         """The module that draws faces with `decoder`'s weights, rewritten like the pipeline's own."""

@@ -2,7 +2,7 @@
 
     clf = facevae.model.classifier.load("runs/classifier")
     logits = clf(images)                  # N x 3 x S x S floats in [0, 1] -> N x A
-    p = clf.probabilities(images)         # sigmoid of the logits, N x A
+    p = clf.probabilities(images)         # sigmoid of the logits (face and mirror image), N x A
     clf.attribute_names, clf.image_size
 
 A classifier folder holds
@@ -14,7 +14,10 @@ A classifier folder holds
 
 The network: stride-2 3x3 convolutions with batch norm and ReLU halve the image until it is
 4 x 4 (or the channel list ends), each optionally followed by a stride-1 one
-(convs_per_stage 2), then global average pooling and one linear layer. Trained
+(convs_per_stage 2), then global average pooling and one linear layer. With members > 1 the
+classifier is an ensemble of such networks, initialised differently and each trained on the
+labels; its logits are their mean, which ranks faces better than any one of them and whose
+gradient (what guided edits follow) leans less on one network's quirks. Trained
 with a class-balanced loss, its probabilities are calibrated as if every attribute were
 present half the time: 0.5 means "as likely as not", whatever the attribute's frequency.
 """
@@ -33,7 +36,7 @@ from torch import nn
 from ..config import ConfigError, from_dict, to_dict
 from ..errors import UserError
 from ..files import read_json
-from ..limits import MAX_CLASSIFIER_PARAMETERS
+from ..limits import MAX_CLASSIFIER_MEMBERS, MAX_CLASSIFIER_PARAMETERS
 from .checks import check_dimensions, check_finite, parameter_count
 
 CLASSIFIER_FORMAT = "facevae-attribute-classifier"
@@ -53,6 +56,7 @@ class ClassifierConfig:
     attribute_names: tuple[str, ...] = ()
     channels: tuple[int, ...] = (32, 64, 128, 256)  # per stride-2 stage; stages stop at 4 x 4
     convs_per_stage: int = 1  # 2 adds a stride-1 3x3 convolution after each stride-2 one
+    members: int = 1  # networks of this architecture whose logits are averaged (an ensemble)
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -66,6 +70,8 @@ class ClassifierConfig:
             raise ConfigError(f"classifier channels must be positive numbers, got {list(self.channels)}")
         if self.convs_per_stage not in (1, 2):
             raise ConfigError(f"classifier convs_per_stage must be 1 or 2, got {self.convs_per_stage}")
+        if not 1 <= self.members <= MAX_CLASSIFIER_MEMBERS:
+            raise ConfigError(f"a classifier has between 1 and {MAX_CLASSIFIER_MEMBERS} members, got {self.members}")
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -73,12 +79,12 @@ class ClassifierConfig:
         return self.channels[: max(1, int(math.log2(self.image_size)) - 2)]
 
 
-class AttributeClassifier(nn.Module):
-    """N x 3 x S x S images in [0, 1] -> N x A logits, one per attribute in attribute_names."""
+class ClassifierNetwork(nn.Module):
+    """One member: centred N x 3 x S x S images -> N x A logits (strided 3x3 convolutions with
+    batch norm and ReLU down to 4 x 4, global average pooling, a linear layer)."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        self.config = config
         layers: list[nn.Module] = []
         width = 3
         for out in config.stage_channels:
@@ -89,6 +95,19 @@ class AttributeClassifier(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, len(config.attribute_names))
 
+    def forward(self, centred: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(centred).mean((2, 3)))  # N x C x 4 x 4 -> N x A
+
+
+class AttributeClassifier(nn.Module):
+    """N x 3 x S x S images in [0, 1] -> N x A logits, one per attribute in attribute_names:
+    the mean of its members' logits (config.members networks, each initialised differently)."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(ClassifierNetwork(config) for _ in range(config.members))
+
     @property
     def attribute_names(self) -> list[str]:
         return list(self.config.attribute_names)
@@ -97,22 +116,31 @@ class AttributeClassifier(nn.Module):
     def image_size(self) -> int:
         return self.config.image_size
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def member_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """M x N x A: each member's logits (training fits every member to the labels on its own)."""
         expected = (3, self.image_size, self.image_size)
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ClassifierError(f"the classifier scores N x {' x '.join(map(str, expected))} images; got "
                                   f"{tuple(images.shape)} (resize the images to {self.image_size}px first)")
-        features = self.features(images - 0.5)  # N x C x 4 x 4, centred inputs
-        return self.head(features.mean((2, 3)))  # N x A
+        centred = images - 0.5
+        return torch.stack([member(centred) for member in self.members])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(images).mean(0)  # N x A
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """N x A probabilities (float32), in eval mode and in batches; the module's mode is kept."""
+        """N x A probabilities (float32), in eval mode and in batches; the module's mode is kept.
+        Each is the sigmoid of the mean of the logits of the face and of its mirror image:
+        CelebA's labels do not depend on the side, and training flips faces at random."""
         was_training = self.training
         self.eval()
         try:
             device = next(self.parameters()).device
-            parts = [torch.sigmoid(self(chunk.to(device, torch.float32)).float()) for chunk in images.split(batch_size)]
+            parts = []
+            for chunk in images.split(batch_size):
+                chunk = chunk.to(device, torch.float32)
+                parts.append(torch.sigmoid((self(chunk).float() + self(chunk.flip(-1)).float()) / 2))
         finally:
             self.train(was_training)
         return torch.cat(parts) if parts else torch.zeros(0, len(self.attribute_names))
@@ -169,6 +197,8 @@ def load(folder: str | Path, device: str | torch.device = "cpu") -> AttributeCla
         state = load_file(weights)
     except Exception as error:  # safetensors raises its own error types
         raise ClassifierError(f"{weights} is not a readable safetensors file ({error})") from None
+    if "head.weight" in state:  # a folder from before ensembles: one network, its names unprefixed
+        state = {f"members.0.{name}": value for name, value in state.items()}
     try:
         classifier.load_state_dict(state)
     except RuntimeError as error:
