@@ -105,3 +105,40 @@ def test_clear_errors(guide: Guide, codes: torch.Tensor) -> None:
     with pytest.raises(UserError, match="anchor >= 0"):
         GuidedSettings(anchor=-1)
     assert torch.equal(guided_edit(guide, codes, {"Smiling": 0.0}, VECTORS), codes)
+
+
+class _BlondBlindEnsemble(torch.nn.Module):
+    """Two members that read Eyeglasses differently: the planted detector (the eye bar), and one
+    that also counts a blond band as less glasses, so the members' mean can be held by changing
+    the band instead of the bar."""
+
+    attribute_names, image_size = PlantedDetector.attribute_names, PlantedDetector.image_size
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exact = PlantedDetector()
+
+    def member_logits(self, images: torch.Tensor) -> torch.Tensor:
+        first = self.exact(images)  # N x 3
+        second = first.clone()
+        second[:, 1] = first[:, 1] - 2 * first[:, 2]  # Eyeglasses, lowered by blond
+        return torch.stack([first, second])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(images).mean(0)
+
+
+def test_an_ensemble_guide_holds_each_members_reading_of_a_kept_attribute(codes: torch.Tensor) -> None:
+    guide = Guide(LeakyPlantedDecoder(), _BlondBlindEnsemble())
+    with torch.no_grad():
+        before = guide.readings(codes)  # 2 x N x 3
+    drift = {}
+    for hold in (True, False):
+        edited = guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"],
+                             settings=GuidedSettings(hold_members=hold))
+        with torch.no_grad():
+            after = guide.readings(edited)
+        assert (after[:, :, 0] - before[:, :, 0]).mean() > 1.0  # the smile switches on either way
+        drift[hold] = (after[:, :, 1] - before[:, :, 1]).abs().mean(1)  # per member
+        torch.testing.assert_close(guide.logits(edited), after.mean(0))
+    assert drift[False].max() > 3 * drift[True].max(), drift  # the mean alone lets the members drift apart

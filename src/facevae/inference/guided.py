@@ -20,11 +20,15 @@ edit walks each code in `steps` equal steps instead, and at every step looks at 
   saturated output needs no holding), may drift by at most `tolerance`; beyond that a
   least-squares step within span(g_k) pulls them back (damped, and never longer than a step);
   a last pull-back follows the last step;
-- keep=KEEP_EVERYTHING holds every classifier attribute that is not edited.
+- keep=KEEP_EVERYTHING holds every classifier attribute that is not edited;
+- with an ensemble guide (facevae.model.classifier, members > 1: the shipped one) the target
+  follows the members' mean logit, and each member's reading of a kept attribute is held on
+  its own (GuidedSettings.hold_members): a change that one network reads as the kept
+  attribute and another does not is held off too, so what is kept is what they agree on.
 
 What it costs: each step is one decoder + classifier forward pass and one backward pass per
 target and kept attribute (batched with is_grads_batched), so keeping everything else costs
-about as many backward passes per step as the classifier has attributes. Deterministic: no
+about as many backward passes per step as the classifier has attributes (times its members). Deterministic: no
 random numbers. bf16 autocast where the runtime computes bf16 natively (the gradients and the
 projections are float32). `cancel`, when given, is called before each step and raises to
 abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used otherwise).
@@ -59,6 +63,7 @@ class GuidedSettings:
     pull_back: float = 1.0  # share of the excess drift removed per step
     anchor: float = 1.0  # weight of the attribute vector's direction beside the unit gradient (0: gradient only)
     damping: float = 1e-3  # ridge term of the pull-back's least squares, relative to the gradients' scale
+    hold_members: bool = True  # an ensemble guide: hold each member's reading of a kept attribute, not just the mean
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= MAX_STEPS:
@@ -74,17 +79,25 @@ class Guide:
         self.decoder, self.classifier, self.autocast = decoder, classifier, autocast
         self.names: list[str] = list(classifier.attribute_names)
 
-    def logits(self, codes: torch.Tensor) -> torch.Tensor:
-        """N x D -> N x A float32 logits of the decoded faces (resized to the classifier's size)."""
+    def readings(self, codes: torch.Tensor) -> torch.Tensor:
+        """N x D -> M x N x A float32 logits of the decoded faces (resized to the classifier's
+        size), one set per member of an ensemble classifier (M = 1 for any other module)."""
         with torch.autocast(codes.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             images = self.decoder(codes)
             size = self.classifier.image_size
             if images.shape[-1] != size:
                 images = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
                                        align_corners=False)
+            both = torch.cat([images, images.flip(-1)])  # 2N: the faces, then their mirror images
+            members = getattr(self.classifier, "member_logits", None)
+            logits = members(both) if members is not None else self.classifier(both)[None]  # M x 2N x A
             # Averaged with the mirrored face: a feature the guide trusts must look right both ways
             # round, which takes away pixel patterns that fool one orientation only.
-            return (self.classifier(images).float() + self.classifier(images.flip(-1)).float()) / 2
+            return (logits[:, :len(codes)].float() + logits[:, len(codes):].float()) / 2
+
+    def logits(self, codes: torch.Tensor) -> torch.Tensor:
+        """N x D -> N x A: the members' mean logits (what the classifier reports)."""
+        return self.readings(codes).mean(0)
 
     def index(self, name: str) -> int:
         if name not in self.names:
@@ -121,9 +134,9 @@ def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors
                for name, value in strengths.items()}  # N each
     targets = [name for name, amount in amounts.items() if bool(amount.ne(0).any())]
     kept = kept_names(guide, strengths, keep)
-    rows = [guide.index(name) for name in targets + kept]
     if not targets:
         return codes
+    target_rows, kept_rows = [guide.index(name) for name in targets], [guide.index(name) for name in kept]
     step_sizes = torch.stack([amounts[n] * float(vectors[n].norm()) / settings.steps for n in targets], 1)  # N x T
     anchors = torch.stack([vectors[n].float() / vectors[n].norm().clamp_min(1e-12) for n in targets])  # T x D units
     longest_move = step_sizes.abs().sum(1, keepdim=True)  # N x 1: one step of every target together
@@ -133,7 +146,7 @@ def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors
                      disable=not progress, leave=False):
         if cancel is not None:
             cancel()
-        logits, gradients = _logits_and_gradients(guide, codes, rows)  # N x R, N x R x D
+        logits, gradients = _logits_and_gradients(guide, codes, target_rows, kept_rows, settings.hold_members)
         target_grads, kept_grads = gradients[:, :len(targets)], gradients[:, len(targets):]
         clipped = logits[:, len(targets):].clamp(-KEEP_CLIP, KEEP_CLIP)  # N x K
         start = clipped if start is None else start
@@ -149,12 +162,18 @@ def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors
     return codes
 
 
-def _logits_and_gradients(guide: Guide, codes: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N x R logits, N x R x D gradients d logit_r / d code) for the classifier rows `rows`."""
+def _logits_and_gradients(guide: Guide, codes: torch.Tensor, target_rows: list[int], kept_rows: list[int],
+                          hold_members: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N x R logits, N x R x D gradients d logit_r / d code): R = T targets (the members' mean)
+    then the kept attributes, each member's own logit (hold_members, M x K rows) or the mean (K)."""
     with torch.enable_grad():
         variable = codes.detach().requires_grad_(True)
-        logits = guide.logits(variable)[:, rows]  # N x R
-        picks = torch.eye(len(rows), device=codes.device)[:, None, :].expand(len(rows), *logits.shape)  # R x N x R
+        readings = guide.readings(variable)  # M x N x A
+        kept = readings[:, :, kept_rows]  # M x N x K
+        kept = kept.permute(1, 0, 2).flatten(1) if hold_members else kept.mean(0)  # N x MK or N x K
+        logits = torch.cat([readings[:, :, target_rows].mean(0), kept], 1)  # N x R
+        rows = logits.shape[1]
+        picks = torch.eye(rows, device=codes.device)[:, None, :].expand(rows, *logits.shape)  # R x N x R
         (gradients,) = torch.autograd.grad(logits, variable, grad_outputs=picks.contiguous(), is_grads_batched=True)
     return logits.detach(), gradients.transpose(0, 1).float()  # N x R x D
 

@@ -62,12 +62,12 @@ LOCALITY_MODES = ("delta", "span", "absolute", "random", "none")
 class TuningSettings:
     """How the decoder copy is tuned (see the module docstring)."""
 
-    steps: int = 20
-    lr: float = 3e-4  # Adam's step size
+    steps: int = 15
+    lr: float = 4e-4  # Adam's step size
     layers: tuple[str, ...] = ()  # parameter-name prefixes to tune, e.g. ("stages.3", "to_rgb"); () = all
     locality: str = "absolute"  # "absolute", "delta", "span", "random" or "none"
     locality_weight: float = 1.0
-    locality_codes: int = 2  # regulariser codes per step
+    locality_codes: int = 1  # regulariser codes per step (drawn afresh each step)
     locality_strength: float = 2.0  # s in pivot + s * v
     redraw_change: float = 0.06  # edits: where the untouched decoder's edit changes pixels this much, redraw; 0 off
 
