@@ -69,7 +69,7 @@ def _measure(pipe: FacePipeline, decoder: torch.nn.Module, pivot: torch.Tensor, 
         drawn = decoder(codes).float()
         if redraw_change > 0:
             untouched = pipe.decoder(codes).float()
-            drawn = torch.cat([drawn[:1], redrawn(drawn[1:], untouched[1:], untouched[:1], redraw_change)])
+            drawn = torch.cat([drawn[:1], redrawn(drawn, untouched, redraw_change)])
     photo_scores, drawn_scores = _scores(classifier, photo), _scores(classifier, drawn)
     original, recon = photo[0].permute(1, 2, 0).numpy(), drawn[0].permute(1, 2, 0).numpy()
     row = {"psnr": psnr(original, recon, mask), "ssim": ssim(original, recon, mask),

@@ -155,42 +155,58 @@ def test_edits_and_faces_away_from_the_pivot_decode_as_before(tuned_photo):
 
 
 @pytest.mark.slow
-def test_redrawn_edits_of_a_tuned_photo_are_as_strong_as_untuned_ones(tuned_photo):
-    """The tuned copy alone keeps Obama's expression whatever the Smiling edit; redrawn where the
-    edit acts, the edit moves the shipped classifier (which guides nothing here) at least 0.8 as
-    much as the same edit of the untuned face, and the reconstruction stays the tuned copy's.
-    Measured: untuned 0.091, tuned alone 0.008, redrawn 0.102 (the 8 photos, judged by an
-    independent classifier: docs/benchmarks.md)."""
+def test_redrawn_edits_of_tuned_photos_are_about_as_strong_as_untuned_ones(pretrained_bundle: Path):
+    """On the 8 real photos: the tuned copy alone loses much of a Smiling +-2 edit (it keeps the
+    photo's expression); redrawn where the edit acts, the edit moves the shipped classifier
+    (which guides nothing here) at least 0.85 as much as the same edit of the untuned face, and
+    a code the edit does not move is not redrawn. Measured: untuned 0.249, tuned alone 0.177,
+    redrawn 0.231 (an independent classifier: docs/benchmarks.md)."""
+    from facevae import imaging
+    from facevae.inference.face import align_face
+    from facevae.inference.inversion import InversionSettings, invert
+    from facevae.model.bundle import load_bundle
     from facevae.model.shipped import load_shipped
 
-    model, pivot, _, tuned = tuned_photo
+    photos = sorted(p for p in PHOTO.parent.glob("*") if p.suffix in (".jpg", ".png")) if PHOTO.is_file() else []
+    if not photos or not DETECTOR.is_file():
+        pytest.skip("the real photos and the YuNet file are in ../shared only on development machines")
+    model = load_bundle(pretrained_bundle)
     classifier = load_shipped()
     smiling = classifier.attribute_names.index("Smiling")
-    codes = torch.cat([pivot, pivot + 2 * model.attributes["Smiling"], pivot - 2 * model.attributes["Smiling"]])
-    with torch.no_grad():
-        untouched, alone = model.decoder(codes), tuned(codes)
-    drawn = redrawn(alone, untouched, untouched[:1], DEFAULT_TUNING.redraw_change)
-    assert torch.equal(drawn[0], alone[0])  # at the pivot nothing is redrawn
+    weights = face_weights(model.preprocessing, InversionSettings().face_weight)
 
-    def strength(faces: torch.Tensor) -> float:
-        probabilities = classifier.probabilities(faces[1:])[:, smiling]
+    def strength(faces: torch.Tensor) -> float:  # faces: +2, -2
+        probabilities = classifier.probabilities(faces)[:, smiling]
         return float(probabilities[0] - probabilities[1]) / 2
 
-    assert strength(drawn) >= 0.8 * strength(untouched) > 0.04, (strength(drawn), strength(untouched))
-    assert strength(drawn) > 3 * strength(alone), (strength(drawn), strength(alone))
+    strengths = []
+    for path in photos:
+        photo = imaging.preprocess(align_face(imaging.read_image(path), detector=DETECTOR).image, model.preprocessing)
+        pivot = invert(model, photo[None], 0, settings=InversionSettings())
+        tuned = tune(model.decoder, pivot, photo[None], weights, torch.stack(list(model.attributes.values())))
+        codes = torch.cat([pivot, pivot + 2 * model.attributes["Smiling"], pivot - 2 * model.attributes["Smiling"]])
+        with torch.no_grad():
+            untouched, alone = model.decoder(codes), tuned(codes)
+        assert torch.equal(redrawn(alone, untouched[:1].expand_as(untouched), 0.06), alone[1:])  # no change: none
+        drawn = redrawn(alone, untouched, DEFAULT_TUNING.redraw_change)
+        strengths.append((strength(untouched[1:]), strength(alone[1:]), strength(drawn)))
+    untuned, tuned_alone, redrawn_edit = (sum(column) / len(strengths) for column in zip(*strengths))
+    assert redrawn_edit >= 0.85 * untuned > 0.1, strengths
+    assert redrawn_edit > tuned_alone + 0.02, strengths
 
 
 def test_redrawing_blends_towards_the_untouched_face_only_where_the_edit_acts():
-    pivot_face = torch.zeros(1, 3, 16, 16)
-    untouched = torch.zeros(2, 3, 16, 16)
-    untouched[:, :, :, 8:] = 0.5  # the edit changes the right half
-    tuned = torch.full((2, 3, 16, 16), 0.2)
-    drawn = redrawn(tuned, untouched, pivot_face, 0.1)
-    assert torch.equal(drawn[:, :, :, :6], tuned[:, :, :, :6])  # nothing changed there (5 x 5 blur: 2 px reach)
-    assert torch.allclose(drawn[:, :, :, 10:], untouched[:, :, :, 10:])  # changed by 0.5 >= 0.1: redrawn
-    assert torch.equal(redrawn(tuned, untouched, pivot_face, 0.0), tuned)  # 0: off
-    half = redrawn(tuned, torch.full((2, 3, 16, 16), 0.05), pivot_face, 0.1)  # a change of half the threshold
-    assert torch.allclose(half, torch.full_like(half, 0.125))
+    untouched = torch.zeros(3, 3, 32, 32)  # the pivot's face, then two edits
+    untouched[1:, :, :, 16:] = 0.5  # the edits change the right half
+    tuned = torch.full((3, 3, 32, 32), 0.2)  # tuning brightened the whole face by 0.2
+    drawn = redrawn(tuned, untouched, 0.1)
+    assert torch.equal(drawn[:, :, :, :14], tuned[1:, :, :, :14])  # nothing changed there (3 x 3 blur at 32 px)
+    # changed by 0.5 >= 0.1: redrawn, with the brightening tuning added (its low frequencies)
+    torch.testing.assert_close(drawn[:, :, :, 18:], untouched[1:, :, :, 18:] + 0.2)
+    assert torch.equal(redrawn(tuned, untouched, 0.0), tuned[1:])  # 0: off
+    weak = untouched.clone()
+    weak[1:] = 0.05  # a change of half the threshold everywhere: half way to the redrawn face
+    torch.testing.assert_close(redrawn(tuned, weak, 0.1), torch.full((2, 3, 32, 32), 0.2 + 0.5 * 0.05))
 
 
 # --- through FacePipeline ---------------------------------------------------------------

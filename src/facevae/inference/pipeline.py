@@ -177,11 +177,11 @@ class FacePipeline:
         change = float(photo.decoder_settings.get("redraw_change", 0.0))
         faces = []
         for codes, decoder, pivot in zip(latents.reshape(len(decoders), -1, self.latent_dim), decoders, photo.codes):
-            tuned = self._draw(codes, decoder)  # K x 3 x S x S
             if change > 0 and not torch.equal(codes, pivot.expand_as(codes)):
-                untouched = self._draw(torch.cat([pivot[None], codes]), self.decoder)  # (1 + K) x 3 x S x S
-                tuned = redrawn(tuned, untouched[1:], untouched[:1], change)
-            faces.append(tuned)
+                with_pivot = torch.cat([pivot[None], codes])  # (1 + K) x D
+                faces.append(redrawn(self._draw(with_pivot, decoder), self._draw(with_pivot, self.decoder), change))
+            else:
+                faces.append(self._draw(codes, decoder))  # K x 3 x S x S
         return torch.cat(faces)
 
     def encode(self, photos: Any, refine_steps: int = 0, whole_image: bool = False, progress: bool = False,

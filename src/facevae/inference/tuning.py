@@ -25,12 +25,15 @@ Redraw: a sharp photo drawn by the tuned copy hardly changes when an edit moves 
 Smiling edit of the tuned photo moved an independent classifier's smile probability about half
 as much as the same edit of the untuned face). So an edit of a tuned photo is drawn as
 
-    edited = T(c) + m * (O(c) - T(c)),   m = clamp(blur(mean_rgb |O(c) - O(pivot)|) / redraw_change, 0, 1)
+    edited = T(c) + m * (O(c) + L(T(pivot) - O(pivot)) - T(c))
+    m      = clamp(blur(mean_rgb |O(c) - O(pivot)|) / redraw_change, 0, 1)
 
 (`redrawn`): where the untouched decoder's edit changes the face by at least redraw_change
-(0-1 pixel scale, after a 5 x 5 box blur), the edited face is the untouched decoder's drawing;
-where the edit changes nothing it is the tuned photo; a blend in between. At the pivot m = 0, so
-the reconstruction is the tuned copy's. redraw_change = 0 draws edits with the tuned copy alone.
+(0-1 pixel scale, after a 5 x 5 box blur at 64 px), the edited face is the untouched decoder's
+drawing, coloured by L, the low frequencies (blurred over about 13 x 13 pixels at 64 px) of
+what tuning changed at the pivot: the person's skin, colouring and light; where the edit
+changes nothing it is the tuned photo; a blend in between. At the pivot m = 0, so the
+reconstruction is the tuned copy's. redraw_change = 0 draws edits with the tuned copy alone.
 
 Only the parameters named by `layers` change (prefixes of the decoder's parameter names;
 empty: all). The decoder stays in eval mode: batch norm uses, and keeps, its running
@@ -222,19 +225,29 @@ def tune_photos(model: FaceModel, encoded: EncodedPhoto, steps: int, drawing: Ca
                                 redraw_change=settings.redraw_change)
 
 
-def redrawn(tuned: torch.Tensor, untouched: torch.Tensor, untouched_pivot: torch.Tensor, change: float) -> torch.Tensor:
+def redrawn(tuned: torch.Tensor, untouched: torch.Tensor, change: float) -> torch.Tensor:
     """Edited faces of a tuned photo, redrawn where the edit acts (see the module docstring).
 
-    tuned, untouched: N x 3 x S x S, the codes drawn by the tuned copy and by the untouched
-    decoder; untouched_pivot: 1 x 3 x S x S, the untouched decoder's face at the photo's pivot.
-    change: the blurred mean RGB change (0-1) at which a pixel is wholly redrawn; 0 returns `tuned`.
+    tuned, untouched: (1 + K) x 3 x S x S, the photo's pivot and then K edited codes, drawn by
+    the tuned copy and by the untouched decoder. Returns the K edited faces. change: the
+    blurred mean RGB change (0-1) of the untouched face at which a pixel is wholly redrawn
+    (0: the tuned copy's faces as they are). A redrawn pixel is the untouched decoder's, plus
+    the low frequencies of what tuning changed at the pivot (the person's colouring and light,
+    which the untouched decoder misses: a redrawn smile keeps the person's skin).
     """
-    if change <= 0:
-        return tuned
     tuned, untouched = tuned.float(), untouched.float()
-    moved = (untouched - untouched_pivot.float()).abs().mean(1, keepdim=True)  # N x 1 x S x S
-    weight = (F.avg_pool2d(moved, 5, 1, 2, count_include_pad=False) / change).clamp(0, 1)
-    return torch.lerp(tuned, untouched, weight)
+    if change <= 0:
+        return tuned[1:]
+    size = tuned.shape[-1]
+    moved = _box_blur((untouched[1:] - untouched[:1]).abs().mean(1, keepdim=True), 2 * (size // 32) + 1)  # K x 1
+    colouring = _box_blur(_box_blur(tuned[:1] - untouched[:1], 2 * (size // 20) + 1), 2 * (size // 20) + 1)  # 1 x 3
+    return torch.lerp(tuned[1:], (untouched[1:] + colouring).clamp(0, 1), (moved / change).clamp(0, 1))
+
+
+def _box_blur(images: torch.Tensor, width: int) -> torch.Tensor:
+    """N x C x S x S images averaged over width x width squares (odd width; at the borders
+    over the part inside)."""
+    return F.avg_pool2d(images, width, 1, width // 2, count_include_pad=False) if width > 1 else images
 
 
 def blended(start: torch.nn.Module, end: torch.nn.Module, t: float) -> torch.nn.Module:
