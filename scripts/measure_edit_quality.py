@@ -1,5 +1,6 @@
 """Measure a registry model's per-attribute linear edit quality and store it as package data
-(src/facevae/hub/edit_quality/NAME.json), which the CLI, GUI and API read to mark weak attributes.
+(src/facevae/hub/edit_quality/NAME.json), which the CLI, GUI and API read to mark weak attributes
+(for any other model, `facevae evaluate --record-quality` stores the same record in its bundle).
 
     python scripts/measure_edit_quality.py CODES.npy [--model celeba64-original] [--classifier DIR]
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facevae.evaluation.edits import score_edits
+from facevae.inference.edit_quality import quality_record
 from facevae.inference.pipeline import FacePipeline
 from facevae.model import classifier as clf
 from facevae.model.shipped import load_shipped
@@ -34,14 +36,11 @@ def main() -> None:
     judge = clf.load(args.classifier) if args.classifier else load_shipped()
     codes = pipe.as_latents(np.load(args.codes))
     scores = score_edits(pipe, judge, codes, label=args.model)
-    attributes = {s.attribute: {"success": round(s.success, 3), "leak_worst": round(s.leak_worst, 3),
-                                "leak_worst_attribute": s.leak_worst_attribute} for s in scores}
-    record = {"model": args.model, "faces": len(codes), "strengths": "-2 to +2, linear",
-              "judge": args.classifier or "the shipped classifier (celeba64-attributes)",
-              "codes": "real faces: the CelebA sample's held-out test split, inverted", "attributes": attributes}
+    record = quality_record(args.model, scores, len(codes), args.classifier or "the shipped classifier "
+                            "(celeba64-attributes)", "real faces: the CelebA sample's held-out test split, inverted")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.model}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(attributes, indent=1))
+    print(json.dumps(record["attributes"], indent=1))
 
 
 if __name__ == "__main__":

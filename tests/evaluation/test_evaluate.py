@@ -175,3 +175,31 @@ def test_the_shipped_classifier_is_a_judge_by_name() -> None:
 
     judge = _judge("shipped")
     assert judge.attribute_names == load_shipped().attribute_names and _judge(None) is None
+
+
+@pytest.mark.slow
+def test_record_quality_stores_the_linear_scores_in_the_bundle(two_models: tuple[Path, Path],
+                                                              planted_cache: ImageCache, planted_classifier: Path,
+                                                              tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from facevae.inference.edit_quality import QUALITY_FILE, weak_attributes
+
+    bundle = Path(shutil.copytree(two_models[0], tmp_path / "mine"))
+    out = tmp_path / "report"
+    assert main(["evaluate", str(bundle), "--data", str(planted_cache.path), "--classifier", str(planted_classifier),
+                 "--out", str(out), "--max-images", "12", "--edit-images", "8", "--invert-steps", "3", "--quiet",
+                 "--record-quality"]) == 0
+    record = json.loads((bundle / QUALITY_FILE).read_text())
+    edits = {e["attribute"]: e for e in json.loads((out / "metrics.json").read_text())["models"][0]["edits"]}
+    assert record["faces"] == 8 and set(record["attributes"]) == set(edits)
+    for name, figures in record["attributes"].items():
+        assert figures["success"] == pytest.approx(edits[name]["success"], abs=1e-3)
+        assert figures["leak_worst_attribute"] == edits[name]["leak_worst_attribute"]
+    weak = weak_attributes(FacePipeline.load(bundle).model)
+    assert "Random" in weak  # a zero vector draws nothing: marked weak wherever it is offered
+    assert "edit quality recorded in" in (out / "report.md").read_text()
+    assert main(["evaluate", str(bundle), "--data", str(planted_cache.path), "--out", str(tmp_path / "r2"),
+                 "--record-quality", "--quiet"]) == 2  # it needs a judge: a clear error, before any work
+    assert "--record-quality stores the linear edits' scores" in capsys.readouterr().err

@@ -52,3 +52,20 @@ def test_cli_prints_a_note_for_a_weak_edited_attribute(quality_dir: Path, tiny_b
     assert main(["generate", "--model", str(tiny_bundle), "-n", "1", "--attr", "Eyeglasses=1",
                  "--out", str(tmp_path / "f.png")]) == 0
     assert "note: Eyeglasses: this model barely draws it" in capsys.readouterr().err
+
+
+def test_a_record_in_the_bundle_folder_comes_first_and_a_damaged_one_claims_nothing(quality_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    model = SimpleNamespace(provenance={"registry_name": "demo"}, path=bundle)
+    assert set(edit_quality.weak_attributes(model)) == {"Eyeglasses", "Young"}  # the registry's record
+    scores = [SimpleNamespace(attribute="Smiling", success=0.1, leak_worst=0.3, leak_worst_attribute="Male")]
+    written = edit_quality.write_quality(bundle, edit_quality.quality_record("mine", scores, 12, "judge", "faces"))
+    assert written == bundle / edit_quality.QUALITY_FILE
+    assert json.loads(written.read_text())["faces"] == 12
+    assert set(edit_quality.weak_attributes(model)) == {"Smiling"}  # the bundle's own record
+    written.write_text('{"attributes": {"Smiling": {"success": "?"}}}')  # damaged (and newer)
+    assert edit_quality.weak_attributes(model) == {}
+    written.write_text("not json")
+    assert edit_quality.weak_attributes(model) == {}

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--guide", metavar="DIR", default=None,
                         help="the classifier that steers guided edits (default: the shipped one); the report warns "
                              "when it is also the --classifier that judges them")
+    parser.add_argument("--record-quality", action="store_true",
+                        help="store each model's linear edit quality in its bundle folder (edit_quality.json), so the "
+                             "CLI, GUI and API mark the attributes it draws weakly")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     out = evaluate_models(args.models, args.data, args.out, classifier=args.classifier, split=args.split,
                           **sizes, progress=not args.quiet, say=lambda text: print(text, file=sys.stderr, flush=True),
                           methods=tuple(part.strip() for part in args.methods.split(",") if part.strip()),
-                          guide=args.guide)
+                          guide=args.guide, record_quality=args.record_quality)
     print((out / "report.md").read_text(encoding="utf-8").split("\n![")[0].rstrip())
     print(f"\nwrote {out}")
     return 0

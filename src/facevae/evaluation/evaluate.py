@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ import torch
 from ..atomic import staged_dir
 from ..errors import UserError
 from ..imaging import encode_png, make_grid, to_uint8
+from ..inference.edit_quality import quality_record, write_quality
 from ..inference.pipeline import FacePipeline
 from ..model.classifier import load as load_classifier
 from .data import open_cache
@@ -48,11 +50,13 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
                     split: str = "test", max_images: int | None = DEFAULT_SIZES["max_images"],
                     edit_images: int = DEFAULT_SIZES["edit_images"], invert_steps: int = DEFAULT_SIZES["invert_steps"],
                     progress: bool = True, say: Callable[[str], None] | None = None,
-                    methods: tuple[str, ...] = ("linear",), guide: str | Path | None = None) -> Path:
+                    methods: tuple[str, ...] = ("linear",), guide: str | Path | None = None,
+                    record_quality: bool = False) -> Path:
     """Evaluate each model; write the report folder `out` and return it. `say` gets the plan and its
     time estimate before the work starts (default: printed to stderr when progress is on). methods:
     "linear" and/or "guided" edits, side by side (guided ones steered by `guide`, default the shipped
-    classifier)."""
+    classifier). record_quality: also store each model's linear edit quality in its bundle folder
+    (facevae.inference.edit_quality), so the CLI, GUI and API mark its weak attributes."""
     if not models:
         raise UserError("give at least one model to evaluate")
     out = Path(out).expanduser()
@@ -60,6 +64,9 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
     check_writable(out)
     if max_images is not None and max_images < 1 or edit_images < 1:
         raise UserError("--max-images and --edit-images must be at least 1")
+    if record_quality and (classifier is None or "linear" not in methods):
+        raise UserError("--record-quality stores the linear edits' scores: give --classifier and keep linear "
+                        "in --methods")
     judge = _judge(classifier)
     steering = _guide(guide, methods, judge)
     runs = []
@@ -84,6 +91,9 @@ def evaluate_models(models: list[str], data: str | Path, out: str | Path, classi
         results.append(result)
         grids[f"reconstructions_{slug(plan.label)}.png"] = grid
         notes += _edit_notes(plan.label, plan.pipe, judge) if judge is not None else []
+        if record_quality:
+            notes.append(_record_quality(plan, result, classifier, min(edit_images, plan.images),
+                                         f"real faces: {cache.path}, split {split}, inverted"))
     context = {"data": str(Path(data).expanduser()), "split": split, "max_images": max_images,
                "classifier": str(classifier) if classifier else None, "edit_images": edit_images,
                "invert_steps": invert_steps, "methods": list(methods),
@@ -114,6 +124,16 @@ def _evaluate_one(plan: ModelPlan, cache: Any, images: torch.Tensor, judge: Any,
     grid = make_grid(to_uint8(shown), min(GRID_FACES, len(recon.originals)), scale=2,
                      row_labels=["original", "reconstruction"])
     return result, grid
+
+
+def _record_quality(plan: ModelPlan, result: dict[str, Any], classifier: Any, faces: int, codes: str) -> str:
+    """Store the model's linear edit quality in its bundle folder; a note saying where (or why not)."""
+    folder = plan.pipe.model.path
+    if folder is None or not Path(folder).is_dir():
+        return f"{plan.label}: edit quality not recorded (it was not loaded from a bundle folder)"
+    linear = [SimpleNamespace(**row) for row in result["edits"] or [] if not row["attribute"].endswith(" (guided)")]
+    record = quality_record(plan.label, linear, faces, str(classifier), codes)
+    return f"{plan.label}: edit quality recorded in {write_quality(folder, record)}"
 
 
 def is_report_folder(folder: Path) -> bool:
