@@ -21,7 +21,12 @@ def test_loads_with_its_provenance() -> None:
     info = shipped_info()
     assert "CelebA" in info["data"]["trained_on"] and "non-commercial" in info["data"]["terms"]
     assert "cache" not in info["data"]  # no local paths in the package
-    assert info["test"]["images"] == 1600 and info["test"]["auc"]["Male"] >= 0.98
+    test = info["test"]
+    assert test["images"] == 1000 and info["data"]["train_images"] == 6400  # the held-out split, never trained on
+    auc = [value for value in test["auc"].values() if value is not None]
+    # issue 20's bar for the shipped classifier, on faces training never saw
+    assert sum(auc) / len(auc) >= 0.89 and test["auc"]["Smiling"] >= 0.96 and test["auc"]["Male"] >= 0.98
+    assert classifier.config.members == 2  # an ensemble (scripts/train_shipped_classifier.sh)
 
 
 def test_refuses_wrong_sizes() -> None:
