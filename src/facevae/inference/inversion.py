@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..model.bundle import FaceModel, Preprocessing
+from .adam import Adam
 
 MAX_REFINE_STEPS = 5000
 # Decoder-only models have nothing to start from but the prior's mean, so they always refine.
@@ -126,14 +127,13 @@ def _optimise(decoder: torch.nn.Module, images: torch.Tensor, start: torch.Tenso
               settings: InversionSettings, weights: torch.Tensor, bar) -> torch.Tensor:
     """Adam for `total` steps -> N x D codes, detached."""
     latent = start.detach().clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([latent], lr=_lr(settings, 0, total))
+    optimiser = Adam([latent], lr=_lr(settings, 0, total))
     stop_check = STOP_CHECK.get()
     for step in range(total):
         if stop_check is not None:
             stop_check()
-        for group in optimiser.param_groups:
-            group["lr"] = _lr(settings, step, total)
-        optimiser.zero_grad(set_to_none=True)
+        optimiser.lr = _lr(settings, step, total)
+        optimiser.zero_grad()
         recon = decoder(latent)
         # per image; summed, so each image's gradient is independent of the batch
         losses = (weights * (recon - images) ** 2).flatten(1).mean(1) + settings.prior_weight * (latent**2).mean(1)

@@ -55,6 +55,7 @@ from ..errors import UserError
 from ..limits import MAX_TUNE_STEPS
 from ..model.bundle import FaceModel
 from ..model.vae import Decoder
+from .adam import Adam
 from .encoded import EncodedPhoto
 from .inversion import STOP_CHECK, InversionSettings, face_weights
 
@@ -180,7 +181,7 @@ def tune(decoder: Decoder, pivot: torch.Tensor, target: torch.Tensor, weights: t
     pivot, target, weights = pivot.detach(), target.detach().to(pivot), weights.to(pivot)
     cancel = cancel or STOP_CHECK.get()
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(trained, lr=settings.lr)
+    optimiser = Adam(trained, lr=settings.lr)
     with torch.enable_grad():
         for _ in tqdm(range(settings.steps), desc="tuning", unit="step", disable=not progress, leave=False):
             if cancel is not None:
@@ -191,7 +192,7 @@ def tune(decoder: Decoder, pivot: torch.Tensor, target: torch.Tensor, weights: t
                 codes = torch.cat([pivot, locality_codes(pivot, directions, settings, generator)])  # (1 + K) x D
                 with torch.no_grad():
                     untouched = original(codes).float()
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             with torch.autocast(pivot.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
                 drawn = tuned(codes)  # (1 + K) x 3 x S x S
             losses = tuning_losses(drawn.float(), untouched, target, weights, settings)
