@@ -64,8 +64,9 @@ def encode_framed_photo(_pipeline: FacePipeline, model_ref: str, key: tuple[str,
 def tune_control(key: str) -> int | None:
     """Whether photos get a decoder copy tuned to them: None (the library's default steps) or 0."""
     tuned = st.checkbox("Tune the decoder to the photo", value=True, key=key,
-                        help="A copy of the decoder is fine-tuned for a few seconds so that it draws this person; "
-                             "edits keep working. Untick for the faster look-alike.")
+                        help="A copy of the decoder is fine-tuned for about a second so that it draws this "
+                             "person; an edit redraws the face where it acts (a strong edit, much of it). Untick "
+                             "for the faster look-alike.")
     return None if tuned else 0
 
 
