@@ -1,8 +1,8 @@
 """Adam without torch.optim, for the photo path's optimisations (inversion and tuning).
 
-torch.optim's optimisers import torch._dynamo the first time one is built: about 2 seconds
-on a small CPU, which a one-shot `facevae edit photo.jpg` paid on every run for a handful of
-tensors (docs/benchmarks.md, "Likeness on real photos"). This is Adam (Kingma and Ba, 2015)
+torch.optim's optimisers import torch._dynamo the first time one is built, which a one-shot
+`facevae edit photo.jpg` paid on every run for a handful of tensors (seconds on a small CPU:
+docs/benchmarks.md, "Redrawn edits, lighter tuning"). This is Adam (Kingma and Ba, 2015)
 computed as torch.optim.Adam computes it on the CPU with its defaults (betas 0.9 and 0.999,
 eps 1e-8, no weight decay, no amsgrad), in the same float32 operations:
 tests/inference/test_adam.py checks the two agree to the last bit. Training keeps

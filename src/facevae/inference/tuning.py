@@ -21,9 +21,9 @@ towards what the same edit draws untuned; "delta" keeps only the edit's pixel ch
 on a sharp real photo turned out too weak to move an independent classifier (measured in
 docs/benchmarks.md).
 
-Redraw: a sharp photo drawn by the tuned copy hardly changes when an edit moves its code (a
-Smiling edit of the tuned photo moved an independent classifier's smile probability about half
-as much as the same edit of the untuned face). So an edit of a tuned photo is drawn as
+Redraw: a sharp photo drawn by the tuned copy hardly changes when an edit moves its code (an
+independent classifier saw a Smiling edit of the tuned photo do far less than the same edit of
+the untuned face: docs/benchmarks.md, "Redrawn edits"). So an edit of a tuned photo is drawn as
 
     edited = T(c) + m * (O(c) + L(T(pivot) - O(pivot)) - T(c))
     m      = clamp(blur(mean_rgb |O(c) - O(pivot)|) / redraw_change, 0, 1)
