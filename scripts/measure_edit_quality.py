@@ -36,8 +36,9 @@ def main() -> None:
     judge = clf.load(args.classifier) if args.classifier else load_shipped()
     codes = pipe.as_latents(np.load(args.codes))
     scores = score_edits(pipe, judge, codes, label=args.model)
-    record = quality_record(args.model, scores, len(codes), args.classifier or "the shipped classifier "
-                            "(celeba64-attributes)", "real faces: the CelebA sample's held-out test split, inverted")
+    record = quality_record(args.model, [score.as_dict() for score in scores], len(codes),
+                            args.classifier or "the shipped classifier (celeba64-attributes)",
+                            "real faces: the CelebA sample's held-out test split, inverted")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.model}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record["attributes"], indent=1))

@@ -60,7 +60,7 @@ def test_a_record_in_the_bundle_folder_comes_first_and_a_damaged_one_claims_noth
     bundle.mkdir()
     model = SimpleNamespace(provenance={"registry_name": "demo"}, path=bundle)
     assert set(edit_quality.weak_attributes(model)) == {"Eyeglasses", "Young"}  # the registry's record
-    scores = [SimpleNamespace(attribute="Smiling", success=0.1, leak_worst=0.3, leak_worst_attribute="Male")]
+    scores = [{"attribute": "Smiling", "success": 0.1, "leak_worst": 0.3, "leak_worst_attribute": "Male"}]
     written = edit_quality.write_quality(bundle, edit_quality.quality_record("mine", scores, 12, "judge", "faces"))
     assert written == bundle / edit_quality.QUALITY_FILE
     assert json.loads(written.read_text())["faces"] == 12

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -131,7 +130,7 @@ def _record_quality(plan: ModelPlan, result: dict[str, Any], classifier: Any, fa
     folder = plan.pipe.model.path
     if folder is None or not Path(folder).is_dir():
         return f"{plan.label}: edit quality not recorded (it was not loaded from a bundle folder)"
-    linear = [SimpleNamespace(**row) for row in result["edits"] or [] if not row["attribute"].endswith(" (guided)")]
+    linear = [row for row in result["edits"] or [] if not row["attribute"].endswith(" (guided)")]
     record = quality_record(plan.label, linear, faces, str(classifier), codes)
     return f"{plan.label}: edit quality recorded in {write_quality(folder, record)}"
 

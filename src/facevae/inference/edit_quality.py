@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,13 @@ def _read_record(path: Path, modified: int) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def quality_record(model_name: str, scores: Iterable[Any], faces: int, judge: str, codes: str) -> dict[str, Any]:
-    """A record from linear edit scores (facevae.evaluation.edits.EditScore: attribute, success,
-    leak_worst, leak_worst_attribute), as stored for the model."""
-    attributes = {score.attribute: {"success": round(score.success, 3), "leak_worst": round(score.leak_worst, 3),
-                                    "leak_worst_attribute": score.leak_worst_attribute} for score in scores}
+def quality_record(model_name: str, scores: Iterable[Mapping[str, Any]], faces: int, judge: str,
+                   codes: str) -> dict[str, Any]:
+    """A record from linear edit scores (facevae.evaluation.edits.EditScore.as_dict(): attribute,
+    success, leak_worst, leak_worst_attribute, ...), as stored for the model."""
+    attributes = {score["attribute"]: {"success": round(score["success"], 3),
+                                       "leak_worst": round(score["leak_worst"], 3),
+                                       "leak_worst_attribute": score["leak_worst_attribute"]} for score in scores}
     return {"model": model_name, "faces": faces, "strengths": "-2 to +2, linear", "judge": judge, "codes": codes,
             "attributes": attributes}
 

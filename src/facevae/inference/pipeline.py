@@ -198,18 +198,16 @@ class FacePipeline:
         returned as it is, unless it has no decoder of its own and `tune_steps` asks for one.
         """
         from .inversion import invert
-        from .tuning import DEFAULT_TUNING, tune_photos
+        from .tuning import tune_photos, tuning_steps
 
         if isinstance(photos, EncodedPhoto):
-            if photos.decoder is not None or not tune_steps:
-                return photos
-            return tune_photos(self.model, photos, tune_steps, self._drawing, self.decoder, progress=progress,
-                               autocast=self.runtime.autocast_dtype)
-        images, notes = self._frame(photos, whole_image)
-        self._check_count(len(images))
-        codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
-        steps = (0 if torch.is_tensor(photos) else DEFAULT_TUNING.steps) if tune_steps is None else tune_steps
-        encoded = EncodedPhoto(images, codes, notes)
+            encoded, steps = photos, 0 if photos.decoder is not None else (tune_steps or 0)
+        else:
+            images, notes = self._frame(photos, whole_image)
+            self._check_count(len(images))
+            codes = invert(self.model, images, refine_steps=refine_steps, decoder=self.decoder, progress=progress)
+            encoded = EncodedPhoto(images, codes, notes)
+            steps = 0 if torch.is_tensor(photos) and tune_steps is None else tuning_steps(tune_steps)
         if not steps:
             return encoded
         return tune_photos(self.model, encoded, steps, self._drawing, self.decoder, progress=progress,

@@ -89,6 +89,11 @@ class TuningSettings:
 DEFAULT_TUNING = TuningSettings()
 
 
+def tuning_steps(requested: int | None) -> int:
+    """The tuning steps a front end's option asks for: None means the library's default."""
+    return DEFAULT_TUNING.steps if requested is None else requested
+
+
 @dataclass(frozen=True)
 class TuningLosses:
     """One step's loss terms (scalars)."""
@@ -162,7 +167,7 @@ def tune(decoder: Decoder, pivot: torch.Tensor, target: torch.Tensor, weights: t
     which the server sets around each request). reference: draws the untouched decoder's images
     for the regulariser (e.g. the pipeline's FastDecoder of the same weights; default `decoder`).
     autocast: the dtype the copy's forward passes run in (the pipeline's runtime: bfloat16 where
-    the CPU computes it natively, about twice as fast; None: float32); the weights, the Adam
+    the CPU computes it natively, which is faster; None: float32); the weights, the Adam
     state and the losses stay float32. The same inputs and seed give the same copy.
     """
     if pivot.ndim != 2 or len(pivot) != 1 or target.ndim != 4 or len(target) != 1:

@@ -20,7 +20,7 @@ from ...edit_choices import DEFAULT_KEEP_MODE
 from ...errors import UserError
 from ...inference.guided import prepare_edits
 from ...inference.pipeline import SynthesisResult
-from ...inference.tuning import DEFAULT_TUNING
+from ...inference.tuning import tuning_steps
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings, Uploads
 from .encodings import EncodingCache
@@ -63,7 +63,8 @@ def get_encodings(request: Request) -> EncodingCache:
 Encodings = Annotated[EncodingCache, Depends(get_encodings)]
 
 
-# A tuning step draws and differentiates the pivot and 4 regulariser codes: about 5 refinement steps.
+# A tuning step draws the pivot and its regulariser codes and differentiates every decoder weight:
+# counted as 5 refinement steps, on the safe side (docs/benchmarks.md times both).
 TUNE_STEP_COST = 5
 TUNE_STEPS_FIELD = Form(ge=0, le=schemas.MAX_TUNE_STEPS,
                         description="Steps of the per-photo decoder tuning (closer likeness); 0 = none; "
@@ -72,8 +73,7 @@ TUNE_STEPS_FIELD = Form(ge=0, le=schemas.MAX_TUNE_STEPS,
 
 def refine_cost(photos: int, refine_steps: int, tune_steps: int | None = 0) -> int:
     """What a photo job weighs against the batcher's refinement budget: decoder passes."""
-    tune = DEFAULT_TUNING.steps if tune_steps is None else tune_steps
-    return photos * (refine_steps + 1 + TUNE_STEP_COST * tune)
+    return photos * (refine_steps + 1 + TUNE_STEP_COST * tuning_steps(tune_steps))
 
 
 @editing.post("/edit", summary="Your photo with attribute edits",

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ...inference.encoded import EncodedPhoto
 from ...inference.pipeline import FacePipeline
-from ...inference.tuning import DEFAULT_TUNING
+from ...inference.tuning import tuning_steps
 
 MAX_ENTRIES = 64
 
@@ -55,8 +55,7 @@ class EncodingCache:
                 self._entries[key] = encoded
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
-        steps = DEFAULT_TUNING.steps if tune_steps is None else tune_steps
-        return pipeline.encode(encoded, tune_steps=steps)
+        return pipeline.encode(encoded, tune_steps=tuning_steps(tune_steps))
 
     def __len__(self) -> int:
         return len(self._entries)
