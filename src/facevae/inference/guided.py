@@ -36,6 +36,7 @@ abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -212,12 +213,20 @@ def pipeline_guided_edit(pipe: "FacePipeline", codes: torch.Tensor, strengths: M
                          progress: bool = False) -> torch.Tensor:
     """guided_edit through a pipeline's decoder (bf16 where its runtime is), with strengths in
     the unit of its attribute vectors; classifier None: the shipped one (model.shipped)."""
-    from ..model.shipped import load_shipped
-
-    classifier = classifier if classifier is not None else load_shipped(pipe.model.device)
+    classifier = classifier if classifier is not None else _shipped_guide(str(pipe.model.device))
     vectors = {name: pipe.model.attributes[name] for name in strengths}
     guide = Guide(pipe.decoder, classifier, pipe.runtime.autocast_dtype)
     return guided_edit(guide, codes, strengths, vectors, keep, settings, cancel, progress)
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped_guide(device: str) -> torch.nn.Module:
+    """The shipped classifier on `device`, loaded once per process instead of on every guided
+    edit (a GUI slider move, an API request). Shared between threads: guided edits only read it
+    (eval mode; gradients are taken with respect to the codes, never stored in its weights)."""
+    from ..model.shipped import load_shipped
+
+    return load_shipped(device)
 
 
 EDIT_METHODS = ("linear", "guided")
