@@ -1,20 +1,21 @@
 """Guided against linear attribute edits: quality judged by an independent classifier, and speed.
 The figures in docs/benchmarks.md ("Guided edits").
 
-    python benchmarks/guided_edits.py --judge JUDGE_DIR --codes CODES.npy [--guide DIR] [--steps 10]
+    python benchmarks/guided_edits.py --judge JUDGE_DIR [--judge JUDGE_DIR ...] --codes CODES.npy [--guide DIR] [--steps 5]
     python benchmarks/guided_edits.py --timing-only
 
-Quality (needs --judge, a classifier folder that did NOT guide the edits): the codes (an
+Quality (needs --judge, classifier folders that did NOT guide the edits): the codes (an
 N x D .npy, e.g. inverted real faces; or --generated N faces from the prior) are edited at
 -strength and +strength, linearly (the pipeline's resolve_attributes) and guided
 (facevae.inference.guided with the guide classifier, default the shipped one). With P_s the
 mean probability over faces at strength s:
 
-    success         P_+s - P_-s of the target, by the guide and by the judge
-    judge/guide     the judge's success over the guide's: under 0.8 the guide is being fooled
+    success         P_+s - P_-s of the target, by the guide and by each judge
+    judge/guide     a judge's success over the guide's: under 0.8 the guide is being fooled
     inside          mean |pixel(+s) - pixel(-s)| inside the face box (evaluation.edits.FACE_BOX), 1/255 steps
     guided/linear   the guided edit's inside change over the linear one's
-    leak            |P_+s - P_-s| of the kept attribute, by the judge (keep pairs)
+    leak            P_+s - P_-s of the kept attribute, signed, with its standard error over the
+                    faces (keep pairs: the faces' own spread makes small leaks hard to resolve)
 
 Speed: seconds for one face and for a 70-face grid, linear against guided at several step
 counts, in this process's threads, with the machine line of benchmarks/_machine.py.
@@ -51,7 +52,7 @@ def edited(pipe: FacePipeline, method: str, codes: torch.Tensor, strengths: dict
 
 def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor, target: str,
             keep: tuple[str, ...], strength: float, settings: GuidedSettings) -> dict[str, dict[str, float]]:
-    """{method: {success_guide, success_judge, inside, leak_judge (keep[0])}}."""
+    """{method: {inside, success_ROLE, and with keep: leak_ROLE (signed, keep[0]), leak_se_ROLE}}."""
     inside = face_mask(pipe.image_size)
     rows = {}
     for method in ("linear", "guided"):
@@ -60,38 +61,46 @@ def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: 
         row = {"inside": float((images[strength] - images[-strength]).abs().mean((0, 1))[inside].mean() * 255)}
         for role, model in classifiers.items():
             change = (model.probabilities(for_classifier(images[strength], model))
-                      - model.probabilities(for_classifier(images[-strength], model))).mean(0)  # A
-            row[f"success_{role}"] = float(change[model.attribute_names.index(target)])
+                      - model.probabilities(for_classifier(images[-strength], model)))  # N x A
+            row[f"success_{role}"] = float(change[:, model.attribute_names.index(target)].mean())
             if keep:
-                row[f"leak_{role}"] = abs(float(change[model.attribute_names.index(keep[0])]))
+                kept = change[:, model.attribute_names.index(keep[0])]  # N: per face, signed
+                row[f"leak_{role}"] = float(kept.mean())
+                row[f"leak_se_{role}"] = float(kept.std() / len(kept) ** 0.5)
         rows[method] = row
     return rows
 
 
 def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor,
                    strength: float, settings: GuidedSettings, attributes: tuple[str, ...], pairs: bool) -> None:
+    judges = [role for role in classifiers if role != "guide"]
+    roles = "guide / " + " / ".join(judges)
     print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {settings}\n")
-    print("| attribute | linear success (guide / judge) | guided success (guide / judge) | judge/guide (guided) "
+    print(f"| attribute | linear success ({roles}) | guided success ({roles}) | {', '.join(judges)} / guide (guided) "
           "| inside linear | inside guided | guided/linear |")
     print("|---|---|---|---|---|---|---|")
     for target in attributes:
         rows = measure(pipe, classifiers, codes, target, (), strength, settings)
         lin, gui = rows["linear"], rows["guided"]
-        print(f"| {target} | {lin['success_guide']:.3f} / {lin['success_judge']:.3f} | {gui['success_guide']:.3f} / "
-              f"{gui['success_judge']:.3f} | {gui['success_judge'] / max(gui['success_guide'], 1e-9):.2f} | "
-              f"{lin['inside']:.1f} | {gui['inside']:.1f} | {gui['inside'] / max(lin['inside'], 1e-9):.2f} |",
-              flush=True)
+        ratios = ", ".join(f"{gui[f'success_{j}'] / max(gui['success_guide'], 1e-9):.2f}" for j in judges)
+        print(f"| {target} | {_successes(lin, judges)} | {_successes(gui, judges)} | {ratios} | {lin['inside']:.1f} "
+              f"| {gui['inside']:.1f} | {gui['inside'] / max(lin['inside'], 1e-9):.2f} |", flush=True)
     if not pairs:
         return
-    print("\n| edit | keep | linear (auto keep) success / leak, judge | guided success / leak, judge "
-          "| guided success / leak, guide |")
-    print("|---|---|---|---|---|")
+    print(f"\nKeep pairs: success / signed leak of the kept attribute (+- its standard error over the faces), "
+          f"judged by {', '.join(judges)}; linear: keep mode auto\n")
+    print("| edit | keep | method | " + " | ".join(judges) + " | guide |")
+    print("|---|---|---|" + "---|" * (len(judges) + 1))
     for target, kept in PAIRS:
         rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings)
-        lin, gui = rows["linear"], rows["guided"]
-        print(f"| {target} | {kept} | {lin['success_judge']:.3f} / {lin['leak_judge']:.3f} | "
-              f"{gui['success_judge']:.3f} / {gui['leak_judge']:.3f} | {gui['success_guide']:.3f} / "
-              f"{gui['leak_guide']:.3f} |", flush=True)
+        for method, row in rows.items():
+            cells = [f"{row[f'success_{r}']:.3f} / {row[f'leak_{r}']:+.3f} +- {row[f'leak_se_{r}']:.3f}"
+                     for r in [*judges, "guide"]]
+            print(f"| {target} | {kept} | {method} | " + " | ".join(cells) + " |", flush=True)
+
+
+def _successes(row: dict[str, float], judges: list[str]) -> str:
+    return " / ".join(f"{row[f'success_{role}']:.3f}" for role in ["guide", *judges])
 
 
 def timing_table(pipe: FacePipeline, guide: torch.nn.Module, step_counts: tuple[int, ...]) -> None:
@@ -118,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="celeba64-original")
     parser.add_argument("--guide", default=None, help="guide classifier folder (default: the shipped one)")
-    parser.add_argument("--judge", default=None, help="an independent classifier folder that judges the edits")
+    parser.add_argument("--judge", action="append", default=[],
+                        help="an independent classifier folder that judges the edits (repeat for several)")
     parser.add_argument("--codes", default=None, help="N x D .npy of codes to edit (e.g. inverted real faces)")
     parser.add_argument("--generated", type=int, default=40, help="faces from the prior when --codes is not given")
     parser.add_argument("--faces", type=int, default=None, help="edit only the first N codes")
@@ -138,17 +148,18 @@ def main() -> None:
     print(machine_line())
     print(f"model {args.model} ({pipe.precision}); guide {args.guide or 'shipped'}; judge {args.judge}")
     if not args.timing_only:
-        if args.judge is None:
+        if not args.judge:
             parser.error("--judge is required for the quality tables (or pass --timing-only)")
         codes = (pipe.as_latents(np.load(args.codes)) if args.codes else pipe.sample_latents(args.generated, seed=0))
         codes = codes[:args.faces]
         print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}, {len(codes)} faces")
         names = tuple(name for name in args.attributes.split(",") if name)
-        quality_tables(pipe, {"guide": guide, "judge": clf.load(args.judge)}, codes, args.strength,
+        judges = {f"judge {number}": clf.load(folder) for number, folder in enumerate(args.judge, 1)}
+        quality_tables(pipe, {"guide": guide, **judges}, codes, args.strength,
                        GuidedSettings(steps=args.steps, anchor=args.anchor, hold_members=not args.hold_mean),
                        names, not args.no_pairs)
     if not args.no_timing:
-        timing_table(pipe, guide, (5, 10, 20))
+        timing_table(pipe, guide, (3, 5, 10, 20))
 
 
 if __name__ == "__main__":

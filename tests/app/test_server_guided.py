@@ -38,3 +38,19 @@ def test_guided_edit_and_bad_methods(tiny_api: TestClient) -> None:
     error = assert_error(tiny_api.post("/v1/generate", json={"n": 1, "attributes": {"Smiling": 1}, "keep": ["*"]}),
                          422, "invalid_input")
     assert "needs method='guided'" in error["detail"]
+
+
+def test_guided_cost_counts_every_held_reading() -> None:
+    """A guided request weighs one decoder pass per step for the forward pass, each edited
+    attribute and each kept attribute of each member of the shipped ensemble; linear weighs 0."""
+    from facevae.app.server.routes import guided_cost
+    from facevae.inference.guided import GuidedSettings
+    from facevae.model.shipped import load_shipped, shipped_members
+
+    members = shipped_members()
+    assert members == len(load_shipped().members)
+    passes = GuidedSettings().steps + 1  # the steps and the last pull-back
+    assert guided_cost({"Smiling": 2.0}, ["Male"], "linear") == 0
+    assert guided_cost({"Smiling": 2.0}, [], "guided") == passes * 2
+    assert guided_cost({"Smiling": 2.0}, ["Male", "Young"], "guided") == passes * (2 + 2 * members)
+    assert guided_cost({"Smiling": 2.0}, ["*"], "guided") == passes * (2 + 40 * members)

@@ -12,6 +12,7 @@ trained on the 8,000-face CelebA sample, so CelebA's terms apply to it (non-comm
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,13 @@ def shipped_dir() -> Path:
 def load_shipped(device: str | torch.device = "cpu") -> AttributeClassifier:
     """The shipped classifier, in eval mode (64 x 64 inputs in [0, 1], squashed CelebA frames)."""
     return load(shipped_dir(), device)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_members() -> int:
+    """How many networks the shipped classifier averages (read from its config, no weights)."""
+    config, _ = read_config(shipped_dir())
+    return config.members
 
 
 def shipped_info() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from ...config import to_dict
 from ...inference.edit_quality import weak_attributes
 from ...inference.guided import GuidedSettings, prepare_edits
+from ...model.shipped import shipped_members
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings
 from .errors import error_response
@@ -91,10 +92,12 @@ async def decode(body: schemas.DecodeRequest, pipeline: Pipeline, batcher: Batch
 
 def guided_cost(strengths: dict[str, float], kept: list[str], method: str) -> int:
     """What a guided walk of one face weighs against the batcher's budget: decoder passes
-    (a forward pass and one backward pass per edited or kept attribute, each step)."""
+    (a forward pass and one backward pass per edited attribute and per kept attribute and
+    member of the shipped ensemble, each step)."""
     if method != "guided":
         return 0
-    return (GuidedSettings().steps + 1) * (1 + len(strengths) + (40 if "*" in kept else len(kept)))
+    held = (40 if "*" in kept else len(kept)) * shipped_members()
+    return (GuidedSettings().steps + 1) * (1 + len(strengths) + held)
 
 
 async def edited_latents(pipeline: Pipeline, batcher: Batcher, codes: torch.Tensor,
