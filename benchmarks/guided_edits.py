@@ -1,7 +1,7 @@
 """Guided against linear attribute edits: quality judged by an independent classifier, and speed.
 The figures in docs/benchmarks.md ("Guided edits").
 
-    python benchmarks/guided_edits.py --judge JUDGE_DIR [--judge JUDGE_DIR ...] --codes CODES.npy [--guide DIR] [--steps 5]
+    python benchmarks/guided_edits.py --judge JUDGE_DIR [--judge ...] --codes CODES.npy [--guide DIR] [--steps 5]
     python benchmarks/guided_edits.py --timing-only
 
 Quality (needs --judge, classifier folders that did NOT guide the edits): the codes (an
