@@ -62,10 +62,10 @@ def vae_step(batch: torch.Tensor) -> Callable[[], None]:
 def classifier_step(batch: torch.Tensor, targets: torch.Tensor, dtype: torch.dtype | None) -> Callable[[], None]:
     model = AttributeClassifier(ClassifierConfig(64, tuple(CELEBA_ATTRIBUTES))).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    pos_weight = torch.full((len(CELEBA_ATTRIBUTES),), 2.0)
+    weights = torch.full((len(CELEBA_ATTRIBUTES),), 2.0)  # loss weights (broadcast over the batch)
 
     def step() -> None:
-        train_step(model, optimiser, batch, targets, pos_weight, dtype)
+        train_step(model, optimiser, batch, targets, weights, dtype)
     return step
 
 

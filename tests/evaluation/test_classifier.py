@@ -162,3 +162,40 @@ def test_an_ensemble_averages_members_that_each_learn(planted_cache: ImageCache,
         assert all(auc[name] >= 0.9 for name in PLANTED), (member, auc)
     with pytest.raises(ConfigError, match="between 1 and 8 members"):
         clf.ClassifierConfig(attribute_names=("Smiling",), members=9)
+
+
+def test_loss_weights_balance_classes_and_paired_cells() -> None:
+    from facevae.errors import UserError
+    from facevae.evaluation.classifier_training import loss_weights
+
+    # 10 images, A: 4 positives; Smiling and Male correlated like CelebA's (smiles mostly on women).
+    labels = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1],
+                           [0, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 1]], dtype=torch.float32)
+    names = ["A", "Smiling", "Male"]
+    plain = loss_weights(labels, names)
+    # Unpaired: negatives / positives on the positives, 1 on the negatives; both classes weigh the same in all.
+    torch.testing.assert_close(plain[:, 0], torch.where(labels[:, 0] > 0, torch.tensor(1.5), torch.tensor(1.0)))
+    for column in range(3):
+        positive = labels[:, column] > 0
+        torch.testing.assert_close(plain[positive, column].sum(), plain[~positive, column].sum())
+    # The pair: each (Smiling, Male) cell weighs a quarter of the same total, in both columns.
+    paired = loss_weights(labels, names, ("Smiling:Male",))
+    torch.testing.assert_close(paired[:, 0], plain[:, 0])  # other columns untouched
+    cells = labels[:, 1].long() * 2 + labels[:, 2].long()
+    for column in (1, 2):
+        totals = torch.stack([paired[cells == cell, column].sum() for cell in range(4)])
+        torch.testing.assert_close(totals, torch.full((4,), float(plain[:, column].sum()) / 4))
+    # The loss with these weights equals BCE with pos_weight when nothing is paired.
+    logits = torch.randn(10, 3)
+    weighted = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, plain)
+    positives = labels.sum(0)
+    reference = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels,
+                                                                      pos_weight=(10 - positives) / positives)
+    torch.testing.assert_close(weighted, reference)
+    with pytest.raises(UserError, match="does not learn Young"):
+        loss_weights(labels, names, ("Smiling:Young",))
+    with pytest.raises(UserError, match="no training image has A=1 and Smiling=0"):
+        loss_weights(labels[[0, 1, 3, 5]], names, ("A:Smiling",))
+    for bad in ("Smiling", "Smiling:Smiling", "Smiling:", "A:B:C"):
+        with pytest.raises(ConfigError, match="balanced pair"):
+            ClassifierTrainConfig(balance_pairs=(bad,))

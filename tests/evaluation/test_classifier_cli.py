@@ -18,11 +18,12 @@ def test_train_and_evaluate_from_a_celeba_folder(tmp_path: Path, capsys: pytest.
     out = tmp_path / "clf"
     code = main(["classifier", "train", "--data", str(data.path), "--out", str(out), "--size", "32",
                  "--channels", "16,32,32", "--precision", "fp32",  # epochs and batches adapt to the 195 images
-                 "--attributes", ",".join(PLANTED + ("Male",)), "--quiet"])
+                 "--attributes", ",".join(PLANTED + ("Male",)), "--balance-pairs", "Smiling:Male", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "Eyeglasses" in printed and f"wrote classifier {out}" in printed
     assert {"config.json", "classifier.safetensors", "metrics.json", "tensorboard"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "config.json").read_text())["train"]["balance_pairs"] == ["Smiling:Male"]
     model = clf.load(out)
     assert model.image_size == 32 and sorted(model.attribute_names) == sorted(PLANTED + ("Male",))
     # The raw folder was prepared once into its default cache, which evaluate reuses.
@@ -40,3 +41,6 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2 and "--channels" in capsys.readouterr().err
     code = main(["classifier", "evaluate", str(tmp_path / "nothing"), "--data", str(tmp_path)])
     assert code == 2 and "classifier train" in capsys.readouterr().err
+    code = main(["classifier", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--balance-pairs", "Smiling"])
+    assert code == 2 and "two different attribute names joined by ':'" in capsys.readouterr().err

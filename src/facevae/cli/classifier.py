@@ -53,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "guided edits steadier gradients; N times the training time; default 1)")
     train.add_argument("--attributes", default="", metavar="NAME,NAME",
                        help="learn only these attributes (default: every labelled one)")
+    train.add_argument("--balance-pairs", default="", metavar="A:B,C:D",
+                       help="weight the A and B outputs' losses by the four joint cells of their labels, so that "
+                            "neither reads the other (e.g. Smiling:Male: CelebA's women smile more often; default: "
+                            "none)")
     train.add_argument("--seed", type=options.SEED, default=0)
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="auto: bf16 autocast on CPUs/GPUs that compute it natively (default)")
@@ -90,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
         config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                        shift=args.shift, blur=args.blur, noise=args.noise, patience=args.patience,
                                        precision=args.precision, device=args.device,
-                                       attributes=_names(args.attributes))
+                                       attributes=_names(args.attributes),
+                                       balance_pairs=_names(args.balance_pairs))
     except ConfigError as error:
         raise UserError(str(error)) from None
     _check_channels(channels)  # before a raw folder is prepared: minutes of work for a config that cannot be built

@@ -4,8 +4,14 @@
     scores = score_split(load(folder), cache, "test")      # probabilities and labels
     split_metrics(scores, names)                           # {"auc": ..., "accuracy": ..., "images": N}
 
-The loss is binary cross-entropy per attribute with pos_weight = negatives / positives from
-the training labels, so a rare attribute (Bald: 2% of CelebA) counts as much as a common one.
+The loss is binary cross-entropy per attribute, each image weighted so that an attribute's
+positive and negative training images count as much in all (negatives / positives on the
+positives), so a rare attribute (Bald: 2% of CelebA) counts as much as a common one. A
+balanced pair "A:B" (`balance_pairs`) weights the A and B outputs' losses by the four joint
+cells of their labels instead, each cell counting as much: CelebA's women smile more often,
+so a Smiling output trained plainly reads part of a face's gender as smile (and Male part of
+a smile as "female"); with Smiling:Male balanced, neither can lean on the other, which is
+what a guided edit that keeps one while changing the other needs (docs/evaluation.md).
 Batches come from the cache through training/data.py (uint8 until the device; flips for
 training only); bf16 autocast where the CPU computes it natively (facevae.runtime.pick_runtime).
 TensorBoard event files go to OUT/tensorboard when TensorBoard is installed. OUT is checked
@@ -70,8 +76,14 @@ class ClassifierTrainConfig:
     precision: str = "auto"  # auto (bf16 where native), fp32 or bf16
     device: str = "auto"  # auto: a GPU if there is one, else the CPU
     attributes: tuple[str, ...] = ()  # () = every attribute with both classes in the training split
+    balance_pairs: tuple[str, ...] = ()  # "A:B": the A and B losses weighted by their joint label cells
 
     def __post_init__(self) -> None:
+        for pair in self.balance_pairs:
+            first, _, second = pair.partition(":")
+            if not first or not second or first == second or ":" in second:
+                raise ConfigError(f"a balanced pair is two different attribute names joined by ':', e.g. "
+                                  f"Smiling:Male; got {pair!r}")
         if (self.epochs is not None and self.epochs < 1) or (self.batch_size is not None and self.batch_size < 2):
             raise ConfigError("classifier training needs epochs >= 1 and batch_size >= 2 "
                               "(or None to adapt them to the data)")
@@ -157,6 +169,36 @@ def split_metrics(scores: SplitScores, names: list[str]) -> dict[str, Any]:
     return {"auc": auc, "accuracy": accuracy, "images": int(len(scores.labels))}
 
 
+def loss_weights(labels: torch.Tensor, names: list[str], pairs: tuple[str, ...] = ()) -> torch.Tensor:
+    """N x A weights of each training image's loss per attribute, from N x A {0, 1} labels.
+
+    Every attribute's positives and negatives count as much in all (each weighs
+    negatives / positives on its positives, 1 on its negatives: the total is 2 x negatives).
+    For a pair "A:B", the A and the B columns weigh each image by its (A, B) label cell
+    instead, every cell counting a quarter of that same total."""
+    labels = labels.float()
+    count = len(labels)
+    positives = labels.sum(0)  # A
+    weights = torch.where(labels > 0, (count - positives) / positives, torch.ones_like(labels))  # N x A
+    for pair in pairs:
+        first, second = pair.split(":")
+        missing = [name for name in (first, second) if name not in names]
+        if missing:
+            raise UserError(f"cannot balance {pair}: the classifier does not learn {', '.join(missing)} "
+                            f"(it learns {', '.join(names)})")
+        a, b = names.index(first), names.index(second)
+        cells = labels[:, a].long() * 2 + labels[:, b].long()  # N: 0..3
+        sizes = torch.bincount(cells, minlength=4)
+        if bool((sizes == 0).any()):
+            empty = int((sizes == 0).nonzero()[0])
+            raise UserError(f"cannot balance {pair}: no training image has {first}={empty // 2} and "
+                            f"{second}={empty % 2}; train without --balance-pairs {pair}")
+        for column in (a, b):
+            total = 2 * (count - positives[column])
+            weights[:, column] = total / (4 * sizes[cells].float())
+    return weights
+
+
 AUTO_STEPS = 1500  # optimiser steps the adaptive schedule aims for
 AUTO_EPOCH_RANGE = (3, 60)  # fewest and most epochs it plans
 NEAR_CHANCE_AUC = 0.6  # a mean validation AUC below this means the classifier learned (almost) nothing
@@ -217,13 +259,12 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
     model = AttributeClassifier(architecture).to(device)
     columns = [cache.attribute_names.index(name) for name in names]
     labels = torch.from_numpy(cache.attributes[cache.split_indices("train")][:, columns].astype(np.float32))
-    positives = labels.sum(0)
-    pos_weight = ((len(labels) - positives) / positives).to(device)  # A: balances each attribute's classes
+    weights = loss_weights(labels, names, config.balance_pairs).to(device)  # N x A, in split order
     epochs, batch_size = plan_schedule(len(labels), config)
     batches = CacheBatches(cache, "train", batch_size, device, shuffle=True, seed=config.seed,
                            hflip=config.hflip, channels_last=False)
     started = time.perf_counter()
-    fitted = _fit(model, batches, labels.to(device), pos_weight, cache, config, epochs, folder, progress)
+    fitted = _fit(model, batches, labels.to(device), weights, cache, config, epochs, folder, progress)
     seconds = time.perf_counter() - started
     model.eval()
     _warn_if_near_chance(fitted["valid"]["auc"])
@@ -244,13 +285,14 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
 
 
 def train_step(model: AttributeClassifier, optimiser: torch.optim.Optimizer, images: torch.Tensor,
-               targets: torch.Tensor, pos_weight: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """One optimiser step on B x 3 x S x S images and B x A {0, 1} targets; returns the loss
-    (averaged over the ensemble's members: each learns the labels, not the ensemble's mean).
+               targets: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """One optimiser step on B x 3 x S x S images, B x A {0, 1} targets and B x A loss weights
+    (loss_weights' rows for these images); returns the loss (averaged over the ensemble's
+    members: each learns the labels, not the ensemble's mean).
     The forward pass runs under autocast when dtype is set; the loss is computed in fp32."""
     with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logits = model.member_logits(images)  # M x B x A: each member fits the labels on its own
-    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.expand_as(logits), pos_weight=pos_weight)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.expand_as(logits), weights.expand_as(logits))
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
@@ -262,12 +304,12 @@ def mean_auc(valid: dict[str, Any]) -> float:
     return float(np.mean(known)) if known else float("nan")
 
 
-def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor, pos_weight: torch.Tensor,
+def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor, weights: torch.Tensor,
          cache: ImageCache, config: ClassifierTrainConfig, epochs: int, out: Path, progress: bool) -> dict[str, Any]:
     """The epochs: AdamW with a cosine schedule; validation after each epoch; early stopping
     after `patience` epochs without a better mean AUC, then the best epoch's weights are put
-    back. Returns {"valid": its metrics, "best_epoch", "epochs_run"}. labels: N_train x A
-    float on the device, in split order."""
+    back. Returns {"valid": its metrics, "best_epoch", "epochs_run"}. labels and weights:
+    N_train x A floats on the device, in split order."""
     dtype = pick_runtime(batches.device, config.precision).autocast_dtype
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = epochs * len(batches)
@@ -281,9 +323,9 @@ def _fit(model: AttributeClassifier, batches: CacheBatches, labels: torch.Tensor
             model.train()
             positions, _ = batches.epoch_positions(epoch)
             for index, images in enumerate(batches.batches(epoch)):
-                targets = labels[torch.from_numpy(positions[index * batches.batch_size:][:len(images)])]
+                rows = torch.from_numpy(positions[index * batches.batch_size:][:len(images)])
                 images = augment(images, config.augmentation, generator)
-                loss = train_step(model, optimiser, images, targets, pos_weight, dtype)
+                loss = train_step(model, optimiser, images, labels[rows], weights[rows], dtype)
                 schedule.step()
                 bar.update()
                 if writer is not None:
