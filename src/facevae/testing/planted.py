@@ -13,6 +13,10 @@ are drawn independently (probability 0.4 each) and, when set, paint their cause:
 Every other label (the rest of CelebA's 40 in the folder version; "Random" in the cache) is
 random and painted nowhere, so nothing can learn it. `shuffle_labels=True` permutes the
 label rows after drawing the pictures: the same images with labels that no longer match.
+
+A confounded cache, like CelebA's smiles and gender: `link=("Smiling", "Eyeglasses", 0.9)`
+makes Eyeglasses copy the Smiling label for 90% of the images, and `unpainted={"Smiling": 0.5}`
+leaves half the smiles undrawn, so a classifier can only guess those from the glasses.
 """
 
 from __future__ import annotations
@@ -65,15 +69,23 @@ def _draw_labels(rng: np.random.Generator, count: int, names: tuple[str, ...]) -
 
 
 def make_planted_cache(path: str | Path, count: int = 600, size: int = 32, seed: int = 0,
-                       shuffle_labels: bool = False, val_fraction: float = 0.2,
-                       test_fraction: float = 0.2) -> PlantedData:
-    """A prepared cache (data/cache.py) of planted faces with attributes CACHE_ATTRIBUTES."""
+                       shuffle_labels: bool = False, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                       link: tuple[str, str, float] | None = None,
+                       unpainted: dict[str, float] | None = None) -> PlantedData:
+    """A prepared cache (data/cache.py) of planted faces with attributes CACHE_ATTRIBUTES;
+    link and unpainted make a confounded one (see the module docstring)."""
     rng = np.random.default_rng(seed)
     labels = _draw_labels(rng, count, CACHE_ATTRIBUTES)
+    if link is not None:
+        source, follower, agreement = CACHE_ATTRIBUTES.index(link[0]), CACHE_ATTRIBUTES.index(link[1]), link[2]
+        copied = rng.random(count) < agreement
+        labels[copied, follower] = labels[copied, source]
+    hidden = {name: rng.random(count) < share for name, share in (unpainted or {}).items()}  # count bools each
     split = seeded_split(count, val_fraction, test_fraction, seed)
     with CacheWriter(Path(path), count, size) as writer:
         for index in range(count):
-            has = {name: bool(labels[index, k]) for k, name in enumerate(CACHE_ATTRIBUTES)}
+            has = {name: bool(labels[index, k]) and not (name in hidden and hidden[name][index])
+                   for k, name in enumerate(CACHE_ATTRIBUTES)}
             writer.images[index] = planted_image(rng, has, size, size)
         if shuffle_labels:
             labels = labels[rng.permutation(count)]
