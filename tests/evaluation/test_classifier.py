@@ -199,6 +199,8 @@ def test_loss_weights_balance_classes_and_paired_cells() -> None:
     for bad in ("Smiling", "Smiling:Smiling", "Smiling:", "A:B:C"):
         with pytest.raises(ConfigError, match="balanced pair"):
             ClassifierTrainConfig(balance_pairs=(bad,))
+    with pytest.raises(ConfigError, match="Smiling is in more than one balanced pair"):
+        ClassifierTrainConfig(balance_pairs=("Smiling:Male", "Young:Smiling"))
 
 
 @pytest.mark.slow

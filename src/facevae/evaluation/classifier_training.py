@@ -79,11 +79,17 @@ class ClassifierTrainConfig:
     balance_pairs: tuple[str, ...] = ()  # "A:B": the A and B losses weighted by their joint label cells
 
     def __post_init__(self) -> None:
+        paired: list[str] = []
         for pair in self.balance_pairs:
             first, _, second = pair.partition(":")
             if not first or not second or first == second or ":" in second:
                 raise ConfigError(f"a balanced pair is two different attribute names joined by ':', e.g. "
                                   f"Smiling:Male; got {pair!r}")
+            paired += [first, second]
+        twice = sorted({name for name in paired if paired.count(name) > 1})
+        if twice:  # an output's loss has one set of weights: a second pair would silently replace the first
+            raise ConfigError(f"{', '.join(twice)} is in more than one balanced pair; balance each attribute "
+                              f"with one other only")
         if (self.epochs is not None and self.epochs < 1) or (self.batch_size is not None and self.batch_size < 2):
             raise ConfigError("classifier training needs epochs >= 1 and batch_size >= 2 "
                               "(or None to adapt them to the data)")

@@ -31,8 +31,9 @@ WEAK_SUCCESS = 0.25
 def stored_quality(model: Any) -> dict[str, Any]:
     """The model's record ({} when it has none): its bundle's own, else its registry entry's."""
     folder = getattr(model, "path", None)
-    if folder is not None and (Path(folder) / QUALITY_FILE).is_file():
-        return _read_record(Path(folder) / QUALITY_FILE, (Path(folder) / QUALITY_FILE).stat().st_mtime_ns)
+    own = Path(folder) / QUALITY_FILE if folder is not None else None
+    if own is not None and own.is_file():
+        return _read_record(own, own.stat().st_mtime_ns)
     name = (getattr(model, "provenance", None) or {}).get("registry_name")
     return _read_record(QUALITY_DIR / f"{name}.json", 0) if name else {}
 
