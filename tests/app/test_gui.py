@@ -203,7 +203,9 @@ def test_edit_photo_before_after_and_sliders(gui, tiny_model_bundle: Path, face_
     assert image_urls(app)[0] == framed and image_urls(app)[1] != grid
     assert app.query_params["attrs"] == "Smiling:3"
     edited = image_urls(app)[1]
-    app.multiselect(key="edit-keep").select("Eyeglasses").run()  # keep holds in the edit mode too
+    # Keep holds in the edit mode too. Everything else: on a tiny model the guide is sure of some
+    # outputs (a logit beyond KEEP_CLIP), which are rightly not held, but never of all 39.
+    app.checkbox(key="edit-keep-all").check().run()
     check_clean(app)
     assert image_urls(app)[1] != edited
 

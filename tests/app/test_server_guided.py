@@ -45,12 +45,13 @@ def test_guided_cost_counts_every_held_reading() -> None:
     attribute and each kept attribute of each member of the shipped ensemble; linear weighs 0."""
     from facevae.app.server.routes import guided_cost
     from facevae.inference.guided import GuidedSettings
-    from facevae.model.shipped import load_shipped, shipped_members
+    from facevae.model.shipped import load_shipped, shipped_config
 
-    members = shipped_members()
-    assert members == len(load_shipped().members)
+    members = shipped_config().members
+    assert members == len(load_shipped().members) and len(shipped_config().attribute_names) == 40
     passes = GuidedSettings().steps + 1  # the steps and the last pull-back
     assert guided_cost({"Smiling": 2.0}, ["Male"], "linear") == 0
     assert guided_cost({"Smiling": 2.0}, [], "guided") == passes * 2
     assert guided_cost({"Smiling": 2.0}, ["Male", "Young"], "guided") == passes * (2 + 2 * members)
-    assert guided_cost({"Smiling": 2.0}, ["*"], "guided") == passes * (2 + 40 * members)
+    assert guided_cost({"Smiling": 2.0}, ["*"], "guided") == passes * (2 + 39 * members)  # all but the edited one
+    assert guided_cost({"Smiling": 2.0, "Male": 1.0}, ["*"], "guided") == passes * (3 + 38 * members)

@@ -9,7 +9,7 @@ import torch
 
 from facevae.errors import UserError
 from facevae.inference.directions import conditional_offset
-from facevae.inference.guided import KEEP_EVERYTHING, Guide, GuidedSettings, guided_edit
+from facevae.inference.guided import KEEP_CLIP, KEEP_EVERYTHING, Guide, GuidedSettings, guided_edit
 from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 
@@ -61,6 +61,38 @@ def test_strength_is_a_path_length_in_the_linear_unit(guide: Guide, codes: torch
         moved = guided_edit(guide, codes, {"Smiling": strength}, {"Smiling": 0.7 * VECTORS["Smiling"]})
         torch.testing.assert_close((moved - codes).norm(dim=1), torch.full((12,), abs(strength) * 0.7))
         assert torch.sign(moved[:, 0] - codes[:, 0]).eq(1.0 if strength > 0 else -1.0).all()
+
+
+class _SureOfGlassesOnBlondFaces(torch.nn.Module):
+    """The planted detector, certain of Eyeglasses (logit + 20) whenever the blond band is drawn:
+    a kept output beyond KEEP_CLIP on some faces only. The offset has no gradient."""
+
+    attribute_names, image_size = PlantedDetector.attribute_names, PlantedDetector.image_size
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exact = PlantedDetector()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.exact(images)
+        sure = 20.0 * (logits[:, 2] > 0).float()  # N
+        return torch.stack([logits[:, 0], logits[:, 1] + sure, logits[:, 2]], 1)
+
+
+def test_a_kept_output_the_guide_is_sure_of_is_not_held(guide: Guide, codes: torch.Tensor) -> None:
+    blond = codes.clone()
+    blond[:6, 2], blond[6:, 2] = 3.0, -3.0  # the first six faces blond: their Eyeglasses reading is sure
+    sure_guide = Guide(LeakyPlantedDecoder(), _SureOfGlassesOnBlondFaces())
+    glasses = sure_guide.logits(blond)[:, 1]
+    assert (glasses[:6] > KEEP_CLIP).all() and (glasses[6:].abs() < KEEP_CLIP).all()
+    kept = guided_edit(sure_guide, blond, {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"])
+    free = guided_edit(sure_guide, blond, {"Smiling": 2.0}, VECTORS)
+    # The sure faces walk as if nothing were kept (holding would only shorten their smile)...
+    torch.testing.assert_close(kept[:6], free[:6])
+    # ...while the other faces in the same batch are held exactly as the plain detector holds them.
+    torch.testing.assert_close(kept[6:], guided_edit(guide, blond[6:], {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"]),
+                               atol=1e-5, rtol=1e-5)
+    assert (kept[6:] - free[6:]).abs().max() > 0.05
 
 
 def test_deterministic_and_batched(guide: Guide, codes: torch.Tensor) -> None:

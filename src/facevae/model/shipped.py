@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .classifier import AttributeClassifier, ClassifierError, load, read_config
+from .classifier import AttributeClassifier, ClassifierConfig, ClassifierError, load, read_config
 
 SHIPPED_NAME = "celeba64-attributes"
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights" / SHIPPED_NAME
@@ -41,10 +41,10 @@ def load_shipped(device: str | torch.device = "cpu") -> AttributeClassifier:
 
 
 @functools.lru_cache(maxsize=1)
-def shipped_members() -> int:
-    """How many networks the shipped classifier averages (read from its config, no weights)."""
+def shipped_config() -> ClassifierConfig:
+    """The shipped classifier's architecture: its attribute names and members (no weights read)."""
     config, _ = read_config(shipped_dir())
-    return config.members
+    return config
 
 
 def shipped_info() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from ...config import to_dict
 from ...inference.edit_quality import weak_attributes
 from ...inference.guided import GuidedSettings, prepare_edits
-from ...model.shipped import shipped_members
+from ...model.shipped import shipped_config
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings
 from .errors import error_response
@@ -96,7 +96,9 @@ def guided_cost(strengths: dict[str, float], kept: list[str], method: str) -> in
     member of the shipped ensemble, each step)."""
     if method != "guided":
         return 0
-    held = (40 if "*" in kept else len(kept)) * shipped_members()
+    config = shipped_config()
+    names = [name for name in config.attribute_names if name not in strengths] if "*" in kept else kept
+    held = len(names) * config.members
     return (GuidedSettings().steps + 1) * (1 + len(strengths) + held)
 
 
