@@ -114,16 +114,23 @@ class Guide:
 Strengths = Mapping[str, "float | torch.Tensor"]  # {attribute: one strength, or one per face (N)}
 
 
-def kept_names(guide: Guide, strengths: Strengths, keep: Sequence[str]) -> list[str]:
-    """The kept attribute names, with KEEP_EVERYTHING expanded; errors for unknown or edited ones."""
+def expand_keep(names: Sequence[str], strengths: Strengths, keep: Sequence[str]) -> list[str]:
+    """The kept attribute names, once each; KEEP_EVERYTHING: every one of the guide's `names`
+    that is not edited (no checks: kept_names checks them)."""
     if KEEP_EVERYTHING in keep:
-        return [name for name in guide.names if name not in strengths]
-    both = [name for name in keep if name in strengths]
-    if both:
-        raise UserError(f"{', '.join(both)} is both edited and kept unchanged; remove it from keep")
-    for name in keep:
-        guide.index(name)
+        return [name for name in names if name not in strengths]
     return list(dict.fromkeys(keep))
+
+
+def kept_names(guide: Guide, strengths: Strengths, keep: Sequence[str]) -> list[str]:
+    """expand_keep with the guide's names; errors for unknown or edited ones."""
+    if KEEP_EVERYTHING not in keep:
+        both = [name for name in keep if name in strengths]
+        if both:
+            raise UserError(f"{', '.join(both)} is both edited and kept unchanged; remove it from keep")
+        for name in keep:
+            guide.index(name)
+    return expand_keep(guide.names, strengths, keep)
 
 
 def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors: Mapping[str, torch.Tensor],

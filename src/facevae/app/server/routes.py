@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from ...config import to_dict
 from ...inference.edit_quality import weak_attributes
-from ...inference.guided import GuidedSettings, prepare_edits
+from ...inference.guided import GuidedSettings, expand_keep, prepare_edits
 from ...model.shipped import shipped_config
 from . import schemas
 from .dependencies import Batcher, Pipeline, Settings
@@ -97,8 +97,7 @@ def guided_cost(strengths: dict[str, float], kept: list[str], method: str) -> in
     if method != "guided":
         return 0
     config = shipped_config()
-    names = [name for name in config.attribute_names if name not in strengths] if "*" in kept else kept
-    held = len(names) * config.members
+    held = len(expand_keep(config.attribute_names, strengths, kept)) * config.members
     return (GuidedSettings().steps + 1) * (1 + len(strengths) + held)
 
 
