@@ -27,6 +27,9 @@ PROVENANCE = {
 def main(trained: Path, target: Path) -> None:
     config = json.loads((trained / "config.json").read_text())
     config["data"] = {**{k: v for k, v in config["data"].items() if k != "cache"}, **PROVENANCE}
+    for source in config["train"].get("merged_from", []):  # `classifier merge`: the recipe's folder names, no paths
+        source["folder"] = Path(source["folder"]).name
+        source["data"].pop("cache", None)
     target.mkdir(parents=True, exist_ok=True)
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name in ("classifier.safetensors", "metrics.json", "evaluation_test.json"):

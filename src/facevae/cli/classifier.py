@@ -1,5 +1,6 @@
-"""`facevae classifier train --data CELEBA_OR_CACHE --out DIR` and
-`facevae classifier evaluate DIR --data CELEBA_OR_CACHE [--split test]`."""
+"""`facevae classifier train --data CELEBA_OR_CACHE --out DIR`,
+`facevae classifier evaluate DIR --data CELEBA_OR_CACHE [--split test]` and
+`facevae classifier merge DIR DIR ... --data CELEBA_OR_CACHE --out DIR`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "classifier.safetensors and metrics.json (validation ROC AUC and accuracy per attribute).",
         epilog="examples:\n"
                "  facevae classifier train --data ~/data/celeba --out runs/classifier\n"
-               "  facevae classifier evaluate runs/classifier --data ~/data/celeba --split test",
+               "  facevae classifier evaluate runs/classifier --data ~/data/celeba --split test\n"
+               "  facevae classifier merge runs/light runs/heavier --data ~/data/celeba --out runs/both",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -72,6 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="score only the first N images of the split")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=run_evaluate)
+    merge = actions.add_parser("merge", help="join classifiers of one architecture into one ensemble",
+                               description="Every network of every DIR becomes a member of OUT (their logits "
+                                           "averaged): classifiers trained with different recipes in one ensemble. "
+                                           "OUT is validated on the data's valid split.")
+    merge.add_argument("folders", nargs="+", metavar="DIR", help="two or more classifier folders")
+    merge.add_argument("--data", required=True, metavar="CELEBA_OR_CACHE",
+                       help="the data to validate the ensemble on (its valid split)")
+    merge.add_argument("--out", required=True, metavar="OUT", help="the classifier folder to write")
+    merge.add_argument("--quiet", action="store_true", help="no progress bars")
+    merge.set_defaults(run=run_merge)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -140,6 +152,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
         path = write_atomic(target, json_bytes(metrics))
     _print_table(metrics["auc"], metrics["accuracy"], f"{args.split} split, {metrics['images']} images")
     print(f"wrote {path}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from ..evaluation.classifier_merge import merge_classifiers
+    from ..evaluation.data import open_cache
+    from ..model import classifier as clf
+
+    config, meta = clf.read_config(args.folders[0])
+    data = meta.get("data", {})
+    cache = open_cache(args.data, config.image_size, data.get("crop", "squash"), data.get("crop_size", 148))
+    out = merge_classifiers(args.folders, args.out, cache, progress=not args.quiet)
+    _print_metrics(out / "metrics.json", "validation")
+    print(f"wrote classifier {out} ({clf.read_config(out)[0].members} members)")
     return 0
 
 
