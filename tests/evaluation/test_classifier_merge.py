@@ -16,7 +16,7 @@ from facevae.errors import UserError
 from facevae.evaluation.classifier_merge import merge_classifiers
 from facevae.evaluation.classifier_training import train_classifier
 from facevae.model import classifier as clf
-from facevae.testing.planted import PLANTED
+from facevae.testing.planted import PLANTED, make_planted_cache
 from support.evaluation import TINY_CHANNELS, TINY_TRAINING
 
 
@@ -62,6 +62,9 @@ def test_only_one_architecture_merges(planted_cache: ImageCache, planted_classif
         merge_classifiers([planted_classifier] * 9, tmp_path / "out", planted_cache)
     with pytest.raises(UserError, match="one of the folders being merged"):
         merge_classifiers([planted_classifier, deeper], deeper, planted_cache)
+    unvalidated = ImageCache.open(make_planted_cache(tmp_path / "no-valid", count=40, val_fraction=0.0).path)
+    with pytest.raises(UserError, match="valid split .* is empty"):
+        merge_classifiers([planted_classifier, planted_classifier], tmp_path / "out", unvalidated)
     assert not (tmp_path / "out").exists()  # nothing written by a refused merge
 
 

@@ -44,6 +44,9 @@ def merge_classifiers(folders: Sequence[str | Path], out: str | Path, cache: Ima
     out = Path(out).expanduser()
     if out.resolve() in {folder.resolve() for folder in folders}:
         raise UserError(f"{out} is one of the folders being merged; write the ensemble to a new folder")
+    if len(cache.split_indices("valid")) == 0:
+        raise UserError(f"the valid split of {cache.path} is empty, so the ensemble cannot be validated; prepare "
+                        f"the cache with a validation fraction (`facevae prepare --val-fraction 0.1`)")
     configs = [clf.read_config(folder) for folder in folders]
     _check_compatible(folders, configs)
     members = sum(config.members for config, _ in configs)
