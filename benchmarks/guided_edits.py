@@ -18,7 +18,8 @@ mean probability over faces at strength s:
                     faces (keep pairs: the faces' own spread makes small leaks hard to resolve)
 
 Speed: seconds for one face and for a 70-face grid, linear against guided at several step
-counts, in this process's threads, with the machine line of benchmarks/_machine.py.
+counts, and for one face keeping one attribute against keeping everything else ("*"), in this
+process's threads, with the machine line of benchmarks/_machine.py.
 """
 
 from __future__ import annotations
@@ -121,6 +122,13 @@ def timing_table(pipe: FacePipeline, guide: torch.nn.Module, step_counts: tuple[
             edited(pipe, "guided", codes, {"Smiling": 2.0}, ("Male",), guide, GuidedSettings(steps=steps))
             cells.append(f"{time.perf_counter() - started:.2f}")
         print(f"| {count} | " + " | ".join(cells) + " |", flush=True)
+    # Keeping everything else holds every other attribute as each of the guide's networks reads it.
+    print(f"\n| one face, Smiling +2, {GuidedSettings.steps} steps, keeping | guided (s) |\n|---|---|")
+    face = pipe.sample_latents(1, seed=1)
+    for keep in (("Male",), ("*",)):
+        started = time.perf_counter()
+        edited(pipe, "guided", face, {"Smiling": 2.0}, keep, guide, GuidedSettings())
+        print(f"| {', '.join(keep)} | {time.perf_counter() - started:.2f} |", flush=True)
 
 
 def main() -> None:
