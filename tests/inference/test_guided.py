@@ -9,7 +9,14 @@ import torch
 
 from facevae.errors import UserError
 from facevae.inference.directions import conditional_offset
-from facevae.inference.guided import KEEP_CLIP, KEEP_EVERYTHING, Guide, GuidedSettings, guided_edit
+from facevae.inference.guided import (
+    KEEP_CLIP,
+    KEEP_EVERYTHING,
+    Guide,
+    GuidedSettings,
+    _logits_and_gradients,
+    guided_edit,
+)
 from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 
@@ -93,6 +100,25 @@ def test_a_kept_output_the_guide_is_sure_of_is_not_held(guide: Guide, codes: tor
     torch.testing.assert_close(kept[6:], guided_edit(guide, blond[6:], {"Smiling": 2.0}, VECTORS, keep=["Eyeglasses"]),
                                atol=1e-5, rtol=1e-5)
     assert (kept[6:] - free[6:]).abs().max() > 0.05
+
+
+def test_gradients_of_outputs_sure_for_every_face_are_zero_and_the_rest_exact(codes: torch.Tensor) -> None:
+    blond = codes.clone()
+    blond[:6, 2], blond[6:, 2] = 3.0, -3.0  # Eyeglasses is sure on the first six faces only
+    sure_guide = Guide(LeakyPlantedDecoder(), _SureOfGlassesOnBlondFaces())
+    smile, glasses = sure_guide.index("Smiling"), sure_guide.index("Eyeglasses")
+    for faces in (blond[:6], blond):  # every face sure of the kept output, then a mixed batch
+        logits, gradients = _logits_and_gradients(sure_guide, faces, [smile], [glasses], hold_members=True)
+        variable = faces.clone().requires_grad_(True)
+        reference = sure_guide.logits(variable)  # N x A
+        for row, column in enumerate((smile, glasses)):
+            (expected,) = torch.autograd.grad(reference[:, column].sum(), variable, retain_graph=True)
+            torch.testing.assert_close(logits[:, row], reference[:, column].detach())
+            if row == 1 and len(faces) == 6:
+                assert not gradients[:, row].any()  # no backward pass for it: guided_edit zeroes such rows
+            else:
+                torch.testing.assert_close(gradients[:, row], expected)
+    assert gradients[6:, 1].abs().amax() > 0  # the unsure faces' kept gradients are really taken
 
 
 def test_deterministic_and_batched(guide: Guide, codes: torch.Tensor) -> None:

@@ -360,5 +360,5 @@ def method_control(strengths: dict[str, float], keep: tuple[str, ...], key: str,
                              "(docs/usage.md, Guided edits)")
     everything = right.checkbox("Keep everything else", key=f"{key}-keep-all", disabled=method != "guided",
                                 help="Guided only: hold every other attribute the classifier knows "
-                                     "(several seconds per face)")
+                                     "(a few seconds per face)")
     return method, ("*",) if method == "guided" and everything else keep
