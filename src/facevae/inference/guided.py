@@ -32,7 +32,8 @@ edit walks each code in `steps` equal steps instead, and at every step looks at 
 
 What it costs: each step is one decoder + classifier forward pass and one backward pass per
 target and kept attribute (batched with is_grads_batched), so keeping everything else costs
-about as many backward passes per step as the classifier has attributes (times its members). Deterministic: no
+about as many backward passes per step as the classifier has attributes (times its members);
+a kept reading the guide is sure of on every face of the batch gets none. Deterministic: no
 random numbers. bf16 autocast where the runtime computes bf16 natively (the gradients and the
 projections are float32). `cancel`, when given, is called before each step and raises to
 abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used otherwise).
