@@ -160,9 +160,7 @@ def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors
         if cancel is not None:
             cancel()
         logits, gradients = _logits_and_gradients(guide, codes, target_rows, kept_rows, settings.hold_members)
-        target_grads, kept_grads = gradients[:, :len(targets)], gradients[:, len(targets):]
-        unsure = logits[:, len(targets):].abs() <= KEEP_CLIP  # N x K: the kept outputs to hold now
-        kept_grads = kept_grads * unsure[..., None]  # sure ones: zero rows, out of every projection
+        target_grads, kept_grads = gradients[:, :len(targets)], gradients[:, len(targets):]  # sure kept: zero rows
         clipped = logits[:, len(targets):].clamp(-KEEP_CLIP, KEEP_CLIP)  # N x K
         start = clipped if start is None else start
         move = torch.zeros_like(codes)
@@ -181,22 +179,24 @@ def _logits_and_gradients(guide: Guide, codes: torch.Tensor, target_rows: list[i
                           hold_members: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(N x R logits, N x R x D gradients d logit_r / d code): R = T targets (the members' mean)
     then the kept attributes, each member's own logit (hold_members, M x K rows) or the mean (K).
-    A kept row the guide is sure of for every face (|logit| > KEEP_CLIP) gets zero gradients
-    without a backward pass: guided_edit would zero them anyway, and a backward pass per row is
-    what a walk costs (keeping everything else on one face skips about a quarter of them)."""
+    A kept output the guide is sure of on a face (|logit| > KEEP_CLIP) is not held there: its
+    gradient row is zero for that face (out of every projection and pull-back), and a row sure
+    on every face takes no backward pass at all, which is what a walk costs (keeping everything
+    else on one face skips about a quarter of them)."""
     with torch.enable_grad():
         variable = codes.detach().requires_grad_(True)
         readings = guide.readings(variable)  # M x N x A
         kept = readings[:, :, kept_rows]  # M x N x K
         kept = kept.permute(1, 0, 2).flatten(1) if hold_members else kept.mean(0)  # N x MK or N x K
         logits = torch.cat([readings[:, :, target_rows].mean(0), kept], 1)  # N x R
-        needed = torch.cat([torch.ones(len(target_rows), dtype=torch.bool, device=codes.device),
-                            (kept.detach().abs() <= KEEP_CLIP).any(0)]).nonzero()[:, 0]  # the rows to differentiate
+        held = torch.cat([torch.ones(len(target_rows), len(codes), dtype=torch.bool, device=codes.device),
+                          (kept.detach().abs() <= KEEP_CLIP).T])  # R x N: targets always, kept outputs not sure
+        needed = held.any(1).nonzero()[:, 0]  # the rows to differentiate
         picks = torch.zeros(len(needed), *logits.shape, device=codes.device)  # U x N x R
         picks[torch.arange(len(needed)), :, needed] = 1.0
         (taken,) = torch.autograd.grad(logits, variable, grad_outputs=picks, is_grads_batched=True)  # U x N x D
     gradients = torch.zeros(codes.shape[0], logits.shape[1], codes.shape[1], device=codes.device)  # N x R x D
-    gradients[:, needed] = taken.transpose(0, 1).float()
+    gradients[:, needed] = taken.transpose(0, 1).float() * held[needed].T[..., None]
     return logits.detach(), gradients
 
 
