@@ -20,16 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save as safetensors_bytes
-
 from ..atomic import staged_dir
 from ..data.cache import ImageCache
 from ..errors import UserError
 from ..limits import MAX_CLASSIFIER_MEMBERS
 from ..model import classifier as clf
-from .classifier_training import is_classifier_folder, score_split, split_metrics
+from .classifier_training import is_classifier_folder, score_split, split_metrics, write_classifier_files
 from .output import check_replaceable, check_writable, writing
-from .report import json_bytes
 
 SHARED_FIELDS = ("image_size", "attribute_names", "channels", "convs_per_stage")
 DATA_FRAMING = ("crop", "crop_size")
@@ -69,12 +66,8 @@ def merge_classifiers(folders: Sequence[str | Path], out: str | Path, cache: Ima
     if len(counts) == 1:  # the same training faces' count everywhere (each source's own is in merged_from)
         data["train_images"] = counts.pop()
     train = {"merged_from": sources}
-    weights = {key: value.detach().cpu().contiguous() for key, value in merged.state_dict().items()}
     with writing(out), staged_dir(out) as folder:
-        (folder / clf.WEIGHTS_FILE).write_bytes(safetensors_bytes(weights))
-        (folder / clf.CONFIG_FILE).write_bytes(json_bytes(clf.folder_config(merged.config, train, data)))
-        (folder / clf.METRICS_FILE).write_bytes(json_bytes(
-            {"val_auc": valid["auc"], "val_accuracy": valid["accuracy"], "images": valid["images"]}))
+        write_classifier_files(folder, merged, train, data, valid)
     return out
 
 

@@ -282,10 +282,16 @@ def _train_into(folder: Path, architecture: ClassifierConfig, cache: ImageCache,
     data_info = {"cache": str(cache.path), "crop": cache.meta.get("preprocessing", {}).get("crop", "squash"),
                  "crop_size": cache.meta.get("preprocessing", {}).get("crop_size", 148),
                  "train_images": int(len(labels)), "left_out": skipped}
+    write_classifier_files(folder, model, train_info, data_info, fitted["valid"])
+
+
+def write_classifier_files(folder: Path, model: AttributeClassifier, train_info: dict[str, Any],
+                           data_info: dict[str, Any], valid: dict[str, Any]) -> None:
+    """A classifier folder's files: the weights, config.json and metrics.json (`valid`:
+    split_metrics of the valid split). `classifier train` and `classifier merge` write them."""
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     (folder / WEIGHTS_FILE).write_bytes(safetensors_bytes(state))
     (folder / CONFIG_FILE).write_bytes(_json(folder_config(model.config, train_info, data_info)))
-    valid = fitted["valid"]
     (folder / METRICS_FILE).write_bytes(_json({"val_auc": valid["auc"], "val_accuracy": valid["accuracy"],
                                                "images": valid["images"]}))
 
