@@ -147,6 +147,8 @@ def main() -> None:
     parser.add_argument("--anchor", type=float, default=GuidedSettings.anchor)
     parser.add_argument("--hold-mean", action="store_true",
                         help="an ensemble guide holds only its members' mean reading of a kept attribute")
+    parser.add_argument("--gradients-only", action="store_true",
+                        help="keep by the guide's gradients alone, not also the kept attributes' vectors")
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
@@ -164,7 +166,8 @@ def main() -> None:
         names = tuple(name for name in args.attributes.split(",") if name)
         judges = {f"judge {number}": clf.load(folder) for number, folder in enumerate(args.judge, 1)}
         quality_tables(pipe, {"guide": guide, **judges}, codes, args.strength,
-                       GuidedSettings(steps=args.steps, anchor=args.anchor, hold_members=not args.hold_mean),
+                       GuidedSettings(steps=args.steps, anchor=args.anchor, hold_members=not args.hold_mean,
+                                      project_vectors=not args.gradients_only),
                        names, not args.no_pairs)
     if not args.no_timing:
         timing_table(pipe, guide, (3, 5, 10, 20))

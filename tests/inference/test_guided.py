@@ -14,10 +14,12 @@ from facevae.inference.guided import (
     KEEP_EVERYTHING,
     Guide,
     GuidedSettings,
+    _damped_without,
     _logits_and_gradients,
+    _without,
     guided_edit,
 )
-from support.guided import VECTORS, LeakyPlantedDecoder, PlantedDetector
+from support.guided import MASKS, VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 
 @pytest.fixture
@@ -201,3 +203,89 @@ def test_an_ensemble_guide_holds_each_members_reading_of_a_kept_attribute(codes:
         drift[hold] = (after[:, :, 1] - before[:, :, 1]).abs().mean(1)  # per member
         torch.testing.assert_close(guide.logits(edited), after.mean(0))
     assert drift[False].max() > 3 * drift[True].max(), drift  # the mean alone lets the members drift apart
+
+
+# The eye bar's top row: the part of it a guide that misses the rest sees. (Not its left half: the
+# guide averages each face with its mirror image, which would show it the right half too.)
+_TOP_BAR = MASKS["Eyeglasses"] * (torch.arange(32) < 15).float()[:, None]
+
+
+class _LowerBarDecoder(torch.nn.Module):
+    """Planted faces without the smile's leak: dimension 0 draws the mouth arc, 1 the whole eye
+    bar, and 3 darkens the bar below its top row only (glasses a guide that reads the top row misses)."""
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        def drawn(dimension: int) -> torch.Tensor:
+            return torch.sigmoid(2 * codes[:, dimension])[:, None, None, None]
+
+        image = torch.full((len(codes), 3, 32, 32), 0.5) + 0.45 * drawn(0) * MASKS["Smiling"]
+        return image - 0.25 * drawn(1) * MASKS["Eyeglasses"] - 0.25 * drawn(3) * (MASKS["Eyeglasses"] - _TOP_BAR)
+
+
+class _TopBarDetector(PlantedDetector):
+    """The planted detector, but reading Eyeglasses from the eye bar's top row only: what it holds
+    of Eyeglasses is that row (a guide that misses some of what a person sees)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(images)
+        top = (images.mean(1) * _TOP_BAR).sum((1, 2)) / _TOP_BAR.sum()
+        return torch.stack([logits[:, 0], 20 * (0.35 - top), logits[:, 2]], 1)
+
+
+def test_the_kept_vectors_hold_what_the_guide_does_not_see(codes: torch.Tensor) -> None:
+    # The data's smile direction also darkens the bar below its top row (dimension 3), which the
+    # guide cannot see; the glasses vector says dimension 3 draws glasses. An exact judge sees it.
+    vectors = {"Smiling": torch.tensor([1.0, 0.0, 0.0, 1.0]), "Eyeglasses": torch.tensor([0.0, 0.5, 0.0, 1.0])}
+    guide, judge = Guide(_LowerBarDecoder(), _TopBarDetector()), Guide(_LowerBarDecoder(), PlantedDetector())
+    before = _probabilities(judge, codes)
+    change = {}
+    for project in (False, True):
+        edited = guided_edit(guide, codes, {"Smiling": 2.0}, vectors, keep=["Eyeglasses"],
+                             settings=GuidedSettings(project_vectors=project))
+        change[project] = _probabilities(judge, edited) - before  # N x 3
+        assert change[project][:, 0].mean() > 0.3  # the smile switches on either way
+        guide_drift = (_probabilities(guide, edited)[:, 1] - _probabilities(guide, codes)[:, 1]).abs().mean()
+        assert guide_drift < 0.05  # ...and the guide's own reading of Eyeglasses is held either way
+    leak = {project: change[project][:, 1].abs().mean() for project in (False, True)}
+    assert leak[False] > 0.05, leak  # the guide alone lets the judge's Eyeglasses drift
+    assert leak[True] < 0.5 * leak[False], leak
+
+
+def test_keep_everything_projects_damped_and_one_kept_attribute_exactly() -> None:
+    directions = torch.tensor([[[1.0, 1.0, 0.0]]])  # N=1 x T=1 x D=3
+    row = torch.tensor([[[2.0, 0.0, 0.0]]])  # one kept gradient along the first axis
+    # A ridge of 1 x |row|^2 removes half of the component along the row; no ridge removes it all.
+    torch.testing.assert_close(_damped_without(directions, row, 1.0), torch.tensor([[[0.5, 1.0, 0.0]]]))
+    torch.testing.assert_close(_without(directions, row), torch.tensor([[[0.0, 1.0, 0.0]]]))
+    # Rows spanning the whole space leave an exact projection nothing; the damped one keeps room.
+    rows = torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))
+    assert _without(directions, rows).norm() < 1e-5
+    assert _damped_without(directions, rows, 1.0).norm() > 0.1
+
+
+class _WithAnOpenMouth(PlantedDetector):
+    """The planted detector plus a fourth reading made of the others (the smile plus half the
+    blond band): with it kept, the kept gradients span the smile's, as dozens of CelebA
+    readings do on a real decoder."""
+
+    attribute_names = [*PlantedDetector.attribute_names, "Mouth_Slightly_Open"]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(images)
+        return torch.cat([logits, logits[:, :1] + 0.5 * logits[:, 2:]], 1)
+
+
+def test_keep_everything_leaves_the_edit_room_the_exact_projection_takes(codes: torch.Tensor) -> None:
+    guide = Guide(LeakyPlantedDecoder(), _WithAnOpenMouth())
+    before = _probabilities(guide, codes)  # N x 4
+
+    def change(**settings: float) -> torch.Tensor:
+        keep = [KEEP_EVERYTHING] if settings else []
+        edited = guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, keep=keep, settings=GuidedSettings(**settings))
+        return _probabilities(guide, edited) - before  # N x 4
+
+    exact, damped, free = change(everything_ridge=0.0), change(everything_ridge=1.0), change()
+    assert exact[:, 0].mean() < 0.01  # the kept readings span the smile: an exact projection leaves nothing
+    assert damped[:, 0].mean() > 0.05  # damped, some smile is drawn...
+    drift = {name: change[:, 1].abs().mean() for name, change in (("damped", damped), ("free", free))}
+    assert drift["damped"] < 0.25 * drift["free"], drift  # ...with a fraction of the free edit's leak into glasses

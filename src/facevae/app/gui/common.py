@@ -359,6 +359,6 @@ def method_control(strengths: dict[str, float], keep: tuple[str, ...], key: str,
                              "the kept attributes where they were: edits change less of what you did not ask for "
                              "(docs/usage.md, Guided edits)")
     everything = right.checkbox("Keep everything else", key=f"{key}-keep-all", disabled=method != "guided",
-                                help="Guided only: hold every other attribute the classifier knows "
-                                     "(a few seconds per face)")
+                                help="Guided only: hold every other attribute the classifier knows, loosely "
+                                     "(the edit comes out about half as strong; a few seconds per face)")
     return method, ("*",) if method == "guided" and everything else keep
