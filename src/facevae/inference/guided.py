@@ -18,8 +18,8 @@ edit walks each code in `steps` equal steps instead, and at every step looks at 
   like the strength: after all the steps the path is exactly as long as the linear edit's
   offset (the same strength unit). The gradients hold what the guide reads; the vectors (the
   data's mean change of each kept attribute) stand for what a small classifier misses of it
-  (measured with independent classifiers: Male keeping Smiling leaks about half as much smile
-  with them; docs/benchmarks.md). In that order, not jointly: a step orthogonal to both spans
+  (measured with independent classifiers: Male keeping Smiling leaks about a third as much
+  smile with them; docs/benchmarks.md). In that order, not jointly: a step orthogonal to both spans
   at once leaves the edit too little room (measured: less success, no less leak);
 - kept attributes are held where they started: their logits, clipped to +-KEEP_CLIP, may
   drift by at most `tolerance`; beyond that a least-squares step within span(g_k) pulls them
@@ -154,7 +154,8 @@ def guided_edit(guide: Guide, codes: torch.Tensor, strengths: Strengths, vectors
                 cancel: Callable[[], None] | None = None, progress: bool = False) -> torch.Tensor:
     """N x D codes -> N x D edited codes. strengths: {attribute: s}, s a number or one per face;
     vectors: {attribute: v}, the linear edit's D vectors: strength s walks a path of length
-    |s| x |v|, and v's direction anchors the gradient's (settings.anchor)."""
+    |s| x |v|, and v's direction anchors the gradient's (settings.anchor); a kept attribute's
+    vector, where given, is stepped off as well (settings.project_vectors)."""
     from .inversion import STOP_CHECK
 
     codes = codes.detach().float().clone()
@@ -261,11 +262,18 @@ def _damped_without(directions: torch.Tensor, rows: torch.Tensor, ridge: float) 
     combination of rows is removed almost wholly, one along a weak one (of the many that
     dozens of nearly dependent rows span) mostly left."""
     grads = rows.double()
+    weights = _ridge_solve(grads, grads @ directions.double().transpose(1, 2), ridge)  # N x K x T
+    return (directions.double() - (grads.transpose(1, 2) @ weights).transpose(1, 2)).float()
+
+
+def _ridge_solve(grads: torch.Tensor, right: torch.Tensor, ridge: float) -> torch.Tensor:
+    """N x K x C: (G G^T + ridge x mean |g|^2 I)^-1 right, per face; grads N x K x D (float64),
+    right N x K x C. The ridge is relative to the rows' mean square, so it does not depend on
+    the gradients' scale."""
     gram = grads @ grads.transpose(1, 2)  # N x K x K
     scale = ridge * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)  # N
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
-    weights = torch.linalg.solve(gram + scale[:, None, None] * eye, grads @ directions.double().transpose(1, 2))
-    return (directions.double() - (grads.transpose(1, 2) @ weights).transpose(1, 2)).float()  # weights: N x K x T
+    return torch.linalg.solve(gram + scale[:, None, None] * eye, right)
 
 
 def _target_step(directions: torch.Tensor, kept_grads: torch.Tensor, step_sizes: torch.Tensor,
@@ -285,10 +293,7 @@ def _pull_back(kept_grads: torch.Tensor, drift: torch.Tensor, settings: GuidedSe
     if not bool((excess != 0).any()):
         return torch.zeros(kept_grads.shape[0], kept_grads.shape[2], device=kept_grads.device)
     grads = kept_grads.double()  # N x K x D
-    gram = grads @ grads.transpose(1, 2)  # N x K x K
-    ridge = settings.damping * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)  # N
-    eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
-    weights = torch.linalg.solve(gram + ridge[:, None, None] * eye, -excess.double()[..., None])  # N x K x 1
+    weights = _ridge_solve(grads, -excess.double()[..., None], settings.damping)  # N x K x 1
     return (grads.transpose(1, 2) @ weights)[..., 0].float()  # N x D
 
 
