@@ -19,6 +19,7 @@ from facevae.inference.guided import (
     _without,
     guided_edit,
 )
+from facevae.model.classifier import AttributeClassifier, ClassifierConfig
 from support.guided import MASKS, VECTORS, LeakyPlantedDecoder, PlantedDetector
 
 
@@ -122,6 +123,32 @@ def test_gradients_of_sure_kept_outputs_are_zero_and_the_rest_exact(codes: torch
             else:
                 torch.testing.assert_close(gradients[:, row], expected)
     assert gradients[6:, 1].abs().amax() > 0  # the unsure faces' kept gradients are really taken
+
+
+@pytest.mark.parametrize("hold_members", [True, False])
+def test_member_by_member_gradients_equal_the_whole_ensembles(codes: torch.Tensor, hold_members: bool) -> None:
+    # A real two-member classifier (random weights, eval mode): each member's rows are taken
+    # through that member alone, then back through the decoder; they must equal the gradients
+    # of the stacked readings taken row by row.
+    config = ClassifierConfig(image_size=32, attribute_names=PlantedDetector.attribute_names, channels=(4, 8, 8),
+                              members=2)
+    torch.manual_seed(0)
+    ensemble = AttributeClassifier(config).eval()
+    guide = Guide(LeakyPlantedDecoder(), ensemble)
+    logits, gradients = _logits_and_gradients(guide, codes, [0], [1, 2], hold_members=hold_members)
+    variable = codes.clone().requires_grad_(True)
+    readings = guide.readings(variable)  # 2 x N x 3
+    kept = readings[:, :, [1, 2]]
+    kept = kept.permute(1, 0, 2).flatten(1) if hold_members else kept.mean(0)  # N x 4 or N x 2
+    reference = torch.cat([readings[:, :, [0]].mean(0), kept], 1)  # N x R
+    assert logits.shape == reference.shape == (12, 5 if hold_members else 3)
+    torch.testing.assert_close(logits, reference.detach())
+    unsure = reference.detach().abs() <= KEEP_CLIP  # N x R
+    for row in range(reference.shape[1]):
+        (expected,) = torch.autograd.grad(reference[:, row].sum(), variable, retain_graph=True)
+        expected = expected if row == 0 else expected * unsure[:, row, None]
+        torch.testing.assert_close(gradients[:, row], expected, atol=1e-6, rtol=1e-4)
+    assert gradients.abs().amax() > 0
 
 
 def test_deterministic_and_batched(guide: Guide, codes: torch.Tensor) -> None:

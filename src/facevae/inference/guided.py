@@ -42,9 +42,11 @@ edit walks each code in `steps` equal steps instead, and at every step looks at 
   attribute and another does not is held off too, so what is kept is what they agree on.
 
 What it costs: each step is one decoder + classifier forward pass and one backward pass per
-target and kept attribute (batched with is_grads_batched), so keeping everything else costs
-about as many backward passes per step as the classifier has attributes (times its members);
-a kept reading the guide is sure of on every face of the batch gets none. Deterministic: no
+target and kept reading (batched with is_grads_batched). A member's own reading of a kept
+attribute is differentiated through that member alone, then through the decoder with the
+others, so keeping everything else costs about one member's backward pass per attribute and
+member, plus one decoder backward pass per held reading; a kept reading the guide is sure of
+on every face of the batch gets none. Deterministic: no
 random numbers. bf16 autocast where the runtime computes bf16 natively (the gradients and the
 projections are float32). `cancel`, when given, is called before each step and raises to
 abandon the work (the server's deadlines; inference.inversion.STOP_CHECK is used otherwise).
@@ -103,18 +105,38 @@ class Guide:
     def readings(self, codes: torch.Tensor) -> torch.Tensor:
         """N x D -> M x N x A float32 logits of the decoded faces (resized to the classifier's
         size), one set per member of an ensemble classifier (M = 1 for any other module)."""
-        with torch.autocast(codes.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+        return torch.stack(self.member_readings(self.faces(codes)))
+
+    def faces(self, codes: torch.Tensor) -> torch.Tensor:
+        """N x D -> N x 3 x S x S decoded faces at the classifier's size S (the autocast dtype's)."""
+        with self._autocast(codes.device.type):
             images = self.decoder(codes)
             size = self.classifier.image_size
             if images.shape[-1] != size:
                 images = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
                                        align_corners=False)
-            both = torch.cat([images, images.flip(-1)])  # 2N: the faces, then their mirror images
-            members = getattr(self.classifier, "member_logits", None)
-            logits = members(both) if members is not None else self.classifier(both)[None]  # M x 2N x A
+            return images
+
+    def member_readings(self, faces: torch.Tensor) -> list[torch.Tensor]:
+        """N x 3 x S x S faces -> M float32 N x A logits, each the mean of the member's logits of
+        the face and of its mirror image. Each member's is its own autograd graph where the
+        classifier offers that (member_outputs), so a gradient of one member's reading costs a
+        backward pass through that member only."""
+        with self._autocast(faces.device.type):
             # Averaged with the mirrored face: a feature the guide trusts must look right both ways
             # round, which takes away pixel patterns that fool one orientation only.
-            return (logits[:, :len(codes)].float() + logits[:, len(codes):].float()) / 2
+            both = torch.cat([faces, faces.flip(-1)])  # 2N: the faces, then their mirror images
+            # Channels-last convolutions (oneDNN's preferred layout) run faster both forward and
+            # backward, with AVX-512 and AVX2 alike (benchmarks/guided_edits.py --timing-only).
+            both = both.contiguous(memory_format=torch.channels_last)
+            outputs = getattr(self.classifier, "member_outputs", None)
+            members = getattr(self.classifier, "member_logits", None)
+            logits = (outputs(both) if outputs is not None else
+                      list(members(both)) if members is not None else [self.classifier(both)])  # M x 2N x A
+            return [(each[:len(faces)].float() + each[len(faces):].float()) / 2 for each in logits]
+
+    def _autocast(self, device_type: str) -> torch.autocast:
+        return torch.autocast(device_type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None)
 
     def logits(self, codes: torch.Tensor) -> torch.Tensor:
         """N x D -> N x A: the members' mean logits (what the classifier reports)."""
@@ -204,22 +226,67 @@ def _logits_and_gradients(guide: Guide, codes: torch.Tensor, target_rows: list[i
     A kept output the guide is sure of on a face (|logit| > KEEP_CLIP) is not held there: its
     gradient row is zero for that face (out of every projection and pull-back), and a row sure
     on every face takes no backward pass at all, which is what a walk costs (keeping everything
-    else on one face skips about a quarter of them)."""
+    else on one face skips about a quarter of them).
+
+    Rows that read every member alike (targets; kept rows without hold_members) take one
+    backward pass through the members' mean, and each member's own kept rows one through that
+    member alone (a stacked output would backpropagate zeros through every other member); with
+    more than one such group, each stops at the faces' pixels and all rows then go back through
+    the decoder together."""
     with torch.enable_grad():
         variable = codes.detach().requires_grad_(True)
-        readings = guide.readings(variable)  # M x N x A
-        kept = readings[:, :, kept_rows]  # M x N x K
+        faces = guide.faces(variable)  # N x 3 x S x S
+        readings = guide.member_readings(faces)  # M of N x A
+        count = len(readings)
+        stacked = torch.stack([reading.detach() for reading in readings])  # M x N x A
+        kept = stacked[:, :, kept_rows]  # M x N x K
         kept = kept.permute(1, 0, 2).flatten(1) if hold_members else kept.mean(0)  # N x MK or N x K
-        logits = torch.cat([readings[:, :, target_rows].mean(0), kept], 1)  # N x R
+        logits = torch.cat([stacked[:, :, target_rows].mean(0), kept], 1)  # N x R
         held = torch.cat([torch.ones(len(target_rows), len(codes), dtype=torch.bool, device=codes.device),
-                          (kept.detach().abs() <= KEEP_CLIP).T])  # R x N: targets always, kept outputs not sure
-        needed = held.any(1).nonzero()[:, 0]  # the rows to differentiate
-        picks = torch.zeros(len(needed), *logits.shape, device=codes.device)  # U x N x R
-        picks[torch.arange(len(needed)), :, needed] = 1.0
-        (taken,) = torch.autograd.grad(logits, variable, grad_outputs=picks, is_grads_batched=True)  # U x N x D
+                          (kept.abs() <= KEEP_CLIP).T])  # R x N: targets always, kept outputs not sure
+        needed = held.any(1).nonzero()[:, 0].tolist()  # the rows to differentiate
+        # {group: [(slot in needed, classifier column)]}; group -1 is the members' mean, m >= 0 member m.
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for slot, row in enumerate(needed):
+            group, column = _row_source(row, target_rows, kept_rows, hold_members)
+            groups.setdefault(group, []).append((slot, column))
+        outputs = {group: (sum(readings) / count if group < 0 else readings[group]) for group in groups}  # N x A each
+        if len(groups) == 1:  # one backward pass from the logits to the codes
+            ((group, uses),) = groups.items()
+            taken = _rows_gradient(outputs[group], variable, [column for _, column in uses])  # U x N x D
+        else:
+            # U x N x 3 x S x S: every row's gradient with respect to the faces' pixels
+            pixel_grads = torch.zeros(len(needed), *faces.shape, dtype=faces.dtype, device=codes.device)
+            for group, uses in groups.items():
+                slots, columns = zip(*uses)
+                pixel_grads[list(slots)] = _rows_gradient(outputs[group], faces, list(columns))
+            (taken,) = torch.autograd.grad(faces, variable, grad_outputs=pixel_grads, is_grads_batched=True)
     gradients = torch.zeros(codes.shape[0], logits.shape[1], codes.shape[1], device=codes.device)  # N x R x D
     gradients[:, needed] = taken.transpose(0, 1).float() * held[needed].T[..., None]
-    return logits.detach(), gradients
+    return logits, gradients
+
+
+def _row_source(row: int, target_rows: list[int], kept_rows: list[int], hold_members: bool) -> tuple[int, int]:
+    """(group, classifier column) of logit row `row` of _logits_and_gradients: group -1 for a row
+    that is the members' mean (targets; kept rows without hold_members), m for member m's own
+    reading of a kept attribute (hold_members: member-major, M x K rows)."""
+    if row < len(target_rows):
+        return -1, target_rows[row]
+    row -= len(target_rows)
+    if not hold_members:
+        return -1, kept_rows[row]
+    member, column = divmod(row, len(kept_rows))
+    return member, kept_rows[column]
+
+
+def _rows_gradient(output: torch.Tensor, inputs: torch.Tensor, columns: list[int]) -> torch.Tensor:
+    """V x inputs.shape: the gradient of each listed column of the N x A `output`, summed over the
+    N faces (each face's output depends on its own input only), batched in one backward pass."""
+    picks = torch.zeros(len(columns), *output.shape, device=output.device)  # V x N x A
+    picks[torch.arange(len(columns)), :, columns] = 1.0
+    if len(columns) == 1:  # plainly: the batched machinery costs more than it saves for one row
+        return torch.autograd.grad(output, inputs, grad_outputs=picks[0], retain_graph=True)[0][None]
+    return torch.autograd.grad(output, inputs, grad_outputs=picks, is_grads_batched=True, retain_graph=True)[0]
 
 
 def _kept_vectors(kept: Sequence[str], vectors: Mapping[str, torch.Tensor], codes: torch.Tensor) -> torch.Tensor:

@@ -118,12 +118,19 @@ class AttributeClassifier(nn.Module):
 
     def member_logits(self, images: torch.Tensor) -> torch.Tensor:
         """M x N x A: each member's logits (training fits every member to the labels on its own)."""
+        return torch.stack(self.member_outputs(images))
+
+    def member_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """M tensors N x A, each member's logits as its own autograd graph: a gradient of one
+        member's output is then computed through that member alone (guided edits hold each
+        member's reading of a kept attribute; a stacked output would backpropagate zeros
+        through all of them)."""
         expected = (3, self.image_size, self.image_size)
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ClassifierError(f"the classifier scores N x {' x '.join(map(str, expected))} images; got "
                                   f"{tuple(images.shape)} (resize the images to {self.image_size}px first)")
         centred = images - 0.5
-        return torch.stack([member(centred) for member in self.members])
+        return [member(centred) for member in self.members]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.member_logits(images).mean(0)  # N x A
