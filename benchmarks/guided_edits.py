@@ -149,6 +149,8 @@ def main() -> None:
                         help="an ensemble guide holds only its members' mean reading of a kept attribute")
     parser.add_argument("--gradients-only", action="store_true",
                         help="keep by the guide's gradients alone, not also the kept attributes' vectors")
+    parser.add_argument("--keep-ridge", type=float, default=GuidedSettings.keep_ridge,
+                        help="ridge of the kept gradients' damped projection (0: the exact projection)")
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
@@ -167,7 +169,7 @@ def main() -> None:
         judges = {f"judge {number}": clf.load(folder) for number, folder in enumerate(args.judge, 1)}
         quality_tables(pipe, {"guide": guide, **judges}, codes, args.strength,
                        GuidedSettings(steps=args.steps, anchor=args.anchor, hold_members=not args.hold_mean,
-                                      project_vectors=not args.gradients_only),
+                                      project_vectors=not args.gradients_only, keep_ridge=args.keep_ridge),
                        names, not args.no_pairs)
     if not args.no_timing:
         timing_table(pipe, guide, (3, 5, 10, 20))

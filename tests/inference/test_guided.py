@@ -232,6 +232,48 @@ def test_an_ensemble_guide_holds_each_members_reading_of_a_kept_attribute(codes:
     assert drift[False].max() > 3 * drift[True].max(), drift  # the mean alone lets the members drift apart
 
 
+class _SmileTouchedEnsemble(torch.nn.Module):
+    """Two members that nearly agree on Eyeglasses: the planted detector, and one whose
+    Eyeglasses logit also rises a little with the smile (0.1 x its Smiling logit)."""
+
+    attribute_names, image_size = PlantedDetector.attribute_names, PlantedDetector.image_size
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exact = PlantedDetector()
+
+    def member_logits(self, images: torch.Tensor) -> torch.Tensor:
+        first = self.exact(images)  # N x 3
+        second = first.clone()
+        second[:, 1] = first[:, 1] + 0.1 * first[:, 0]
+        return torch.stack([first, second])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(images).mean(0)
+
+
+def test_a_damped_keep_lets_the_edit_through_where_members_differ_slightly(codes: torch.Tensor) -> None:
+    # The two readings of Eyeglasses differ only in the smile's direction, so projecting both
+    # out exactly (keep_ridge 0) leaves no smile at all; the damped projection (the default)
+    # lets the smile through and holds both readings near where they were.
+    guide = Guide(LeakyPlantedDecoder(), _SmileTouchedEnsemble())
+    with torch.no_grad():
+        before = guide.readings(codes)  # 2 x N x 3
+
+    def changes(**keep: object) -> tuple[float, torch.Tensor]:
+        edited = guided_edit(guide, codes, {"Smiling": 2.0}, VECTORS, **keep)  # type: ignore[arg-type]
+        with torch.no_grad():
+            after = guide.readings(edited)
+        return float((after[0, :, 0] - before[0, :, 0]).mean()), (after[:, :, 1] - before[:, :, 1]).abs().mean(1)
+
+    free_smile, free_drift = changes()
+    exact_smile, _ = changes(keep=["Eyeglasses"], settings=GuidedSettings(keep_ridge=0.0))
+    damped_smile, damped_drift = changes(keep=["Eyeglasses"])
+    assert abs(exact_smile) < 0.01, exact_smile
+    assert damped_smile > 0.4 * free_smile > 0, (damped_smile, free_smile)
+    assert (damped_drift < free_drift / 5).all(), (damped_drift, free_drift)
+
+
 # The eye bar's top row: the part of it a guide that misses the rest sees. (Not its left half: the
 # guide averages each face with its mirror image, which would show it the right half too.)
 _TOP_BAR = MASKS["Eyeglasses"] * (torch.arange(32) < 15).float()[:, None]
