@@ -25,8 +25,8 @@ edit walks each code in `steps` equal steps instead, and at every step looks at 
   gradients' projection is damped, d - G^T (G G^T + keep_ridge x mean |g|^2 I)^-1 G d: an
   ensemble's readings of one kept attribute are nearly parallel, and the exact projection
   also removed the small directions in which they differ, which cost the edit and held
-  nothing the judges saw (measured, ridge 0.1: 0.01-0.04 more success, leaks within 0.003;
-  docs/benchmarks.md); what drifts is pulled back (next point);
+  nothing the judges saw (measured, ridge 0.1: 0.01-0.04 more success, leaks moved by 0.008
+  at most, within their errors; docs/benchmarks.md); what drifts is pulled back (next point);
 - kept attributes are held where they started: their logits, clipped to +-KEEP_CLIP, may
   drift by at most `tolerance`; beyond that a least-squares step within span(g_k) pulls them
   back (damped, and never longer than a step); a last pull-back follows the last step;
