@@ -5,8 +5,8 @@ The figures in docs/benchmarks.md ("Guided edits").
     python benchmarks/guided_edits.py --timing-only
 
 Quality (needs --judge, classifier folders that did NOT guide the edits): the codes (an
-N x D .npy, e.g. inverted real faces; or --generated N faces from the prior) are edited at
--strength and +strength, linearly (the pipeline's resolve_attributes) and guided
+N x D .npy, e.g. inverted real faces; or --generated N faces from the prior, drawn with
+--seed) are edited at -strength and +strength, linearly (the pipeline's resolve_attributes) and guided
 (facevae.inference.guided with the guide classifier, default the shipped one). With P_s the
 mean probability over faces at strength s:
 
@@ -139,6 +139,7 @@ def main() -> None:
                         help="an independent classifier folder that judges the edits (repeat for several)")
     parser.add_argument("--codes", default=None, help="N x D .npy of codes to edit (e.g. inverted real faces)")
     parser.add_argument("--generated", type=int, default=40, help="faces from the prior when --codes is not given")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --generated faces (another face set)")
     parser.add_argument("--faces", type=int, default=None, help="edit only the first N codes")
     parser.add_argument("--attributes", default=",".join(ATTRIBUTES), help="attributes of the first table")
     parser.add_argument("--no-pairs", action="store_true", help="skip the keep-pair table")
@@ -162,9 +163,10 @@ def main() -> None:
     if not args.timing_only:
         if not args.judge:
             parser.error("--judge is required for the quality tables (or pass --timing-only)")
-        codes = (pipe.as_latents(np.load(args.codes)) if args.codes else pipe.sample_latents(args.generated, seed=0))
-        codes = codes[:args.faces]
-        print(f"codes: {args.codes or f'{args.generated} generated faces (prior, seed 0)'}, {len(codes)} faces")
+        generated = f"{args.generated} generated faces (prior, seed {args.seed})"
+        codes = (pipe.as_latents(np.load(args.codes)) if args.codes else
+                 pipe.sample_latents(args.generated, seed=args.seed))[:args.faces]
+        print(f"codes: {args.codes or generated}, {len(codes)} faces")
         names = tuple(name for name in args.attributes.split(",") if name)
         judges = {f"judge {number}": clf.load(folder) for number, folder in enumerate(args.judge, 1)}
         quality_tables(pipe, {"guide": guide, **judges}, codes, args.strength,

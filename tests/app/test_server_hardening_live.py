@@ -104,8 +104,11 @@ def trickle(port: int, prefix: bytes, padding: int) -> bytes:
             readable, _, _ = select.select([sock], [], [], 0.01)
             if readable:
                 answer = b""
-                while chunk := sock.recv(65536):
-                    answer += chunk
+                try:
+                    while chunk := sock.recv(65536):
+                        answer += chunk
+                except OSError:  # reset: closing with our bytes unread, the server's kernel sends RST, not FIN
+                    pass
                 return answer
             try:
                 sock.sendall(b"a")

@@ -129,6 +129,16 @@ def test_training_needs_both_classes(tmp_path: Path) -> None:
         ClassifierTrainConfig(epochs=0)
 
 
+@pytest.mark.filterwarnings("ignore:THE CLASSIFIER LEARNED ALMOST NOTHING")  # 40 faces: not the point here
+def test_warns_about_channels_that_the_image_size_leaves_unused(tmp_path: Path) -> None:
+    data = make_planted_cache(tmp_path / "cache", count=40, size=16)
+    # 16px faces reach 4 x 4 after two stride-2 stages: a third listed stage cannot be built
+    with pytest.warns(UserWarning, match=r"lists 3 stages, but 16px images reach 4 x 4 after 2, so the last 1 \(32\)"):
+        out = train_classifier(ImageCache.open(data.path), tmp_path / "clf", TINY_TRAINING, (8, 16, 32),
+                               progress=False)
+    assert clf.load(out).config.stage_channels == (8, 16)
+
+
 def test_schedule_adapts_to_the_data_size() -> None:
     auto = ClassifierTrainConfig()
     assert plan_schedule(162_770, auto) == (3, 128)  # full CelebA: 3 epochs are thousands of steps

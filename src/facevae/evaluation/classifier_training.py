@@ -241,6 +241,11 @@ def train_classifier(cache: ImageCache, out: str | Path, config: ClassifierTrain
     except ConfigError as error:
         raise UserError(str(error)) from None
     check_classifier_size(architecture, f"--channels {','.join(map(str, channels))}")
+    unused = channels[len(architecture.stage_channels):]
+    if unused:  # halving stops at 4 x 4: a longer list is not an error, but it is not what was asked for
+        warnings.warn(f"--channels lists {len(channels)} stages, but {cache.image_size}px images reach 4 x 4 after "
+                      f"{len(architecture.stage_channels)}, so the last {len(unused)} ({','.join(map(str, unused))}) "
+                      f"are not used: the network has {len(architecture.stage_channels)} stages", stacklevel=2)
     check_writable(out)
     with writing(out), staged_dir(out) as folder:
         _train_into(folder, architecture, cache, config, skipped, progress)
