@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from _machine import machine_line
+from facevae.errors import UserError
 from facevae.evaluation.edits import face_mask, for_classifier
 from facevae.inference.guided import GuidedSettings, pipeline_guided_edit
 from facevae.inference.pipeline import FacePipeline
@@ -43,20 +44,22 @@ PAIRS = (("Male", "Smiling"), ("Smiling", "Male"))
 
 def edited(pipe: FacePipeline, method: str, codes: torch.Tensor, strengths: dict[str, float], keep: tuple[str, ...],
            guide: torch.nn.Module, settings: GuidedSettings) -> torch.Tensor:
-    """N x 3 x S x S images of the codes edited by `method`."""
-    if method == "linear":
-        moved = codes + pipe.resolve_attributes(strengths, keep)
+    """N x 3 x S x S images of the codes edited by `method`: "guided", "linear" (keep mode auto)
+    or "linear MODE" (another keep mode of the linear edit)."""
+    if method.startswith("linear"):
+        moved = codes + pipe.resolve_attributes(strengths, keep, method.split()[1] if " " in method else "auto")
     else:
         moved = pipeline_guided_edit(pipe, codes, strengths, keep, guide, settings)
     return pipe.decode_tensor(moved).float().clamp(0, 1)
 
 
 def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor, target: str,
-            keep: tuple[str, ...], strength: float, settings: GuidedSettings) -> dict[str, dict[str, float]]:
+            keep: tuple[str, ...], strength: float, settings: GuidedSettings,
+            methods: tuple[str, ...] = ("linear", "guided")) -> dict[str, dict[str, float]]:
     """{method: {inside, success_ROLE, and with keep: leak_ROLE (signed, keep[0]), leak_se_ROLE}}."""
     inside = face_mask(pipe.image_size)
     rows = {}
-    for method in ("linear", "guided"):
+    for method in methods:
         images = {s: edited(pipe, method, codes, {target: s}, keep, classifiers["guide"], settings)
                   for s in (-strength, strength)}
         row = {"inside": float((images[strength] - images[-strength]).abs().mean((0, 1))[inside].mean() * 255)}
@@ -73,7 +76,8 @@ def measure(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: 
 
 
 def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], codes: torch.Tensor,
-                   strength: float, settings: GuidedSettings, attributes: tuple[str, ...], pairs: bool) -> None:
+                   strength: float, settings: GuidedSettings, attributes: tuple[str, ...], pairs: bool,
+                   keep_modes: tuple[str, ...] = ()) -> None:
     judges = [role for role in classifiers if role != "guide"]
     roles = "guide / " + " / ".join(judges)
     print(f"\nEdits at strength +-{strength:g} of {len(codes)} faces; guided: {settings}\n")
@@ -89,11 +93,18 @@ def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], 
     if not pairs:
         return
     print(f"\nKeep pairs: success / signed leak of the kept attribute (+- its standard error over the faces), "
-          f"judged by {', '.join(judges)}; linear: keep mode auto\n")
+          f"judged by {', '.join(judges)}; linear: keep mode auto unless named\n")
     print("| edit | keep | method | " + " | ".join(judges) + " | guide |")
     print("|---|---|---|" + "---|" * (len(judges) + 1))
     for target, kept in PAIRS:
-        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings)
+        methods = ["linear", *(f"linear {mode}" for mode in keep_modes), "guided"]
+        for method in methods[1:-1]:
+            try:
+                pipe.resolve_attributes({target: strength}, (kept,), method.split()[1])
+            except UserError as error:  # e.g. group: keeping the whole group leaves too little of the target
+                print(f"| {target} | {kept} | {method} | refused: {error} |")
+                methods.remove(method)
+        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings, tuple(methods))
         for method, row in rows.items():
             cells = [f"{row[f'success_{r}']:.3f} / {row[f'leak_{r}']:+.3f} +- {row[f'leak_se_{r}']:.3f}"
                      for r in [*judges, "guide"]]
@@ -143,6 +154,8 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=None, help="edit only the first N codes")
     parser.add_argument("--attributes", default=",".join(ATTRIBUTES), help="attributes of the first table")
     parser.add_argument("--no-pairs", action="store_true", help="skip the keep-pair table")
+    parser.add_argument("--linear-keep-modes", default="",
+                        help="keep-pair table: also the linear edit with these keep modes (e.g. orthogonal,decoded)")
     parser.add_argument("--strength", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=GuidedSettings.steps)
     parser.add_argument("--anchor", type=float, default=GuidedSettings.anchor)
@@ -172,7 +185,7 @@ def main() -> None:
         quality_tables(pipe, {"guide": guide, **judges}, codes, args.strength,
                        GuidedSettings(steps=args.steps, anchor=args.anchor, hold_members=not args.hold_mean,
                                       project_vectors=not args.gradients_only, keep_ridge=args.keep_ridge),
-                       names, not args.no_pairs)
+                       names, not args.no_pairs, tuple(mode for mode in args.linear_keep_modes.split(",") if mode))
     if not args.no_timing:
         timing_table(pipe, guide, (3, 5, 10, 20))
 
