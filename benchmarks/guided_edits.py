@@ -47,7 +47,7 @@ def edited(pipe: FacePipeline, method: str, codes: torch.Tensor, strengths: dict
     """N x 3 x S x S images of the codes edited by `method`: "guided", "linear" (keep mode auto)
     or "linear MODE" (another keep mode of the linear edit)."""
     if method.startswith("linear"):
-        moved = codes + pipe.resolve_attributes(strengths, keep, method.split()[1] if " " in method else "auto")
+        moved = codes + pipe.resolve_attributes(strengths, keep, method.removeprefix("linear").strip() or "auto")
     else:
         moved = pipeline_guided_edit(pipe, codes, strengths, keep, guide, settings)
     return pipe.decode_tensor(moved).float().clamp(0, 1)
@@ -97,14 +97,14 @@ def quality_tables(pipe: FacePipeline, classifiers: dict[str, torch.nn.Module], 
     print("| edit | keep | method | " + " | ".join(judges) + " | guide |")
     print("|---|---|---|" + "---|" * (len(judges) + 1))
     for target, kept in PAIRS:
-        methods = ["linear", *(f"linear {mode}" for mode in keep_modes), "guided"]
-        for method in methods[1:-1]:
+        methods = ["linear"]
+        for mode in keep_modes:
             try:
-                pipe.resolve_attributes({target: strength}, (kept,), method.split()[1])
+                pipe.resolve_attributes({target: strength}, (kept,), mode)
+                methods.append(f"linear {mode}")
             except UserError as error:  # e.g. group: keeping the whole group leaves too little of the target
-                print(f"| {target} | {kept} | {method} | refused: {error} |")
-                methods.remove(method)
-        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings, tuple(methods))
+                print(f"| {target} | {kept} | linear {mode} | refused: {error} |")
+        rows = measure(pipe, classifiers, codes, target, (kept,), strength, settings, (*methods, "guided"))
         for method, row in rows.items():
             cells = [f"{row[f'success_{r}']:.3f} / {row[f'leak_{r}']:+.3f} +- {row[f'leak_se_{r}']:.3f}"
                      for r in [*judges, "guide"]]
